@@ -1,0 +1,18 @@
+"""glit: hierarchical neural architecture search for Global and Local image Transformers (GLiT, ICCV 2021)."""
+
+from glit.cost import Cost, cost
+from glit.errors import GlitError
+from glit.space import Arch, BlockGenes, Family, SearchSpace
+
+__version__ = "0.1.0"
+
+__all__ = ["Arch", "BlockGenes", "Cost", "Family", "GlitError", "SearchSpace", "Supernet", "build_model", "cost"]
+
+
+def __getattr__(name):
+    # The network needs torch; the search space and the cost model do not. Import it on first use.
+    if name in ("Supernet", "build_model"):
+        from glit import nn
+
+        return getattr(nn, name)
+    raise AttributeError(f"module 'glit' has no attribute {name!r}")

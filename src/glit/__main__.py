@@ -1,0 +1,7 @@
+"""python -m glit"""
+
+import sys
+
+from glit.cli import main
+
+sys.exit(main())

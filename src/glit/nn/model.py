@@ -1,0 +1,153 @@
+"""The GLiT vision transformer: one definition for the supernet and for every standalone model.
+
+A ``Supernet(space)`` allocates each weight at the largest size the space allows; ``forward(x, arch)`` runs one
+path. A standalone model is the supernet of a one-architecture space (``build_model(arch)``): the same classes,
+with weights allocated at exactly that architecture's sizes, so every slice is the whole tensor.
+``supernet.extract(arch)`` builds that standalone model and copies the path's weights into it.
+
+State-dict keys follow timm's ViT: ``patch_embed.proj``, ``cls_token``, ``pos_embed``, ``blocks.N.norm1``,
+``blocks.N.attn.qkv``, ``blocks.N.attn.proj``, ``blocks.N.local.{pw1,dw,bn,pw2}``, ``blocks.N.norm2``,
+``blocks.N.mlp.fc1``, ``blocks.N.mlp.fc2``, ``norm``, ``head``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from glit.errors import GlitError
+from glit.nn.layers import GlobalAttention, LocalConv, Mlp, copy_weights, drop_path
+from glit.space import Arch, BlockChoices, BlockGenes, Family, SearchSpace
+
+
+class Block(nn.Module):
+    """``x = x + DropPath(GL(LN1(x)))``, then ``x = x + DropPath(FFN(LN2(x)))``.
+
+    GL splits the LN'd token: the first C_g channels go to global attention, the last C_l to the local module, and
+    the two outputs are concatenated back to D channels with no projection across them (the FFN mixes them).
+    A block whose choices are all global has no local module, and vice versa: no empty tensors.
+    """
+
+    def __init__(self, family: Family, choices: BlockChoices, drop_path_rate: float):
+        super().__init__()
+        d, hc, h = family.embed_dim, family.head_channels, family.num_heads
+        self.family, self.drop_path_rate = family, drop_path_rate
+        max_global = max(choices.num_global_heads)
+        max_local = h - min(choices.num_global_heads)
+        self.norm1 = nn.LayerNorm(d, eps=1e-6)
+        if max_global:
+            max_head_dim = int(max(choices.qkv_ratio) * hc)
+            self.attn = GlobalAttention(hc, max_global, max_head_dim)
+        if max_local:
+            c_l = max_local * hc
+            self.local = LocalConv(c_l, int(max(choices.conv_ratio) * c_l), max(choices.kernel_size))
+        self.norm2 = nn.LayerNorm(d, eps=1e-6)
+        self.mlp = Mlp(d, int(max(choices.mlp_ratio) * d))
+
+    def sizes(self, genes: BlockGenes) -> dict:
+        """The active sizes of each layer for these genes: the arguments of their ``weights`` and ``forward``."""
+        fam = self.family
+        g = genes.num_global_heads
+        c_l = fam.embed_dim - g * fam.head_channels
+        sizes = {"mlp": {"hidden": int(genes.mlp_ratio * fam.embed_dim)}}
+        if g:
+            sizes["attn"] = {"heads": g, "head_dim": int(genes.qkv_ratio * fam.head_channels)}
+        if c_l:
+            sizes["local"] = {"channels": c_l, "hidden": int(genes.conv_ratio * c_l), "kernel": genes.kernel_size}
+        return sizes
+
+    def forward(self, x: Tensor, genes: BlockGenes) -> Tensor:
+        s = self.sizes(genes)
+        h = self.norm1(x)  # (B, N, D)
+        if "local" not in s:
+            y = self.attn(h, **s["attn"])
+        elif "attn" not in s:
+            y = self.local(h, s["local"]["hidden"], s["local"]["kernel"])
+        else:
+            c_g = h.shape[-1] - s["local"]["channels"]
+            y = torch.cat([self.attn(h[..., :c_g], **s["attn"]),
+                           self.local(h[..., c_g:], s["local"]["hidden"], s["local"]["kernel"])], dim=-1)
+        x = x + drop_path(y, self.drop_path_rate, self.training)
+        return x + drop_path(self.mlp(self.norm2(x), **s["mlp"]), self.drop_path_rate, self.training)
+
+
+class Supernet(nn.Module):
+    """The weight-sharing supernet of ``space``; ``forward(x, arch)`` runs only ``arch``'s path.
+
+    Stochastic depth rises linearly from 0 in the first block to ``drop_path`` in the last.
+    """
+
+    def __init__(self, space: SearchSpace, drop_path: float = 0.0, generator: torch.Generator | None = None):
+        super().__init__()
+        fam = self.family = space.family
+        self.space, self.drop_path = space, drop_path
+        self._single = None
+        if space.is_single():
+            self._single = Arch(fam, tuple(c.options(fam.num_heads)[0] for c in space.blocks))
+        d = fam.embed_dim
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv2d(fam.in_chans, d, fam.patch_size, stride=fam.patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos_embed = nn.Parameter(torch.zeros(1, fam.num_tokens, d))
+        rates = [drop_path * i / max(fam.depth - 1, 1) for i in range(fam.depth)]
+        self.blocks = nn.ModuleList(Block(fam, c, r) for c, r in zip(space.blocks, rates))
+        self.norm = nn.LayerNorm(d, eps=1e-6)
+        self.head = nn.Linear(d, fam.num_classes)
+        self.reset_parameters(generator)
+
+    @property
+    def arch(self) -> Arch:
+        """The architecture of a standalone model (a supernet whose space holds one architecture)."""
+        if self._single is None:
+            raise GlitError("this supernet holds many architectures: pass one to forward(x, arch)")
+        return self._single
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Truncated-normal (std 0.02) Linear weights, class token and position embedding; zero biases; unit norms.
+        The patch and depthwise convs keep PyTorch's default initialisation, as DeiT does."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02, generator=generator)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Conv1d | nn.Conv2d):
+                nn.init.kaiming_uniform_(m.weight, a=5**0.5, generator=generator)
+                bound = m.weight[0].numel() ** -0.5
+                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+            elif isinstance(m, nn.LayerNorm | nn.BatchNorm1d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        nn.init.trunc_normal_(self.cls_token, std=0.02, generator=generator)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02, generator=generator)
+
+    def forward(self, x: Tensor, arch: Arch | None = None) -> Tensor:
+        arch = self.arch if arch is None else arch
+        x = self.patch_embed.proj(x).flatten(2).transpose(1, 2)  # (B, num_patches, D)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed  # (B, N, D)
+        for block, genes in zip(self.blocks, arch.blocks):
+            x = block(x, genes)
+        return self.head(self.norm(x[:, 0]))
+
+    @torch.no_grad()
+    def extract(self, arch: Arch) -> Supernet:
+        """A standalone model of ``arch`` with its own copy of the inherited weights (BatchNorm statistics
+        included). In the same mode (train or eval) as this supernet, it gives the same output as ``self(x, arch)``."""
+        self.space.check(arch)
+        ref = self.patch_embed.proj.weight
+        subnet = Supernet(SearchSpace.single(arch), drop_path=self.drop_path).to(device=ref.device, dtype=ref.dtype)
+        for name in ("patch_embed", "norm", "head"):
+            getattr(subnet, name).load_state_dict(getattr(self, name).state_dict())
+        subnet.cls_token.copy_(self.cls_token)
+        subnet.pos_embed.copy_(self.pos_embed)
+        for src, dst, genes in zip(self.blocks, subnet.blocks, arch.blocks):
+            dst.norm1.load_state_dict(src.norm1.state_dict())
+            dst.norm2.load_state_dict(src.norm2.state_dict())
+            for layer, sizes in src.sizes(genes).items():
+                copy_weights(getattr(dst, layer), getattr(src, layer).weights(**sizes))
+        return subnet.train(self.training)
+
+
+def build_model(arch: Arch, drop_path: float = 0.0, generator: torch.Generator | None = None) -> Supernet:
+    """A fresh standalone model of ``arch``; ``model(x)`` runs it."""
+    return Supernet(SearchSpace.single(arch), drop_path=drop_path, generator=generator)
+

@@ -1,0 +1,120 @@
+"""Named model families and search spaces, and the reference architectures of SPEC section 2.
+
+Space presets:
+
+- ``demo``: scikit-learn's digits (8x8 px), patch 2 (16 + 1 tokens), D 48, H 3, depth 4. For CPU in minutes.
+- ``cifar``: CIFAR-10 at 32 px, patch 4 (64 + 1 tokens), D 96, H 3, depth 6: a few million MACs per image per block.
+- ``tiny``, ``small``, ``base``: the paper's ImageNet settings: 224 px, patch 16, D 192/384/768, H 3/6/12, depth 12.
+
+Every preset uses the paper's candidate sets for ``qkv_ratio`` {0.5, 1, 2}, ``mlp_ratio`` {2, 4, 6} and
+``conv_ratio`` {1, 2, 4}, and G in {0, H/3, 2H/3, H}. Kernel sizes scale with the token grid. The paper's
+{17, 31, 45} on 224 px images (a 14x14 grid) reach about 1, 2 and 3 rows of tokens either way; ``cifar`` (an 8x8
+grid) uses {9, 17, 25} and ``demo`` (a 4x4 grid) uses {3, 5, 9} for the same reach. Level 1 fixes the detail genes at
+qkv_ratio 1, mlp_ratio 4, conv_ratio 1 and the middle kernel (SPEC 1.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from glit.errors import GlitError
+from glit.space import Arch, BlockGenes, Family, SearchSpace
+
+
+@dataclass(frozen=True)
+class SpacePreset:
+    family: Family
+    qkv_ratio: tuple[float, ...] = (0.5, 1, 2)
+    mlp_ratio: tuple[float, ...] = (2, 4, 6)
+    conv_ratio: tuple[float, ...] = (1, 2, 4)
+    kernel_size: tuple[int, ...] = (17, 31, 45)
+    level1: tuple[tuple[str, float], ...] = (("qkv_ratio", 1), ("mlp_ratio", 4), ("conv_ratio", 1), ("kernel_size", 31))
+
+    def full_space(self) -> SearchSpace:
+        h = self.family.num_heads
+        return SearchSpace.uniform(
+            self.family,
+            num_global_heads=sorted({0, h // 3, 2 * h // 3, h}),
+            qkv_ratio=self.qkv_ratio,
+            mlp_ratio=self.mlp_ratio,
+            conv_ratio=self.conv_ratio,
+            kernel_size=self.kernel_size,
+        )
+
+
+def _level1(kernel: int) -> tuple:
+    return (("qkv_ratio", 1), ("mlp_ratio", 4), ("conv_ratio", 1), ("kernel_size", kernel))
+
+
+SPACES: dict[str, SpacePreset] = {
+    "demo": SpacePreset(Family(img_size=8, patch_size=2, embed_dim=48, num_heads=3, depth=4, num_classes=10),
+                        kernel_size=(3, 5, 9), level1=_level1(5)),
+    "cifar": SpacePreset(Family(img_size=32, patch_size=4, embed_dim=96, num_heads=3, depth=6, num_classes=10),
+                         kernel_size=(9, 17, 25), level1=_level1(17)),
+    "tiny": SpacePreset(Family(img_size=224, patch_size=16, embed_dim=192, num_heads=3, depth=12, num_classes=1000)),
+    "small": SpacePreset(Family(img_size=224, patch_size=16, embed_dim=384, num_heads=6, depth=12, num_classes=1000)),
+    "base": SpacePreset(Family(img_size=224, patch_size=16, embed_dim=768, num_heads=12, depth=12, num_classes=1000)),
+}
+
+
+def _lookup(table: dict, name: str, what: str):
+    if name not in table:
+        raise GlitError(f"unknown {what} {name!r} (valid: {', '.join(table)})")
+    return table[name]
+
+
+def space_preset(name: str, level: int = 1, distribution: Arch | Sequence[int] | None = None) -> SearchSpace:
+    """See ``SearchSpace.from_preset``."""
+    preset = _lookup(SPACES, name, "space preset")
+    full = preset.full_space()
+    if level == 1:
+        if distribution is not None:
+            raise GlitError("a level-1 space searches the distribution; do not pass one")
+        return full.fix(**dict(preset.level1))
+    if level == 2:
+        if distribution is None:
+            return full
+        if isinstance(distribution, Arch):
+            distribution = [b.num_global_heads for b in distribution.blocks]
+        return full.fix(num_global_heads=list(distribution))
+    raise GlitError(f"level must be 1 or 2, got {level!r}")
+
+
+def deit(family: Family) -> Arch:
+    """The DeiT-style architecture: every head global, qkv_ratio 1, mlp_ratio 4."""
+    block = BlockGenes(num_global_heads=family.num_heads, qkv_ratio=1, mlp_ratio=4, conv_ratio=None, kernel_size=None)
+    return Arch(family, (block,) * family.depth)
+
+
+def _glit_tiny_released() -> Arch:
+    """The architecture of the released GLiT-Tiny checkpoint (SPEC 2)."""
+    g = [3, 0, 1, 3, 0, 1, 3, 1, 0, 3, 0, 3]
+    qkv = [0.5, None, 1, 1, None, 1, 1, 1, None, 1, None, 2]
+    conv = [None, 2, 4, None, 4, 4, None, 4, 4, None, 4, None]
+    kernel = [None, 31, 31, None, 45, 31, None, 31, 45, None, 31, None]
+    mlp = [4, 4, 6, 4, 4, 6, 2, 2, 4, 4, 4, 6]
+    blocks = tuple(BlockGenes(*genes) for genes in zip(g, qkv, mlp, conv, kernel))
+    return Arch(SPACES["tiny"].family, blocks)
+
+
+ARCHS = {
+    "deit-tiny": lambda: deit(SPACES["tiny"].family),
+    "deit-small": lambda: deit(SPACES["small"].family),
+    "deit-base": lambda: deit(SPACES["base"].family),
+    "glit-tiny-released": _glit_tiny_released,
+}
+
+
+def arch_preset(name: str) -> Arch:
+    return _lookup(ARCHS, name, "architecture preset")()
+
+
+def load_arch(file_or_name: str) -> Arch:
+    """An architecture preset by name, or an architecture JSON file."""
+    if file_or_name in ARCHS:
+        return arch_preset(file_or_name)
+    if Path(file_or_name).exists() or file_or_name.endswith(".json"):
+        return Arch.from_json(Path(file_or_name))
+    raise GlitError(f"unknown architecture {file_or_name!r}: not a file, and not a preset ({', '.join(ARCHS)})")

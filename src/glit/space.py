@@ -1,0 +1,383 @@
+"""Genes, architectures and search spaces. Plain Python: no torch here.
+
+Each block has five genes. Their names, and the paper's symbols:
+
+- ``num_global_heads`` (G): how many of the block's H head slots are global self-attention heads. The other
+  L = H - G slots form the local module (a 1-D convolution over the token sequence).
+- ``qkv_ratio`` (the d_k multiplier e): Q, K and V are e * C_g wide, with C_g = G * D / H. Applies when G > 0.
+- ``mlp_ratio`` (d_z, r): the FFN hidden width is r * D. Always applies.
+- ``conv_ratio`` (E): the local module's hidden width is E * C_l, with C_l = D - C_g. Applies when G < H.
+- ``kernel_size`` (K): the local module's depthwise kernel. Applies when G < H.
+
+A gene that does not apply to a block is stored as ``None``, so two architectures that build the same network
+compare equal and hash equal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from glit.errors import GlitError
+
+GENES = ("num_global_heads", "qkv_ratio", "mlp_ratio", "conv_ratio", "kernel_size")
+DETAIL_GENES = GENES[1:]
+
+
+@dataclass(frozen=True)
+class Family:
+    """What every architecture of a space shares: the input, the width, the heads and the depth."""
+
+    img_size: int
+    patch_size: int
+    embed_dim: int
+    num_heads: int
+    depth: int
+    num_classes: int
+    in_chans: int = 3
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise GlitError(f"family: {field.name} must be a positive integer, got {value!r}")
+        if self.img_size % self.patch_size:
+            raise GlitError(f"family: img_size {self.img_size} is not a multiple of patch_size {self.patch_size}")
+        if self.embed_dim % self.num_heads:
+            raise GlitError(f"family: embed_dim {self.embed_dim} is not a multiple of num_heads {self.num_heads}")
+
+    @property
+    def num_patches(self) -> int:
+        return (self.img_size // self.patch_size) ** 2
+
+    @property
+    def num_tokens(self) -> int:
+        """Patches plus the class token (197 for 224 px images and 16 px patches)."""
+        return self.num_patches + 1
+
+    @property
+    def head_channels(self) -> int:
+        """Channels per head slot, D / H."""
+        return self.embed_dim // self.num_heads
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "family") -> Family:
+        if not isinstance(data, dict):
+            raise GlitError(f"{where}: expected an object with keys {_names(cls)}")
+        _check_keys(data, _names(cls), where, required=[f for f in _names(cls) if f != "in_chans"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class BlockGenes:
+    """The five genes of one block. Genes that do not apply are ``None`` (see the module docstring)."""
+
+    num_global_heads: int
+    qkv_ratio: float | None
+    mlp_ratio: float
+    conv_ratio: float | None
+    kernel_size: int | None
+
+    def canonical(self, num_heads: int) -> BlockGenes:
+        """The same block with the genes that have no effect set to ``None``."""
+        has_global = self.num_global_heads > 0
+        has_local = self.num_global_heads < num_heads
+        return BlockGenes(
+            num_global_heads=self.num_global_heads,
+            qkv_ratio=self.qkv_ratio if has_global else None,
+            mlp_ratio=self.mlp_ratio,
+            conv_ratio=self.conv_ratio if has_local else None,
+            kernel_size=self.kernel_size if has_local else None,
+        )
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One architecture: a family and the genes of each block. A frozen, hashable value that round-trips JSON."""
+
+    family: Family
+    blocks: tuple[BlockGenes, ...]
+
+    def __post_init__(self):
+        fam = self.family
+        blocks = tuple(self.blocks)
+        if len(blocks) != fam.depth:
+            raise GlitError(f"arch: {len(blocks)} blocks given, but the family's depth is {fam.depth}")
+        canonical = []
+        for i, genes in enumerate(blocks):
+            _check_block(fam, genes, f"block {i}")
+            canonical.append(genes.canonical(fam.num_heads))
+        object.__setattr__(self, "blocks", tuple(canonical))
+
+    def to_dict(self) -> dict:
+        return {"family": self.family.to_dict(), "blocks": [dataclasses.asdict(b) for b in self.blocks]}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "arch") -> Arch:
+        if not isinstance(data, dict):
+            raise GlitError(f"{where}: expected a JSON object with keys 'family' and 'blocks'")
+        _check_keys(data, ["family", "blocks"], where, required=["family", "blocks"])
+        family = Family.from_dict(data["family"], f"{where}: family")
+        if not isinstance(data["blocks"], list):
+            raise GlitError(f"{where}: 'blocks' must be a list of objects with keys {list(GENES)}")
+        blocks = []
+        for i, b in enumerate(data["blocks"]):
+            if not isinstance(b, dict):
+                raise GlitError(f"{where}: block {i}: expected an object with keys {list(GENES)}")
+            _check_keys(b, GENES, f"{where}: block {i}", required=["num_global_heads", "mlp_ratio"])
+            blocks.append(BlockGenes(**{g: b.get(g) for g in GENES}))
+        try:
+            return cls(family, tuple(blocks))
+        except GlitError as err:
+            raise GlitError(f"{where}: {str(err).removeprefix('arch: ')}") from None
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> Arch:
+        """Read an architecture from JSON text or from a file path."""
+        where = "arch"
+        text = str(text_or_path)
+        if isinstance(text_or_path, Path) or not text.lstrip().startswith("{"):
+            path = Path(text_or_path)
+            where = str(path)
+            try:
+                text = path.read_text()
+            except OSError as err:
+                raise GlitError(f"{path}: cannot read architecture file ({err.strerror})") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise GlitError(f"{where}: malformed JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+        return cls.from_dict(data, where)
+
+
+@dataclass(frozen=True)
+class BlockChoices:
+    """The candidate values of each gene for one block."""
+
+    num_global_heads: tuple[int, ...]
+    qkv_ratio: tuple[float, ...]
+    mlp_ratio: tuple[float, ...]
+    conv_ratio: tuple[float, ...]
+    kernel_size: tuple[int, ...]
+
+    def options(self, num_heads: int) -> list[BlockGenes]:
+        """Every distinct (canonical) block this set of choices allows."""
+        seen = {}
+        for combo in itertools.product(*(getattr(self, g) for g in GENES)):
+            genes = BlockGenes(*combo).canonical(num_heads)
+            seen.setdefault(genes, None)
+        return list(seen)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A set of architectures of one family: per block, the candidate values of each gene.
+
+    ``sample`` draws G uniformly, then each gene that applies uniformly. In a level-1 space (only G varies) and in
+    a level-2 space (G fixed) that is exactly uniform over the space's distinct architectures.
+    """
+
+    family: Family
+    blocks: tuple[BlockChoices, ...]
+
+    def __post_init__(self):
+        fam = self.family
+        object.__setattr__(self, "blocks", tuple(self.blocks))
+        if len(self.blocks) != fam.depth:
+            raise GlitError(f"space: {len(self.blocks)} blocks of choices, but the family's depth is {fam.depth}")
+        for i, choices in enumerate(self.blocks):
+            for gene in GENES:
+                values = getattr(choices, gene)
+                if not values or len(set(values)) != len(values):
+                    raise GlitError(f"space: block {i}: {gene} needs distinct candidates, got {values!r}")
+            for option in choices.options(fam.num_heads):
+                _check_block(fam, option, f"space: block {i}")
+
+    # -- construction -------------------------------------------------------------------------------------------
+
+    @classmethod
+    def uniform(cls, family: Family, **choices: Sequence) -> SearchSpace:
+        """The same candidate values in every block."""
+        _check_keys(choices, GENES, "space", required=GENES)
+        block = BlockChoices(**{g: tuple(choices[g]) for g in GENES})
+        return cls(family, (block,) * family.depth)
+
+    @classmethod
+    def single(cls, arch: Arch) -> SearchSpace:
+        """The space that holds one architecture. Genes that do not apply keep a placeholder candidate."""
+        blocks = []
+        for genes in arch.blocks:
+            blocks.append(BlockChoices(**{g: (1 if getattr(genes, g) is None else getattr(genes, g),) for g in GENES}))
+        return cls(arch.family, tuple(blocks))
+
+    @classmethod
+    def from_preset(cls, name: str, level: int = 1, distribution: Arch | Sequence[int] | None = None) -> SearchSpace:
+        """A preset's space. Level 1 varies only ``num_global_heads``. Level 2 fixes the distribution (the number of
+        global heads per block, from ``distribution``) and varies the other genes. Level 2 with no distribution
+        leaves every gene free: it is the union of all level-2 spaces, and a supernet built on it can host any of them.
+        """
+        from glit.presets import space_preset
+
+        return space_preset(name, level, distribution)
+
+    def fix(self, **genes) -> SearchSpace:
+        """The subspace with the given genes fixed: a value for every block, or a sequence with one per block."""
+        _check_keys(genes, GENES, "space.fix")
+        blocks = list(self.blocks)
+        for gene, value in genes.items():
+            values = list(value) if isinstance(value, (list, tuple)) else [value] * self.family.depth
+            if len(values) != self.family.depth:
+                raise GlitError(f"space.fix: {gene} needs {self.family.depth} values, got {len(values)}")
+            for i, v in enumerate(values):
+                if v not in getattr(blocks[i], gene):
+                    raise GlitError(f"space.fix: block {i}: {gene}={v!r} is not a candidate {getattr(blocks[i], gene)}")
+                blocks[i] = dataclasses.replace(blocks[i], **{gene: (v,)})
+        return SearchSpace(self.family, tuple(blocks))
+
+    # -- membership and size ------------------------------------------------------------------------------------
+
+    def check(self, arch: Arch) -> None:
+        """Raise a ``GlitError`` that names the first block and gene of ``arch`` outside this space."""
+        if arch.family != self.family:
+            diffs = [f"{k} {v} (space has {getattr(self.family, k)})" for k, v in arch.family.to_dict().items()
+                     if getattr(self.family, k) != v]
+            raise GlitError(f"arch: family differs from the space's: {', '.join(diffs)}")
+        for i, (genes, choices) in enumerate(zip(arch.blocks, self.blocks)):
+            for gene in GENES:
+                value = getattr(genes, gene)
+                if value is not None and value not in getattr(choices, gene):
+                    raise GlitError(f"arch: block {i}: {gene}={value!r} is outside the space {getattr(choices, gene)}")
+
+    def contains(self, arch: Arch) -> bool:
+        try:
+            self.check(arch)
+        except GlitError:
+            return False
+        return True
+
+    def size(self) -> int:
+        """The number of distinct architectures (genes that do not apply are not counted)."""
+        return math.prod(len(c.options(self.family.num_heads)) for c in self.blocks)
+
+    def num_gene_combinations(self) -> int:
+        """The paper's count: every combination of gene values, applicable or not ((4 * 3^4)^12 for Tiny)."""
+        return math.prod(len(getattr(c, g)) for c in self.blocks for g in GENES)
+
+    def is_single(self) -> bool:
+        return self.size() == 1
+
+    # -- sampling and variation ---------------------------------------------------------------------------------
+
+    def sample(self, rng: random.Random) -> Arch:
+        return Arch(self.family, tuple(self._sample_block(c, rng) for c in self.blocks))
+
+    def mutate(self, arch: Arch, rng: random.Random, prob: float) -> Arch:
+        """Resample each gene with probability ``prob``. A gene that starts to apply gets a uniform value."""
+        blocks = []
+        for genes, choices in zip(arch.blocks, self.blocks):
+            values = {}
+            for gene in GENES:
+                old = getattr(genes, gene)
+                if rng.random() < prob or old is None:
+                    values[gene] = rng.choice(getattr(choices, gene))
+                else:
+                    values[gene] = old
+            blocks.append(BlockGenes(**values))
+        return Arch(self.family, tuple(blocks))
+
+    def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
+        """Uniform crossover: each gene from either parent. A gene that applies in the child but came as ``None``
+        is taken from the other parent, which has it (that parent gave the child its ``num_global_heads``)."""
+        blocks = []
+        for ga, gb in zip(a.blocks, b.blocks):
+            values = {}
+            for gene in GENES:
+                first, second = (ga, gb) if rng.random() < 0.5 else (gb, ga)
+                value = getattr(first, gene)
+                values[gene] = value if value is not None else getattr(second, gene)
+            blocks.append(BlockGenes(**values))
+        return Arch(self.family, tuple(blocks))
+
+    def _sample_block(self, choices: BlockChoices, rng: random.Random) -> BlockGenes:
+        g = rng.choice(choices.num_global_heads)
+        has_global, has_local = g > 0, g < self.family.num_heads
+        return BlockGenes(
+            num_global_heads=g,
+            qkv_ratio=rng.choice(choices.qkv_ratio) if has_global else None,
+            mlp_ratio=rng.choice(choices.mlp_ratio),
+            conv_ratio=rng.choice(choices.conv_ratio) if has_local else None,
+            kernel_size=rng.choice(choices.kernel_size) if has_local else None,
+        )
+
+    # -- files --------------------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        return {"family": self.family.to_dict(),
+                "blocks": [{g: list(getattr(c, g)) for g in GENES} for c in self.blocks]}
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "space") -> SearchSpace:
+        _check_keys(data, ["family", "blocks"], where, required=["family", "blocks"])
+        blocks = []
+        for i, b in enumerate(data["blocks"]):
+            _check_keys(b, GENES, f"{where}: block {i}", required=GENES)
+            blocks.append(BlockChoices(**{g: tuple(b[g]) for g in GENES}))
+        return cls(Family.from_dict(data["family"], f"{where}: family"), tuple(blocks))
+
+
+def _check_block(fam: Family, genes: BlockGenes, where: str) -> None:
+    """Types and ranges of one block's genes; the widths they imply must be whole numbers of channels."""
+    g = genes.num_global_heads
+    if not _is_int(g) or not 0 <= g <= fam.num_heads:
+        raise GlitError(f"{where}: num_global_heads must be an integer in 0..{fam.num_heads}, got {g!r}")
+    c_g = g * fam.head_channels
+    c_l = fam.embed_dim - c_g
+    _check_ratio(genes.mlp_ratio, fam.embed_dim, "mlp_ratio", where)
+    if g > 0:
+        _check_ratio(genes.qkv_ratio, fam.head_channels, "qkv_ratio", where)
+    if g < fam.num_heads:
+        _check_ratio(genes.conv_ratio, c_l, "conv_ratio", where)
+        k = genes.kernel_size
+        if not _is_int(k) or k < 1 or k % 2 == 0:
+            raise GlitError(f"{where}: kernel_size must be an odd positive integer, got {k!r}")
+
+
+def _check_ratio(value, width: int, gene: str, where: str) -> None:
+    if not _is_number(value) or value <= 0:
+        raise GlitError(f"{where}: {gene} must be a positive number, got {value!r}")
+    if value * width != int(value * width):
+        raise GlitError(f"{where}: {gene}={value} times {width} channels is not a whole number of channels")
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _names(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _check_keys(data: dict, valid: Iterable[str], where: str, required: Iterable[str] = ()) -> None:
+    valid = list(valid)
+    unknown = [k for k in data if k not in valid]
+    if unknown:
+        raise GlitError(f"{where}: unknown key {unknown[0]!r} (valid keys: {', '.join(valid)})")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise GlitError(f"{where}: missing key {missing[0]!r}")
