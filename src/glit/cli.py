@@ -85,6 +85,77 @@ def cmd_profile(args) -> None:
     print(f"total: params {exact.params:,}, MACs {exact.macs / 1e6:.1f} M (exact), {glit_.macs / 1e6:.1f} M (glit)")
 
 
+def _config(args, epochs_key: str):
+    from glit.config import load_config, set_value
+
+    cfg = load_config(args.preset, args.config, args.set)
+    if args.data:
+        cfg.data.source, cfg.data.root = "folder", args.data
+    if args.epochs is not None:
+        set_value(cfg, f"{epochs_key}={args.epochs}")
+    return cfg
+
+
+def cmd_train_supernet(args) -> None:
+    from glit.recipes import train_supernet
+
+    cfg = _config(args, "supernet.optim.epochs")
+    if args.level is not None:
+        cfg.level = args.level
+    result = train_supernet(cfg, args.out, resume=args.resume)
+    _summary("supernet", result["metrics"], args.out)
+
+
+def cmd_train(args) -> None:
+    from glit.presets import load_arch
+    from glit.recipes import train
+
+    cfg = _config(args, "train.epochs")
+    arch = load_arch(args.arch)
+    result = train(cfg, arch, args.out, resume=args.resume)
+    if _is_main():
+        print(f"trained {args.arch}: test top-1 {result['top1']:.2f}%, params {result['params']:,}, "
+              f"MACs {_fmt_count(result['macs'])}, {result['train_seconds']:.0f} s; outputs in {args.out}")
+
+
+def cmd_eval(args) -> None:
+    from glit.presets import load_arch
+    from glit.recipes import evaluate_checkpoint
+
+    arch = load_arch(args.arch) if args.arch else None
+    result = evaluate_checkpoint(args.checkpoint, args.data, arch, args.batch_size)
+    if _is_main():
+        print(json.dumps(result) if args.json else
+              f"{args.checkpoint} (epoch {result['epoch']}): top-1 {result['top1']:.2f}% on {result['images']} "
+              f"test images, loss {result['loss']:.4f}")
+
+
+def _summary(what: str, metrics: dict, out) -> None:
+    if _is_main() and metrics:
+        top1 = f", search-split top-1 {metrics['top1']:.2f}%" if "top1" in metrics else ""
+        print(f"{what}: {metrics['epoch']} epochs, final loss {metrics['loss']:.4f}{top1}; outputs in {out}")
+
+
+def _is_main() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _add_run_flags(p: argparse.ArgumentParser, epochs_help: str) -> None:
+    p.add_argument("--preset", default=None, help="run preset: demo, cifar, tiny, small or base (default: demo, "
+                                                   "or the config file's 'preset')")
+    p.add_argument("--config", metavar="FILE", help="a YAML config; keys as in DIR/config.yaml of any run")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set train.lr=1e-3 --set data.workers=0 (repeatable)")
+    p.add_argument("--data", metavar="DIR", help="an ImageFolder tree DIR/{train,val|test}/<class>/*.jpg in place of "
+                                                 "the preset's data; images are resized to the model's size")
+    p.add_argument("--epochs", type=int, help=epochs_help)
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder: config.yaml, checkpoint.pt, "
+                                                               "metrics.jsonl")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="glit", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -104,6 +175,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an architecture JSON file, or a preset: deit-tiny, deit-small, deit-base, glit-tiny-released")
     p.add_argument("--json", action="store_true", help="print JSON; top-level keys params, macs (exact), macs_glit")
     p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("train-supernet", help="train a weight-sharing supernet (level 1 or 2)",
+                       description="Train a supernet by uniform single-path sampling. Works under torchrun (DDP).")
+    _add_run_flags(p, "epochs (sets supernet.optim.epochs)")
+    p.add_argument("--level", type=int, choices=(1, 2), help="1: vary num_global_heads; 2: vary the details, with "
+                                                             "the distribution from --set distribution=[...]")
+    p.set_defaults(func=cmd_train_supernet)
+
+    p = sub.add_parser("train", help="train one architecture from scratch",
+                       description="Train one architecture from scratch (retraining or a baseline) and evaluate "
+                                   "it on the test split each epoch. Works under torchrun (DDP).")
+    _add_run_flags(p, "epochs (sets train.epochs)")
+    p.add_argument("--arch", required=True, metavar="FILE|NAME", help="an architecture JSON file or preset name")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a trained checkpoint on the test split",
+                       description="Top-1 of a checkpoint on the test split of its data, or of --data.")
+    p.add_argument("--checkpoint", required=True, metavar="FILE", help="a checkpoint.pt written by glit train")
+    p.add_argument("--data", metavar="DIR", help="evaluate on this ImageFolder tree's val/ or test/ split")
+    p.add_argument("--arch", metavar="FILE|NAME", help="for a supernet checkpoint: the path to evaluate")
+    p.add_argument("--batch-size", type=int, default=256, help="evaluation batch size (default: 256)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 
@@ -112,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except GlitError as err:
-        print(f"glit: error: {err}", file=sys.stderr)
+        # An error raised in a DataLoader worker comes back wrapped in a traceback: keep its last line.
+        message = str(err).strip().splitlines()[-1].removeprefix("glit.errors.GlitError: ")
+        print(f"glit: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("glit: interrupted", file=sys.stderr)

@@ -95,11 +95,13 @@ class LocalConv(nn.Module):
         x = F.glu(F.linear(x, w["pw1.weight"], w["pw1.bias"]), dim=-1)  # (B, N, hidden)
         x = x.transpose(1, 2)  # (B, hidden, N)
         x = F.conv1d(x, w["dw.weight"], w["dw.bias"], padding=kernel // 2, groups=hidden)
-        bn = self.bn
+        bn, momentum = self.bn, self.bn.momentum
         if bn.training:
             bn.num_batches_tracked.add_(1)
+            if momentum is None:  # cumulative average, as nn.BatchNorm1d does (used by BN recalibration)
+                momentum = 1.0 / float(bn.num_batches_tracked)
         x = F.batch_norm(x, w["bn.running_mean"], w["bn.running_var"], w["bn.weight"], w["bn.bias"],
-                         bn.training, bn.momentum, bn.eps)
+                         bn.training, momentum or 0.0, bn.eps)
         x = F.silu(x).transpose(1, 2)  # Swish; (B, N, hidden)
         return F.linear(x, w["pw2.weight"], w["pw2.bias"])  # (B, N, C_l)
 

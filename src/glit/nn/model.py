@@ -128,6 +128,23 @@ class Supernet(nn.Module):
             x = block(x, genes)
         return self.head(self.norm(x[:, 0]))
 
+    def path_masks(self, arch: Arch) -> dict[nn.Parameter, Tensor]:
+        """For each sliced parameter, a boolean mask of the elements that ``arch``'s path uses.
+
+        Derived from the layers' own ``weights`` slicing rule by autograd (the gradient of the sum of the slices),
+        so it cannot drift from the forward pass. Parameters outside the sliced layers are always wholly used.
+        """
+        masks = {}
+        with torch.enable_grad():
+            for block, genes in zip(self.blocks, arch.blocks):
+                for layer_name, sizes in block.sizes(genes).items():
+                    layer = getattr(block, layer_name)
+                    params = list(layer.parameters())
+                    used = sum(t.sum() for t in layer.weights(**sizes).values() if t.requires_grad)
+                    for p, g in zip(params, torch.autograd.grad(used, params, allow_unused=True)):
+                        masks[p] = torch.zeros_like(p, dtype=torch.bool) if g is None else g != 0
+        return masks
+
     @torch.no_grad()
     def extract(self, arch: Arch) -> Supernet:
         """A standalone model of ``arch`` with its own copy of the inherited weights (BatchNorm statistics

@@ -1,0 +1,196 @@
+"""Typed run configuration: a preset, optionally a YAML file, then ``--set key=value`` overrides.
+
+Keys are dotted paths into the dataclasses below, e.g. ``train.epochs=10`` or ``data.workers=0``. An unknown key is
+an error that lists the valid keys. ``glit ... --out DIR`` writes the resolved config to ``DIR/config.yaml``, and that
+file loads back with ``--config``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from glit.errors import GlitError
+
+
+@dataclass
+class DataConfig:
+    """Where images come from and how the splits are made (SPEC 3.2)."""
+
+    source: str = "digits"  # digits | folder
+    root: str | None = None  # an ImageFolder tree root/{train,val|test}/<class>/*.jpg
+    test_fraction: float = 0.2  # digits only: the held-out test split, carved with data.split_seed
+    search_size: int = 300  # images carved from the training set for search fitness (never the test split)
+    train_subset: int = 0  # use only this many training images (0: all); taken before the search split
+    split_seed: int = 0  # fixed seed for the test (digits), subset and search splits
+    workers: int = 2  # DataLoader worker processes (0: load in the main process)
+    cache: str = "auto"  # decode images once into memory: auto (when small) | yes | no
+
+
+@dataclass
+class AugConfig:
+    """Training-time augmentation. Evaluation resizes by 1/eval_crop_ratio and centre-crops."""
+
+    crop: str = "rrc"  # rrc (RandomResizedCrop) | pad (pad 1/8 of the size, random crop) | none
+    crop_scale_min: float = 0.08
+    flip: bool = True
+    randaugment: str = "rand-m9-mstd0.5"  # "" to disable; rand-m{magnitude}-n{ops}-mstd{std}
+    mixup: float = 0.8  # Beta(a, a) for Mixup; 0 disables
+    cutmix: float = 1.0  # Beta(a, a) for CutMix; 0 disables
+    mix_prob: float = 1.0  # probability that a batch is mixed at all
+    switch_prob: float = 0.5  # when both are on: probability of CutMix rather than Mixup
+    label_smoothing: float = 0.1
+    erasing: float = 0.25  # random-erasing probability
+    repeated_aug: int = 3  # repeated augmentation: each image appears this many times per epoch (1: off)
+    eval_crop_ratio: float = 0.875  # 224 / 256
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with cosine schedule (DeiT's recipe). ``lr`` is per 512 images: the run uses lr * batch_size / 512."""
+
+    epochs: int = 300
+    batch_size: int = 1024  # global batch, over all ranks
+    lr: float = 5e-4
+    weight_decay: float = 0.05
+    warmup_epochs: float = 5
+    warmup_lr: float = 1e-6
+    min_lr: float = 1e-5
+    clip_grad: float = 1.0  # max grad norm; 0 disables
+    drop_path: float = 0.1
+    amp: str = "none"  # none | bf16 (CPU and GPU) | fp16 (GPU, with gradient scaling)
+    ema: float = 0.0  # EMA decay of the weights (0: off); evaluation then uses the EMA weights
+    eval_every: int = 1  # evaluate every this many epochs (and always after the last)
+
+
+@dataclass
+class SupernetConfig:
+    """Supernet training: the ``optim`` recipe plus single-path sampling options."""
+
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    masked_update: bool = True  # AdamW moves only the sampled path's weights and moment estimates
+    eval_archs: int = 2  # architectures (fixed, seeded) scored on the search split after each evaluation
+    bn_batches: int = 4  # batches for BatchNorm recalibration before each such score
+
+
+@dataclass
+class Config:
+    preset: str = "demo"  # the space preset: model family and candidate sets
+    seed: int = 0
+    device: str = "auto"  # auto (CUDA when available) | cpu | cuda
+    level: int = 1  # supernet level: 1 (distribution) or 2 (details)
+    distribution: list[int] | None = None  # level 2: global heads per block (from the level-1 winner)
+    data: DataConfig = field(default_factory=DataConfig)
+    aug: AugConfig = field(default_factory=AugConfig)
+    train: OptimConfig = field(default_factory=OptimConfig)  # retraining / baselines
+    supernet: SupernetConfig = field(default_factory=SupernetConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# -- loading and overriding ------------------------------------------------------------------------------------------
+
+
+def valid_keys(obj, prefix: str = "") -> list[str]:
+    keys = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            keys += valid_keys(value, f"{prefix}{f.name}.")
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def apply(cfg, data: dict, where: str, prefix: str = ""):
+    """Apply a nested dict of overrides to a config dataclass, in place. Unknown keys are errors."""
+    if not isinstance(data, dict):
+        raise GlitError(f"{where}: expected a mapping at {prefix.rstrip('.') or 'top level'}")
+    names = {f.name: f for f in dataclasses.fields(cfg)}
+    for key, value in data.items():
+        if key not in names:
+            valid = ", ".join(valid_keys(cfg, prefix))
+            raise GlitError(f"{where}: unknown key {prefix + str(key)!r} (valid keys: {valid})")
+        current = getattr(cfg, key)
+        if dataclasses.is_dataclass(current):
+            apply(current, value, where, f"{prefix}{key}.")
+        else:
+            setattr(cfg, key, _coerce(value, current, names[key], where, prefix + key))
+    return cfg
+
+
+def set_value(cfg: Config, assignment: str) -> None:
+    """Apply one ``key=value`` override; the value is parsed as YAML (``3``, ``0.1``, ``true``, ``[1, 2]``)."""
+    if "=" not in assignment:
+        raise GlitError(f"--set {assignment!r}: expected key=value")
+    key, text = assignment.split("=", 1)
+    nested: dict = {}
+    node = nested
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    try:
+        node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        node[parts[-1]] = text
+    apply(cfg, nested, f"--set {key}")
+
+
+def load_config(preset: str | None = None, file: str | None = None, overrides: list[str] = ()) -> Config:
+    """Preset first, then the YAML file, then each ``--set``. A YAML file may name its own ``preset``."""
+    from glit.presets import run_preset
+
+    data = {}
+    if file:
+        try:
+            data = yaml.safe_load(Path(file).read_text()) or {}
+        except OSError as err:
+            raise GlitError(f"{file}: cannot read config ({err.strerror})") from None
+        except yaml.YAMLError as err:
+            raise GlitError(f"{file}: malformed YAML ({str(err).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise GlitError(f"{file}: expected a mapping of config keys")
+    name = preset or data.get("preset") or "demo"
+    cfg = run_preset(name)
+    if file:
+        apply(cfg, data, file)
+        if preset:
+            cfg.preset = preset
+    for assignment in overrides:
+        set_value(cfg, assignment)
+    return cfg
+
+
+def _fail():
+    raise ValueError
+
+
+def _coerce(value, current, f: dataclasses.Field, where: str, key: str):
+    kind = type(current) if current is not None else None
+    if f.type in ("float", float) or isinstance(current, float) and not isinstance(current, bool):
+        kind = float
+    if value is None or kind is None:
+        return value
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:  # YAML 1.1 reads "6e-2" (no dot) as a string
+            return float(value) if isinstance(value, str) else _fail()
+        except ValueError:
+            pass
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, kind):
+        return value
+    raise GlitError(f"{where}: {key} must be {kind.__name__}, got {value!r}")

@@ -1,0 +1,1 @@
+"""Data: datasets, splits, samplers, transforms and batch mixing."""

@@ -1,0 +1,37 @@
+"""Small pieces the recipes share: the family a dataset implies, and seeded model construction."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+
+from glit.space import Arch, Family, SearchSpace
+
+
+def with_classes(family: Family, num_classes: int) -> Family:
+    """The number of classes comes from the data; everything else from the preset or the architecture."""
+    return dataclasses.replace(family, num_classes=num_classes)
+
+
+def space_for(cfg, num_classes: int) -> SearchSpace:
+    """The supernet's space: the preset's level-1 or level-2 space, with the data's number of classes."""
+    space = SearchSpace.from_preset(cfg.preset, cfg.level, cfg.distribution)
+    return dataclasses.replace(space, family=with_classes(space.family, num_classes))
+
+
+def arch_for_data(arch: Arch, num_classes: int) -> Arch:
+    return dataclasses.replace(arch, family=with_classes(arch.family, num_classes))
+
+
+def init_generator(seed: int) -> torch.Generator:
+    """Weights are initialised from the run's seed alone: equal on every rank."""
+    return torch.Generator().manual_seed(seed)
+
+
+def write_json(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,46 @@
+"""Evaluate a trained checkpoint on the test split of its data (or of another ImageFolder tree)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from glit.config import Config, apply
+from glit.data.build import eval_loader, load_data
+from glit.errors import GlitError
+from glit.nn import Supernet, build_model
+from glit.space import Arch, SearchSpace
+from glit.train.checkpoint import load_checkpoint
+from glit.train.dist import init_distributed
+from glit.train.loop import evaluate
+
+
+def evaluate_checkpoint(path: str | Path, data_dir: str | None = None, arch: Arch | None = None,
+                        batch_size: int = 256) -> dict:
+    """Top-1 of a model checkpoint (``glit train``), or of one path of a supernet checkpoint (pass ``arch``)."""
+    ckpt = load_checkpoint(path)
+    if ckpt.get("kind") not in ("model", "supernet"):
+        raise GlitError(f"{path}: not a glit training checkpoint (no 'kind')")
+    cfg = apply(Config(), ckpt["config"], str(path))
+    if data_dir:
+        cfg.data.source, cfg.data.root = "folder", data_dir
+    dist = init_distributed(cfg.device)
+    data = load_data(cfg)
+    if ckpt["kind"] == "model":
+        model_arch = Arch.from_dict(ckpt["arch"], f"{path}: arch")
+        model = build_model(model_arch)
+        path_arch = None
+    else:
+        if arch is None:
+            raise GlitError(f"{path}: is a supernet checkpoint; pass --arch to pick the path to evaluate")
+        space = SearchSpace.from_dict(ckpt["space"], f"{path}: space")
+        space.check(arch)
+        model, path_arch, model_arch = Supernet(space), arch, arch
+    if model_arch.family.num_classes != data.num_classes:
+        raise GlitError(f"{path}: the model has {model_arch.family.num_classes} classes, the data "
+                        f"{data.num_classes}")
+    state = ckpt["ema"] if ckpt.get("ema") else ckpt["model"]
+    model.load_state_dict(state)
+    model.to(dist.device)
+    loader = eval_loader(cfg, data.test, model_arch.family.img_size, batch_size, dist.rank, dist.world)
+    result = evaluate(model, loader, dist, path_arch, cfg.train.amp, desc="test")
+    return {**result, "epoch": ckpt["epoch"]}

@@ -1,0 +1,43 @@
+"""Train one architecture from scratch (retraining, or a baseline) and evaluate it on the test split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from glit.config import Config
+from glit.cost import cost
+from glit.data.build import eval_loader, load_data, train_loader
+from glit.nn import build_model
+from glit.recipes.common import arch_for_data, init_generator, write_json
+from glit.space import Arch
+from glit.train.dist import init_distributed
+from glit.train.fit import fit, prepare_out
+from glit.train.loop import evaluate
+
+
+def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False) -> dict:
+    out = Path(out)
+    dist = init_distributed(cfg.device)
+    checkpoint = prepare_out(out, cfg, resume, dist)
+    o = cfg.train
+
+    data = load_data(cfg)
+    arch = arch_for_data(arch, data.num_classes)
+    img = arch.family.img_size
+    loader = train_loader(cfg, data.full, img, o.batch_size // dist.world, dist.rank, dist.world)
+    test = eval_loader(cfg, data.test, img, o.batch_size, dist.rank, dist.world)
+
+    model = build_model(arch, drop_path=o.drop_path, generator=init_generator(cfg.seed)).to(dist.device)
+    if dist.main:
+        write_json(out / "arch.json", arch.to_dict())
+        write_json(out / "split.json", data.record)
+    history = fit(model, cfg, o, loader, out, dist, arch_for_step=lambda step: None,
+                  evaluate_fn=lambda m: evaluate(m, test, dist, None, o.amp, desc="test"),
+                  num_classes=data.num_classes, checkpoint=checkpoint, desc="train",
+                  payload={"kind": "model", "arch": arch.to_dict(), "split": data.record})
+    c = cost(arch)
+    result = {"top1": history[-1].get("top1") if history else None, "params": c.params, "macs": c.macs,
+              "epochs": len(history), "train_seconds": sum(h["seconds"] for h in history if "seconds" in h)}
+    if dist.main:
+        write_json(out / "result.json", result)
+    return result

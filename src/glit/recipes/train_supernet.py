@@ -1,0 +1,68 @@
+"""Train a weight-sharing supernet by uniform single-path sampling (SPEC 1.3).
+
+Each step draws one architecture uniformly from the space, with an RNG seeded by the run's seed and the global
+step (the same path on every rank, and the same after a resume), and trains only that path on the batch.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from glit.config import Config
+from glit.data.build import eval_loader, load_data, train_loader
+from glit.nn import Supernet
+from glit.recipes.common import init_generator, space_for, write_json
+from glit.space import SearchSpace
+from glit.train.bn import recalibrate_bn
+from glit.train.dist import init_distributed
+from glit.train.fit import fit, prepare_out
+from glit.train.loop import evaluate
+
+
+def path_sampler(space: SearchSpace, seed: int):
+    """The architecture of a global step: a function of (seed, step) only."""
+    return lambda step: space.sample(random.Random(f"path:{seed}:{step}"))
+
+
+def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
+    out = Path(out)
+    dist = init_distributed(cfg.device)
+    checkpoint = prepare_out(out, cfg, resume, dist)
+    o = cfg.supernet.optim
+
+    data = load_data(cfg)
+    space = space_for(cfg, data.num_classes)
+    img = space.family.img_size
+    loader = train_loader(cfg, data.fit, img, o.batch_size // dist.world, dist.rank, dist.world)
+    search = eval_loader(cfg, data.search, img, o.batch_size, dist.rank, dist.world)
+    calib = eval_loader(cfg, data.fit, img, o.batch_size)  # the same batches on every rank
+
+    supernet = Supernet(space, drop_path=o.drop_path, generator=init_generator(cfg.seed)).to(dist.device)
+    eval_rng = random.Random(f"eval-archs:{cfg.seed}")
+    eval_archs = [space.sample(eval_rng) for _ in range(cfg.supernet.eval_archs)]
+
+    def score(model):
+        """Top-1 on the search split of a few fixed paths, each after BatchNorm recalibration."""
+        top1 = []
+        for arch in eval_archs:
+            batches = (x.to(dist.device) for x, _ in _take(calib, cfg.supernet.bn_batches))
+            recalibrate_bn(model, arch, batches)
+            top1.append(evaluate(model, search, dist, arch, o.amp, desc="score")["top1"])
+        return {"top1": sum(top1) / max(len(top1), 1), "top1_paths": top1}
+
+    if dist.main:
+        write_json(out / "space.json", space.to_dict())
+        write_json(out / "split.json", data.record)
+    history = fit(supernet, cfg, o, loader, out, dist, arch_for_step=path_sampler(space, cfg.seed),
+                  evaluate_fn=score, num_classes=data.num_classes, masked_update=cfg.supernet.masked_update,
+                  checkpoint=checkpoint, desc="supernet",
+                  payload={"kind": "supernet", "space": space.to_dict(), "split": data.record})
+    return {"out": str(out), "space_size": space.size(), "metrics": history[-1] if history else {}}
+
+
+def _take(loader, n):
+    for i, batch in enumerate(loader):
+        if i >= n:
+            return
+        yield batch

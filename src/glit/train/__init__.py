@@ -1,0 +1,1 @@
+"""Training: optimiser and schedule, the shared loops, checkpoints, distributed helpers, BN recalibration."""

@@ -1,0 +1,98 @@
+"""Distributed data parallel over ``torchrun``: gloo on CPU, NCCL on GPU.
+
+We all-reduce gradients ourselves, in one flat buffer, after backward, instead of wrapping the model in
+``DistributedDataParallel``. A supernet step leaves whole parameters unused (the other paths), which DDP accepts
+only with ``find_unused_parameters=True`` and an extra graph traversal each step. Every rank samples the same path,
+so every rank has gradients for the same parameters, in the same order: one all-reduce over those serves the
+supernet and standalone models alike. BatchNorm statistics stay per rank during an epoch, as with DDP without
+SyncBatchNorm, and are averaged over ranks at the end of each epoch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as td
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str = "auto") -> Dist:
+    """Join the process group that ``torchrun`` describes in the environment, or run as one process."""
+    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist(device=torch.device("cuda" if use_cuda else "cpu"))
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if not td.is_initialized():
+        td.init_process_group("nccl" if use_cuda else "gloo")
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        return Dist(rank, world, local_rank, torch.device("cuda", local_rank))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))  # share the cores between local ranks
+    return Dist(rank, world, local_rank, torch.device("cpu"))
+
+
+def sync_grads(model: nn.Module, dist: Dist) -> None:
+    """Average the gradients that exist over ranks (the same parameters on every rank)."""
+    if dist.world == 1:
+        return
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    td.all_reduce(flat)
+    flat /= dist.world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def average_buffers(model: nn.Module, dist: Dist) -> None:
+    """Average floating-point buffers (BatchNorm statistics) over ranks, so every rank ends the epoch equal."""
+    if dist.world == 1:
+        return
+    for b in model.buffers():
+        if b.is_floating_point():
+            td.all_reduce(b)
+            b /= dist.world
+
+
+def all_sum(values: list[float], dist: Dist) -> list[float]:
+    """Sum a few numbers over ranks (float64, so counts and sums of losses stay exact)."""
+    if dist.world == 1:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=dist.device)
+    td.all_reduce(t)
+    return t.tolist()
+
+
+def broadcast_object(obj, dist: Dist):
+    if dist.world == 1:
+        return obj
+    box = [obj]
+    td.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier(dist: Dist) -> None:
+    if dist.world > 1:
+        td.barrier()
+
+
+def shutdown(dist: Dist) -> None:
+    if dist.world > 1 and td.is_initialized():
+        td.destroy_process_group()

@@ -1,0 +1,134 @@
+"""The body that supernet training and retraining share: optimiser, resume, epochs, checkpoints and metrics.
+
+``--out DIR`` holds ``config.yaml`` (the resolved config), ``checkpoint.pt`` (the latest, written atomically after
+each epoch) and ``metrics.jsonl`` (one line per epoch). A DIR that holds another config is never overwritten: that
+is an error, and so is a DIR that holds a run when ``--resume`` was not given.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.distributed as td
+import yaml
+from torch import nn
+
+from glit.config import Config, OptimConfig
+from glit.errors import GlitError
+from glit.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from glit.train.dist import Dist, barrier
+from glit.train.loop import Step, train_one_epoch
+from glit.train.optim import make_optimizer
+
+IGNORED_ON_RESUME = ("data.workers",)  # keys that may change between a run and its resumption
+TIMING_KEYS = ("images_per_s", "seconds")  # the metrics that depend on the machine, not on the run
+
+
+def prepare_out(out: Path, cfg: Config, resume: bool, dist: Dist) -> dict | None:
+    """Check ``out`` against ``cfg``; write ``config.yaml``; return the checkpoint to resume from, if any."""
+    config_file, ckpt_file = out / "config.yaml", out / "checkpoint.pt"
+    if config_file.exists():
+        old = yaml.safe_load(config_file.read_text()) or {}
+        diff = _first_difference(old, cfg.to_dict())
+        if diff:
+            raise GlitError(f"{out}: holds a run with another config ({diff}); use another --out, or the same config")
+        if ckpt_file.exists() and not resume:
+            raise GlitError(f"{out}: already holds a run; pass --resume to continue it, or use another --out")
+    elif any(out.glob("*")) and not resume:
+        raise GlitError(f"{out}: exists and is not empty, and holds no glit run; use another --out")
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        config_file.write_text(cfg.to_yaml())
+    barrier(dist)
+    return load_checkpoint(ckpt_file) if resume and ckpt_file.exists() else None
+
+
+def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: Dist, *,
+        arch_for_step: Callable, evaluate_fn: Callable[[nn.Module], dict], payload: dict, num_classes: int,
+        masked_update: bool = False, checkpoint: dict | None = None, desc: str = "train") -> list[dict]:
+    """Train ``model`` for ``o.epochs`` epochs, resuming from ``checkpoint``; returns the metrics of every epoch.
+
+    ``payload`` (the space or the architecture, and what the run records) goes into each checkpoint.
+    """
+    optimizer = make_optimizer(model, o)
+    scaler = None
+    if o.amp == "fp16":
+        if dist.device.type != "cuda":
+            raise GlitError("amp=fp16 needs a GPU; use amp=bf16 on CPU")
+        scaler = torch.amp.GradScaler("cuda")
+    ema = copy.deepcopy(model).requires_grad_(False) if o.ema > 0 else None
+    step = Step(o, cfg.aug, num_classes, cfg.seed, arch_for_step, masked_update, scaler, ema)
+    history, start = [], 0
+    torch.manual_seed(cfg.seed * 1000 + dist.rank)  # drop path reads the global RNG; offset by rank
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        if scaler is not None:
+            scaler.load_state_dict(checkpoint["scaler"])
+        if ema is not None:
+            ema.load_state_dict(checkpoint["ema"])
+        rngs = checkpoint["rng"]
+        set_rng_state(rngs[dist.rank] if len(rngs) == dist.world else rngs[0])
+        history, start = list(checkpoint["metrics"]), checkpoint["epoch"]
+        if dist.main:
+            _write_metrics(out, history)
+    for epoch in range(start, o.epochs):
+        stats = train_one_epoch(model, loader, optimizer, epoch, step, dist, desc)
+        line = {"epoch": epoch + 1, "loss": stats["loss"], "lr": stats["lr"],
+                "images_per_s": stats["images_per_s"], "seconds": stats["seconds"],
+                "paths": _digests(stats["archs"], dist)}
+        if (epoch + 1) % o.eval_every == 0 or epoch + 1 == o.epochs:
+            line.update(evaluate_fn(ema if ema is not None else model))
+        history.append(line)
+        state = {
+            "kind": payload["kind"], "epoch": epoch + 1, "metrics": history, "config": cfg.to_dict(),
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict() if scaler else None, "ema": ema.state_dict() if ema else None,
+            "rng": _gather(rng_state(), dist), **payload,
+        }
+        if dist.main:
+            save_checkpoint(out / "checkpoint.pt", state)
+            _write_metrics(out, history)
+        barrier(dist)
+    return history
+
+
+def _write_metrics(out: Path, history: list[dict]) -> None:
+    text = "".join(json.dumps(line) + "\n" for line in history)
+    tmp = out / ".metrics.jsonl.tmp"
+    tmp.write_text(text)
+    tmp.replace(out / "metrics.jsonl")
+
+
+def _digests(archs: list, dist: Dist) -> list[str]:
+    """A digest of the paths each rank trained this epoch (standalone: all None). Equal on every rank by design."""
+    digest = hashlib.sha256(repr([a.to_dict() if a else None for a in archs]).encode()).hexdigest()[:16]
+    return _gather(digest, dist)
+
+
+def _gather(obj, dist: Dist) -> list:
+    if dist.world == 1:
+        return [obj]
+    out = [None] * dist.world
+    td.all_gather_object(out, obj)
+    return out
+
+
+def _first_difference(old: dict, new: dict, prefix: str = "") -> str | None:
+    for key in sorted(set(old) | set(new)):
+        path = prefix + key
+        if path in IGNORED_ON_RESUME:
+            continue
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diff = _first_difference(a, b, path + ".")
+            if diff:
+                return diff
+        elif a != b:
+            return f"{path}: {a!r} there, {b!r} now"
+    return None

@@ -1,0 +1,130 @@
+"""The two loops that supernet training and retraining share: ``train_one_epoch`` and ``evaluate``.
+
+The supernet passes ``arch_for_step``, which draws the step's path from an RNG seeded by the run's seed and the
+global step (the same path on every rank). Standalone training passes ``lambda step: None``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from glit.config import AugConfig, OptimConfig
+from glit.data.mixup import mix_batch, soft_target_cross_entropy
+from glit.errors import GlitError
+from glit.space import Arch
+from glit.train.dist import Dist, all_sum, average_buffers, sync_grads
+from glit.train.optim import lr_at, masked_step, set_lr
+
+
+@dataclass
+class Step:
+    """What one training step needs besides the batch."""
+
+    optim: OptimConfig
+    aug: AugConfig
+    num_classes: int
+    seed: int
+    arch_for_step: Callable[[int], Arch | None]
+    masked_update: bool = False
+    scaler: torch.amp.GradScaler | None = None
+    ema: nn.Module | None = None
+
+
+def autocast(device: torch.device, amp: str):
+    if amp == "none":
+        return torch.autocast(device.type, enabled=False)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, epoch: int, step: Step,
+                    dist: Dist, desc: str = "train") -> dict:
+    """One pass over ``loader``. Returns the epoch's mean loss, last lr, images/s and the paths it trained."""
+    model.train()
+    loader.sampler.set_epoch(epoch)
+    steps = len(loader)
+    total_loss, seen, archs = 0.0, 0, []
+    start = time.perf_counter()
+    bar = tqdm(loader, desc=f"{desc} epoch {epoch + 1}/{step.optim.epochs}", leave=False,
+               disable=None if dist.main else True, dynamic_ncols=True)
+    for i, (x, y) in enumerate(bar):
+        global_step = epoch * steps + i
+        arch = step.arch_for_step(global_step)
+        archs.append(arch)
+        lr = lr_at(global_step, steps, step.optim)
+        set_lr(optimizer, lr)
+        x, y = x.to(dist.device, non_blocking=True), y.to(dist.device, non_blocking=True)
+        mix_rng = torch.Generator().manual_seed(hash((step.seed, global_step, dist.rank)) & (2**63 - 1))
+        x, targets = mix_batch(x, y, step.num_classes, step.aug, mix_rng)
+        with autocast(dist.device, step.optim.amp):
+            logits = model(x, arch)
+        loss = soft_target_cross_entropy(logits.float(), targets)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise GlitError(f"{desc}: loss is {loss_value} at epoch {epoch + 1}, step {i + 1}; stopped, and the last "
+                            "good checkpoint is kept (lower optim lr, or try amp=none)")
+        optimizer.zero_grad(set_to_none=True)
+        (step.scaler.scale(loss) if step.scaler else loss).backward()
+        sync_grads(model, dist)
+        if step.optim.clip_grad > 0:
+            if step.scaler:
+                step.scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), step.optim.clip_grad)
+
+        def apply():
+            if step.scaler:
+                step.scaler.step(optimizer)
+                step.scaler.update()
+            else:
+                optimizer.step()
+
+        if step.masked_update and arch is not None:
+            masked_step(optimizer, model.path_masks(arch), apply)
+        else:
+            apply()
+        if step.ema is not None:
+            update_ema(step.ema, model, step.optim.ema)
+        total_loss += loss_value * x.shape[0]
+        seen += x.shape[0]
+        if dist.main:
+            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
+    average_buffers(model, dist)
+    elapsed = time.perf_counter() - start
+    total_loss, seen = all_sum([total_loss, seen], dist)
+    return {"loss": total_loss / max(seen, 1), "lr": lr, "images_per_s": seen / elapsed, "seconds": elapsed,
+            "archs": archs}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, dist: Dist, arch: Arch | None = None, amp: str = "none",
+             desc: str = "eval") -> dict:
+    """Top-1 accuracy (percent) and mean cross-entropy of ``arch``'s path (or the standalone model) on ``loader``,
+    summed over ranks."""
+    model.eval()
+    correct, loss_sum, n = 0.0, 0.0, 0.0
+    for x, y in tqdm(loader, desc=desc, leave=False, disable=None if dist.main else True, dynamic_ncols=True):
+        x, y = x.to(dist.device, non_blocking=True), y.to(dist.device, non_blocking=True)
+        with autocast(dist.device, amp):
+            logits = model(x, arch).float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(-1) == y).sum().item()
+        n += y.numel()
+    correct, loss_sum, n = all_sum([correct, loss_sum, n], dist)
+    return {"top1": 100.0 * correct / max(n, 1), "loss": loss_sum / max(n, 1), "images": int(n)}
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """``ema = decay * ema + (1 - decay) * model`` for floating parameters; buffers are copied."""
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)

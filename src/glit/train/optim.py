@@ -1,0 +1,66 @@
+"""AdamW with DeiT's parameter groups, a warm-up + cosine schedule, and the masked supernet update."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from glit.config import OptimConfig
+
+NO_DECAY_NAMES = ("pos_embed", "cls_token")
+
+
+def make_optimizer(model: nn.Module, o: OptimConfig) -> torch.optim.AdamW:
+    """AdamW at lr * batch_size / 512, with no weight decay on biases, norms, position embedding or class token."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 or name.endswith(NO_DECAY_NAMES) else decay).append(p)
+    groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=scaled_lr(o))
+
+
+def scaled_lr(o: OptimConfig) -> float:
+    return o.lr * o.batch_size / 512
+
+
+def lr_at(step: int, steps_per_epoch: int, o: OptimConfig) -> float:
+    """Linear warm-up from ``warmup_lr`` over ``warmup_epochs``, then cosine decay to ``min_lr`` at the last step."""
+    base = scaled_lr(o)
+    warmup = int(o.warmup_epochs * steps_per_epoch)
+    total = o.epochs * steps_per_epoch
+    if step < warmup:
+        return o.warmup_lr + (base - o.warmup_lr) * step / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return o.min_lr + 0.5 * (base - o.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def masked_step(optimizer: torch.optim.Optimizer, masks: dict[nn.Parameter, Tensor], step) -> None:
+    """Run ``step()`` (the optimiser's step, or a grad scaler's), then restore every parameter element outside its
+    mask, and its AdamW moment estimates, to their values before the step.
+
+    Why: a supernet step's gradient is zero outside the sampled path, but AdamW's momentum and decoupled weight
+    decay would still move those weights. With the mask, a step changes exactly the sampled path. Parameters that
+    the path does not touch at all have no gradient (``zero_grad(set_to_none=True)``), and AdamW skips them itself.
+    (AdamW's per-tensor step count, used for bias correction, still advances for a partly used tensor.)
+    """
+    saved = []
+    for p, mask in masks.items():
+        if p.grad is None or bool(mask.all()):
+            continue
+        state = optimizer.state.get(p, {})
+        moments = [state[k].clone() for k in ("exp_avg", "exp_avg_sq") if k in state]
+        saved.append((p, mask, p.detach().clone(), moments))
+    step()
+    with torch.no_grad():
+        for p, mask, before, moments in saved:
+            p.copy_(torch.where(mask, p, before))
+            state = optimizer.state[p]
+            for key, old in zip(("exp_avg", "exp_avg_sq"), moments):  # none before the first step: they start at 0
+                state[key].copy_(torch.where(mask, state[key], old))
