@@ -148,7 +148,8 @@ class Arch:
         """Read an architecture from JSON text or from a file path."""
         where = "arch"
         text = str(text_or_path)
-        if isinstance(text_or_path, Path) or not text.lstrip().startswith("{"):
+        looks_like_json = text.lstrip()[:1] in ("{", "[", '"') or text.strip() in ("null", "true", "false")
+        if isinstance(text_or_path, Path) or not looks_like_json:
             path = Path(text_or_path)
             where = str(path)
             try:

@@ -121,7 +121,10 @@ class Supernet(nn.Module):
         nn.init.trunc_normal_(self.pos_embed, std=0.02, generator=generator)
 
     def forward(self, x: Tensor, arch: Arch | None = None) -> Tensor:
-        arch = self.arch if arch is None else arch
+        if arch is None:
+            arch = self.arch
+        else:
+            self.space.check(arch)  # a path outside the space would silently run a different network
         x = self.patch_embed.proj(x).flatten(2).transpose(1, 2)  # (B, num_patches, D)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed  # (B, N, D)
         for block, genes in zip(self.blocks, arch.blocks):
