@@ -97,11 +97,16 @@ def _config(args, epochs_key: str):
 
 
 def cmd_train_supernet(args) -> None:
+    from glit.presets import load_arch
     from glit.recipes import train_supernet
 
     cfg = _config(args, "supernet.optim.epochs")
     if args.level is not None:
         cfg.level = args.level
+    if args.distribution:
+        cfg.level, cfg.distribution = 2, [b.num_global_heads for b in load_arch(args.distribution).blocks]
+    if args.warm_start:
+        cfg.supernet.warm_start = args.warm_start
     result = train_supernet(cfg, args.out, resume=args.resume)
     _summary("supernet", result["metrics"], args.out)
 
@@ -128,6 +133,21 @@ def cmd_eval(args) -> None:
         print(json.dumps(result) if args.json else
               f"{args.checkpoint} (epoch {result['epoch']}): top-1 {result['top1']:.2f}% on {result['images']} "
               f"test images, loss {result['loss']:.4f}")
+
+
+def cmd_search(args) -> None:
+    from glit.recipes.search import search, search_config, supernet_checkpoint
+
+    ckpt, file = supernet_checkpoint(args.supernet)
+    flags = {"strategy": args.strategy, "max_macs": args.max_macs, "max_params": args.max_params,
+             "population": args.population, "generations": args.generations, "convention": args.convention}
+    overrides = [f"search.{k}={v}" for k, v in flags.items() if v is not None] + args.set
+    cfg = search_config(ckpt, file, overrides)
+    result = search(cfg, args.supernet, args.out, resume=args.resume)
+    if _is_main():
+        print(f"search: {result['scored']} candidates scored under {result['budget']}; best search-split top-1 "
+              f"{result['score']:.2f}%, params {result['params']:,}, MACs {_fmt_count(result['macs'])}; "
+              f"best architecture in {args.out}/best.json")
 
 
 def _summary(what: str, metrics: dict, out) -> None:
@@ -181,7 +201,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_flags(p, "epochs (sets supernet.optim.epochs)")
     p.add_argument("--level", type=int, choices=(1, 2), help="1: vary num_global_heads; 2: vary the details, with "
                                                              "the distribution from --set distribution=[...]")
+    p.add_argument("--distribution", metavar="FILE", help="level 2: take num_global_heads per block from this "
+                                                          "architecture file (e.g. a level-1 search's best.json)")
+    p.add_argument("--warm-start", metavar="DIR|FILE", help="level 2: seed the weights with the level-1 supernet's "
+                                                            "path for the distribution")
     p.set_defaults(func=cmd_train_supernet)
+
+    p = sub.add_parser("search", help="evolutionary or random search on a trained supernet",
+                       description="Search a trained supernet under a MACs/params budget. Writes candidates.jsonl, "
+                                   "best.json, topk.json, pareto.json and result.json. Works under torchrun.")
+    p.add_argument("--supernet", required=True, metavar="DIR|FILE", help="a glit train-supernet output folder or "
+                                                                         "its checkpoint.pt")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--strategy", choices=("evolution", "random"), help="default: evolution")
+    p.add_argument("--max-macs", metavar="M", help="MACs budget, e.g. 1.3G or 45M (default: the MACs of the "
+                                                   "all-global DeiT-style architecture; 'inf' for none)")
+    p.add_argument("--max-params", metavar="P", help="params budget, e.g. 6M (default: none)")
+    p.add_argument("--convention", choices=("exact", "glit"), help="MAC convention of the budget (default: exact)")
+    p.add_argument("--population", type=int, help="candidates per generation (default: 50)")
+    p.add_argument("--generations", type=int, help="generations (default: 20)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set search.mutate_prob=0.2 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue the search in --out from search_state.json")
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("train", help="train one architecture from scratch",
                        description="Train one architecture from scratch (retraining or a baseline) and evaluate "

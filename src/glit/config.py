@@ -74,6 +74,29 @@ class SupernetConfig:
     masked_update: bool = True  # AdamW moves only the sampled path's weights and moment estimates
     eval_archs: int = 2  # architectures (fixed, seeded) scored on the search split after each evaluation
     bn_batches: int = 4  # batches for BatchNorm recalibration before each such score
+    warm_start: str | None = None  # level 2: a level-1 supernet checkpoint; its winner's path seeds the weights
+
+
+@dataclass
+class SearchConfig:
+    """Evolutionary (or random) search on a trained supernet (SPEC 1.4), and the hierarchy's choices (SPEC 1.3)."""
+
+    strategy: str = "evolution"  # evolution | random (the same number of scored candidates)
+    population: int = 50
+    generations: int = 20
+    parents: int = 10  # top candidates kept as parents
+    mutations: int = 25
+    crossovers: int = 25
+    mutate_prob: float = 0.1
+    max_tries: int = 1000  # attempts per way of making candidates, per generation
+    max_macs: str | None = None  # e.g. 1.3G; None: the DeiT-style (all-global) architecture's MACs; inf: no limit
+    max_params: str | None = None  # e.g. 6M; None: no limit
+    convention: str = "exact"  # MAC convention of the budget: exact | glit
+    bn_batches: int = 10  # training batches for BatchNorm recalibration of each candidate
+    batch_size: int = 256  # scoring batch
+    topk: int = 5  # level 1: distributions kept
+    topk_retrain_epochs: int = 0  # level 1: retrain each kept distribution this long and keep the best (0: off)
+    warm_start: bool = True  # glit run: warm-start the level-2 supernet from the level-1 supernet
 
 
 @dataclass
@@ -87,6 +110,7 @@ class Config:
     aug: AugConfig = field(default_factory=AugConfig)
     train: OptimConfig = field(default_factory=OptimConfig)  # retraining / baselines
     supernet: SupernetConfig = field(default_factory=SupernetConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -100,6 +100,8 @@ def _glit_tiny_released() -> Arch:
 
 
 ARCHS = {
+    "deit-demo": lambda: deit(SPACES["demo"].family),
+    "deit-cifar": lambda: deit(SPACES["cifar"].family),
     "deit-tiny": lambda: deit(SPACES["tiny"].family),
     "deit-small": lambda: deit(SPACES["small"].family),
     "deit-base": lambda: deit(SPACES["base"].family),

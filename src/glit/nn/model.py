@@ -167,6 +167,32 @@ class Supernet(nn.Module):
         return subnet.train(self.training)
 
 
+    @torch.no_grad()
+    def inherit(self, arch: Arch, subnet: Supernet) -> None:
+        """Write a standalone model's weights into ``arch``'s path: the inverse of ``extract``.
+
+        Each slice of the slicing rule is a box of a row-major view of its parameter, so the path's elements, in
+        storage order, are exactly the standalone tensor's elements in order: ``masked_scatter`` puts them back.
+        Used to warm-start a level-2 supernet from the level-1 winner.
+        """
+        self.space.check(arch)
+        for name in ("patch_embed", "norm", "head"):
+            getattr(self, name).load_state_dict(getattr(subnet, name).state_dict())
+        self.cls_token.copy_(subnet.cls_token)
+        self.pos_embed.copy_(subnet.pos_embed)
+        masks = self.path_masks(arch)
+        for dst, src, genes in zip(self.blocks, subnet.blocks, arch.blocks):
+            dst.norm1.load_state_dict(src.norm1.state_dict())
+            dst.norm2.load_state_dict(src.norm2.state_dict())
+            for layer in dst.sizes(genes):
+                d, s = getattr(dst, layer), getattr(src, layer)
+                for p, q in zip(d.parameters(), s.parameters()):
+                    p.masked_scatter_(masks[p], q)
+                for key, value in d.weights(**dst.sizes(genes)[layer]).items():
+                    if key.startswith("bn.running"):  # buffers: leading slices, views
+                        value.copy_(s.state_dict()[key])
+
+
 def build_model(arch: Arch, drop_path: float = 0.0, generator: torch.Generator | None = None) -> Supernet:
     """A fresh standalone model of ``arch``; ``model(x)`` runs it."""
     return Supernet(SearchSpace.single(arch), drop_path=drop_path, generator=generator)

@@ -1,7 +1,8 @@
-"""One linear function per pipeline step: train_supernet, train, evaluate (search and run come later)."""
+"""One linear function per pipeline step: train_supernet, search, train, evaluate."""
 
 from glit.recipes.evaluate import evaluate_checkpoint
+from glit.recipes.search import search
 from glit.recipes.train import train
 from glit.recipes.train_supernet import train_supernet
 
-__all__ = ["evaluate_checkpoint", "train", "train_supernet"]
+__all__ = ["evaluate_checkpoint", "search", "train", "train_supernet"]

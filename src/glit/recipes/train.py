@@ -10,6 +10,7 @@ from glit.data.build import eval_loader, load_data, train_loader
 from glit.nn import build_model
 from glit.recipes.common import arch_for_data, init_generator, write_json
 from glit.space import Arch
+from glit.train.checkpoint import load_checkpoint
 from glit.train.dist import init_distributed
 from glit.train.fit import fit, prepare_out
 from glit.train.loop import evaluate
@@ -18,7 +19,8 @@ from glit.train.loop import evaluate
 def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False) -> dict:
     out = Path(out)
     dist = init_distributed(cfg.device)
-    checkpoint = prepare_out(out, cfg, resume, dist)
+    resume_from = prepare_out(out, cfg, resume, dist)
+    checkpoint = load_checkpoint(resume_from) if resume_from else None
     o = cfg.train
 
     data = load_data(cfg)

@@ -11,10 +11,12 @@ from pathlib import Path
 
 from glit.config import Config
 from glit.data.build import eval_loader, load_data, train_loader
+from glit.errors import GlitError
 from glit.nn import Supernet
 from glit.recipes.common import init_generator, space_for, write_json
 from glit.space import SearchSpace
 from glit.train.bn import recalibrate_bn
+from glit.train.checkpoint import load_checkpoint
 from glit.train.dist import init_distributed
 from glit.train.fit import fit, prepare_out
 from glit.train.loop import evaluate
@@ -28,7 +30,8 @@ def path_sampler(space: SearchSpace, seed: int):
 def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     out = Path(out)
     dist = init_distributed(cfg.device)
-    checkpoint = prepare_out(out, cfg, resume, dist)
+    resume_from = prepare_out(out, cfg, resume, dist)
+    checkpoint = load_checkpoint(resume_from) if resume_from else None
     o = cfg.supernet.optim
 
     data = load_data(cfg)
@@ -51,6 +54,8 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
             top1.append(evaluate(model, search, dist, arch, o.amp, desc="score")["top1"])
         return {"top1": sum(top1) / max(len(top1), 1), "top1_paths": top1}
 
+    if cfg.supernet.warm_start and checkpoint is None:
+        warm_start(supernet, cfg, cfg.supernet.warm_start)
     if dist.main:
         write_json(out / "space.json", space.to_dict())
         write_json(out / "split.json", data.record)
@@ -59,6 +64,26 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
                   checkpoint=checkpoint, desc="supernet",
                   payload={"kind": "supernet", "space": space.to_dict(), "split": data.record})
     return {"out": str(out), "space_size": space.size(), "metrics": history[-1] if history else {}}
+
+
+def warm_start(supernet: Supernet, cfg: Config, source: str) -> None:
+    """Seed a level-2 supernet with the level-1 supernet's weights for the winning distribution: the level-1 path
+    (detail genes at their level-1 values) is extracted and written into the same path of the level-2 supernet."""
+    from glit.recipes.search import supernet_checkpoint
+
+    if cfg.level != 2 or cfg.distribution is None:
+        raise GlitError("supernet.warm_start needs a level-2 supernet (level=2 and a distribution)")
+    ckpt, file = supernet_checkpoint(source)
+    level1 = SearchSpace.from_dict(ckpt["space"], f"{file}: space")
+    path = level1.fix(num_global_heads=list(cfg.distribution))
+    if not path.is_single():
+        raise GlitError(f"{file}: not a level-1 supernet (its space varies more than num_global_heads)")
+    arch = path.sample(random.Random(0))
+    if arch.family != supernet.family:
+        raise GlitError(f"{file}: its family differs from this supernet's")
+    source_net = Supernet(level1)
+    source_net.load_state_dict(ckpt["model"])
+    supernet.inherit(arch, source_net.extract(arch).to(supernet.cls_token.device))
 
 
 def _take(loader, n):

@@ -96,3 +96,15 @@ def barrier(dist: Dist) -> None:
 def shutdown(dist: Dist) -> None:
     if dist.world > 1 and td.is_initialized():
         td.destroy_process_group()
+
+
+def all_gather_floats(mine: list[float], total: int, dist: Dist) -> list[float]:
+    """Rank r holds the values of items r, r + world, ...; return all ``total`` values in order, on every rank."""
+    if dist.world == 1:
+        return list(mine)
+    per_rank = -(-total // dist.world)
+    buf = torch.full((per_rank,), float("nan"), dtype=torch.float64, device=dist.device)
+    buf[:len(mine)] = torch.tensor(mine, dtype=torch.float64)
+    gathered = [torch.empty_like(buf) for _ in range(dist.world)]
+    td.all_gather(gathered, buf)
+    return [gathered[i % dist.world][i // dist.world].item() for i in range(total)]

@@ -20,7 +20,7 @@ from torch import nn
 
 from glit.config import Config, OptimConfig
 from glit.errors import GlitError
-from glit.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from glit.train.checkpoint import rng_state, save_checkpoint, set_rng_state
 from glit.train.dist import Dist, barrier
 from glit.train.loop import Step, train_one_epoch
 from glit.train.optim import make_optimizer
@@ -29,9 +29,9 @@ IGNORED_ON_RESUME = ("data.workers",)  # keys that may change between a run and 
 TIMING_KEYS = ("images_per_s", "seconds")  # the metrics that depend on the machine, not on the run
 
 
-def prepare_out(out: Path, cfg: Config, resume: bool, dist: Dist) -> dict | None:
-    """Check ``out`` against ``cfg``; write ``config.yaml``; return the checkpoint to resume from, if any."""
-    config_file, ckpt_file = out / "config.yaml", out / "checkpoint.pt"
+def prepare_out(out: Path, cfg: Config, resume: bool, dist: Dist, state: str = "checkpoint.pt") -> Path | None:
+    """Check ``out`` against ``cfg`` and write ``config.yaml``. Returns the state file to resume from, if any."""
+    config_file, ckpt_file = out / "config.yaml", out / state
     if config_file.exists():
         old = yaml.safe_load(config_file.read_text()) or {}
         diff = _first_difference(old, cfg.to_dict())
@@ -45,7 +45,7 @@ def prepare_out(out: Path, cfg: Config, resume: bool, dist: Dist) -> dict | None
         out.mkdir(parents=True, exist_ok=True)
         config_file.write_text(cfg.to_yaml())
     barrier(dist)
-    return load_checkpoint(ckpt_file) if resume and ckpt_file.exists() else None
+    return ckpt_file if resume and ckpt_file.exists() else None
 
 
 def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: Dist, *,
@@ -94,6 +94,9 @@ def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: 
         if dist.main:
             save_checkpoint(out / "checkpoint.pt", state)
             _write_metrics(out, history)
+            top1 = f"  top-1 {line['top1']:.2f}%" if "top1" in line else ""
+            print(f"{desc} epoch {epoch + 1}/{o.epochs}  loss {line['loss']:.4f}  lr {line['lr']:.2e}{top1}  "
+                  f"{line['images_per_s']:.0f} img/s  {line['seconds']:.0f} s", flush=True)
         barrier(dist)
     return history
 

@@ -1,0 +1,155 @@
+"""Search a trained supernet under a budget, and write what the search found.
+
+``--out DIR`` gets ``config.yaml``, ``search_state.json`` (saved after every generation: a resumed search ends
+exactly as an uninterrupted one), ``candidates.jsonl`` (one line per scored candidate: arch, params, macs, score,
+generation), ``best.json`` (an architecture file), ``topk.json`` (the ``search.topk`` best), ``pareto.json`` (the
+candidates that no other beats on both score and MACs) and ``result.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+from pathlib import Path
+
+from tqdm import tqdm
+
+from glit.config import Config, apply
+from glit.cost import cost
+from glit.data.build import eval_loader, load_data
+from glit.errors import GlitError
+from glit.nn import Supernet
+from glit.presets import deit
+from glit.recipes.common import write_json
+from glit.search.budget import Budget, parse_count
+from glit.search.fitness import Batches, SupernetFitness
+from glit.search.strategy import EvolutionConfig, SearchState, evolve, random_search
+from glit.space import SearchSpace
+from glit.train.checkpoint import load_checkpoint
+from glit.train.dist import init_distributed
+from glit.train.fit import prepare_out
+
+STATE = "search_state.json"
+
+
+def supernet_checkpoint(path: str | Path) -> tuple[dict, Path]:
+    """A supernet checkpoint from a file or a ``glit train-supernet`` output folder."""
+    path = Path(path)
+    file = path / "checkpoint.pt" if path.is_dir() else path
+    ckpt = load_checkpoint(file)
+    if ckpt.get("kind") != "supernet" or "space" not in ckpt:
+        raise GlitError(f"{file}: not a supernet checkpoint (it was written by glit {ckpt.get('kind', 'unknown')!r} "
+                        "training); pass the output of glit train-supernet")
+    return ckpt, file
+
+
+def search_config(ckpt: dict, file: Path, overrides: list[str] = ()) -> Config:
+    """The supernet run's config, with the search keys (and any other) overridden."""
+    from glit.config import set_value
+
+    cfg = apply(Config(), ckpt["config"], str(file))
+    for assignment in overrides:
+        set_value(cfg, assignment)
+    return cfg
+
+
+def make_budget(cfg: Config, space: SearchSpace) -> Budget:
+    """``search.max_macs`` None means the MACs of the all-global, DeiT-style architecture of the family."""
+    s = cfg.search
+    if s.convention not in ("exact", "glit"):
+        raise GlitError(f"search.convention must be exact or glit, got {s.convention!r}")
+    max_macs = cost(deit(space.family), s.convention).macs if s.max_macs is None else \
+        parse_count(s.max_macs, "search.max_macs")
+    return Budget(max_macs, parse_count(s.max_params, "search.max_params"), s.convention)
+
+
+def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = False) -> dict:
+    out = Path(out)
+    ckpt, file = supernet_checkpoint(supernet)
+    dist = init_distributed(cfg.device)
+    resume_from = prepare_out(out, cfg, resume, dist, state=STATE)
+    s = cfg.search
+
+    data = load_data(cfg)
+    recorded = ckpt.get("split", {}).get("search_indices_sha256")
+    if recorded and recorded != data.record["search_indices_sha256"]:
+        raise GlitError(f"{file}: the supernet was trained with another search split; search with its data and "
+                        "data.split_seed, data.search_size and data.train_subset")
+    space = SearchSpace.from_dict(ckpt["space"], f"{file}: space")
+    if space.family.num_classes != data.num_classes:
+        raise GlitError(f"{file}: the supernet has {space.family.num_classes} classes, the data {data.num_classes}")
+    budget = make_budget(cfg, space)
+    budget.check_feasible(space)
+
+    model = Supernet(space).to(dist.device)
+    model.load_state_dict(ckpt["model"])
+    img = space.family.img_size
+    calib = Batches(eval_loader(cfg, data.fit, img, s.batch_size), s.bn_batches, dist.device)
+    held = Batches(eval_loader(cfg, data.search, img, s.batch_size), None, dist.device)
+    fitness = SupernetFitness(model, calib, held, dist, cfg.supernet.optim.amp)
+
+    rng = random.Random(f"search:{cfg.seed}")
+    state = SearchState.from_dict(json.loads(resume_from.read_text())) if resume_from else None
+    evo = EvolutionConfig(s.population, s.generations, s.parents, s.mutations, s.crossovers, s.mutate_prob,
+                          s.max_tries)
+    generations = s.generations
+    bar = tqdm(total=generations, initial=state.generation if state else 0, desc=f"search ({s.strategy})",
+               disable=None if dist.main else True, dynamic_ncols=True)
+
+    def save(st: SearchState) -> None:
+        bar.update(1)
+        best = st.best()[0]
+        bar.set_postfix(best=f"{best.score:.2f}", scored=len(st.scored))
+        if dist.main:
+            write_outputs(out, st, budget, s.topk)
+            newest = [c.score for c in st.scored if c.generation == st.generation - 1]
+            print(f"search generation {st.generation}/{generations}  best {best.score:.2f}  "
+                  f"this generation: {len(newest)} scored, best {max(newest, default=math.nan):.2f}", flush=True)
+
+    if s.strategy == "evolution":
+        state = evolve(space, fitness, budget, evo, rng, state, save)
+    elif s.strategy == "random":
+        state = random_search(space, fitness, budget, s.population * s.generations, s.population, rng, state, save,
+                              s.max_tries)
+    else:
+        raise GlitError(f"search.strategy must be evolution or random, got {s.strategy!r}")
+    bar.close()
+    if dist.main:
+        write_outputs(out, state, budget, s.topk)
+    best = state.best()[0]
+    c = cost(best.arch)
+    return {"best": best.arch, "score": best.score, "params": c.params, "macs": c.macs,
+            "scored": len(state.scored), "budget": budget.describe()}
+
+
+def write_outputs(out: Path, state: SearchState, budget: Budget, topk: int) -> None:
+    """Every file the search writes, from its state alone (so a resumed search rewrites them identically)."""
+    rows = [_row(c) for c in state.scored]
+    tmp = out / ".candidates.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.replace(out / "candidates.jsonl")
+    best = state.best(topk)
+    write_json(out / "best.json", best[0].arch.to_dict())
+    write_json(out / "topk.json", [_row(c) for c in best])
+    write_json(out / "pareto.json", pareto(rows))
+    write_json(out / "result.json", {**_row(best[0]), "scored": len(rows), "generations": state.generation,
+                                     "budget": dataclasses.asdict(budget), "budget_text": budget.describe()})
+    write_json(out / STATE, state.to_dict())  # last: a crash before this re-runs the generation, same result
+
+
+def pareto(rows: list[dict]) -> list[dict]:
+    """Candidates not dominated by another (at least as good on both score and MACs, better on one)."""
+    front = []
+    for r in sorted(rows, key=lambda r: (r["macs"], -r["score"])):
+        if not front or r["score"] > front[-1]["score"]:
+            front.append(r)
+    return front
+
+
+def _row(c) -> dict:
+    k = cost(c.arch)
+    return {"arch": c.arch.to_dict(), "params": k.params, "macs": k.macs, "score": c.score,
+            "generation": c.generation}
+

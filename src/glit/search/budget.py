@@ -1,0 +1,61 @@
+"""Complexity budgets: an architecture may be scored only if its MACs and params are within them. No torch.
+
+A latency budget (a later addition) fits the same shape: another limit checked in ``__call__`` from an injected
+latency model, before the candidate is scored.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from glit.cost import cost, extremes
+from glit.errors import GlitError
+from glit.space import Arch, SearchSpace
+
+UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+
+
+def parse_count(text: str | float | int | None, what: str = "value") -> float:
+    """``1.3G``, ``1300M``, ``5e6`` or ``inf`` -> a number; ``None`` stays ``math.inf`` (no limit)."""
+    if text is None:
+        return math.inf
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    s = str(text).strip().upper()
+    unit = s[-1] if s and s[-1] in UNITS and s[-1] != "" else ""
+    try:
+        value = float(s[:-1] if unit else s) * UNITS[unit]
+    except ValueError:
+        raise GlitError(f"{what}: expected a number such as 1.3G, 500M or 2e6, got {text!r}") from None
+    if value <= 0:
+        raise GlitError(f"{what}: must be positive, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_macs: float = math.inf
+    max_params: float = math.inf
+    convention: str = "exact"
+
+    def __call__(self, arch: Arch) -> bool:
+        c = cost(arch, self.convention)
+        return c.macs <= self.max_macs and c.params <= self.max_params
+
+    def describe(self) -> str:
+        parts = []
+        if math.isfinite(self.max_macs):
+            parts.append(f"MACs <= {self.max_macs / 1e6:.2f} M ({self.convention})")
+        if math.isfinite(self.max_params):
+            parts.append(f"params <= {self.max_params:,.0f}")
+        return ", ".join(parts) or "no budget"
+
+    def check_feasible(self, space: SearchSpace) -> None:
+        """A one-line error, with the smallest member's MACs and params, when no member can meet the budget."""
+        by_macs = cost(extremes(space, "macs", self.convention)[0], self.convention)
+        by_params = cost(extremes(space, "params", self.convention)[0], self.convention)
+        if by_macs.macs > self.max_macs or by_params.params > self.max_params:
+            raise GlitError(f"budget {self.describe()} is impossible in this space: its smallest member has "
+                            f"{by_macs.macs / 1e6:.2f} M MACs ({self.convention}) and "
+                            f"{by_params.params:,} params")
