@@ -65,10 +65,15 @@ def peak_rss_kib() -> int:
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def make_step(model, arch, x, y, lr: float = 5e-4):
-    """A closure that runs one training step of ``model`` (``model(x, arch)``; ``arch`` None for a subnet)."""
+def make_step(model, arch, x, y, lr: float = 5e-4, masked: bool = False):
+    """A closure that runs one training step of ``model`` (``model(x, arch)``; ``arch`` None for a subnet).
+
+    ``masked``: the supernet's default update (``supernet.masked_update``), which restores every element off the
+    path, and its AdamW moments, after the step."""
     import torch
     import torch.nn.functional as F
+
+    from glit.train.optim import masked_step
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
 
@@ -76,7 +81,10 @@ def make_step(model, arch, x, y, lr: float = 5e-4):
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x, arch), y)
         loss.backward()
-        opt.step()
+        if masked:
+            masked_step(opt, model.path_masks(arch), opt.step)
+        else:
+            opt.step()
         return loss.item()
 
     return step
@@ -114,7 +122,7 @@ def bench_level(level: int, args) -> list[dict]:
             state = {k: v.clone() for k, v in supernet.state_dict().items() if "running" in k or "tracked" in k}
             diff = (supernet(x, arch) - subnet(x)).abs().max().item()
             supernet.load_state_dict(state, strict=False)  # undo the BatchNorm statistics update of the check
-        step_super = make_step(supernet, arch, x, y)
+        step_super = make_step(supernet, arch, x, y, masked=args.update == "masked")
         step_sub = make_step(subnet, None, x, y)
         for _ in range(args.warmup):
             step_super()
@@ -207,6 +215,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     p.add_argument("--level", type=int, nargs="+", choices=(1, 2), default=[2, 1],
                    help="space levels to run; the first one gives the headline figure (default: 2 1)")
+    p.add_argument("--update", choices=("masked", "plain"), default="masked",
+                   help="supernet AdamW update: masked (training's default, supernet.masked_update) or plain")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--memory-probe", choices=("supernet", "subnet"), help=argparse.SUPPRESS)
     args = p.parse_args()

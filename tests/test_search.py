@@ -1,0 +1,141 @@
+"""The real search, end to end through the CLI: a trained demo supernet, BN recalibration, scoring, outputs,
+resume after SIGKILL, 2-process scoring, and the errors."""
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from glit import Arch, SearchSpace, cost
+from glit.search.budget import parse_count
+from helpers import SMALL_SUPERNET, assert_one_line_error, cli_env, demo_arch_file, glit_command, run_glit, torchrun
+
+SMALL_SEARCH = ("--population", "6", "--generations", "3", "--set", "search.parents=3", "--set",
+                "search.mutations=2", "--set", "search.crossovers=2", "--set", "search.bn_batches=2",
+                "--set", "search.batch_size=100")
+
+
+@pytest.fixture(scope="module")
+def supernet(tmp_path_factory):
+    """A level-1 demo supernet trained for 3 epochs (the same for every test of this module)."""
+    out = tmp_path_factory.mktemp("supernet") / "sn"
+    proc = run_glit("train-supernet", "--preset", "demo", "--epochs", "3", "--out", out, *SMALL_SUPERNET)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def read_candidates(out):
+    return [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
+
+
+def test_search_end_to_end_writes_every_output_and_best_profiles(supernet, tmp_path):
+    out = tmp_path / "search"
+    proc = run_glit("search", "--supernet", supernet, "--out", out, *SMALL_SEARCH)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_candidates(out)
+    assert len(rows) == 18 and sorted({r["generation"] for r in rows}) == [0, 1, 2]
+    archs = [Arch.from_dict(r["arch"]) for r in rows]
+    assert len(set(archs)) == len(archs)  # no architecture scored twice
+    space = SearchSpace.from_preset("demo", 1)
+    budget = cost(Arch.from_dict(json.loads((out / "result.json").read_text())["arch"])).macs
+    for arch, row in zip(archs, rows):
+        assert space.contains(arch)
+        assert row["macs"] == cost(arch).macs and row["params"] == cost(arch).params
+        assert 0 <= row["score"] <= 100
+    assert budget <= json.loads((out / "result.json").read_text())["budget"]["max_macs"]
+    best = Arch.from_json(out / "best.json")
+    assert best == max(zip(archs, rows), key=lambda ar: ar[1]["score"])[0]
+    pareto = json.loads((out / "pareto.json").read_text())
+    assert pareto and all(not any(o["score"] >= p["score"] and o["macs"] <= p["macs"] and o != p for o in rows)
+                          for p in pareto)
+    profile = run_glit("profile", "--arch", out / "best.json", "--json")
+    assert profile.returncode == 0 and json.loads(profile.stdout)["params"] == cost(best).params
+    assert len(json.loads((out / "topk.json").read_text())) == 5
+
+
+def test_scores_are_real_accuracies_that_depend_on_the_path(supernet, tmp_path):
+    out = tmp_path / "search"
+    assert run_glit("search", "--supernet", supernet, "--out", out, *SMALL_SEARCH).returncode == 0
+    scores = [r["score"] for r in read_candidates(out)]
+    assert len(set(scores)) > 1  # inherited weights differ by path
+    assert max(scores) > 20  # 3 epochs of supernet training beat chance (10%) on every good path
+
+
+def test_random_strategy_and_budget_flags(supernet, tmp_path):
+    out = tmp_path / "random"
+    proc = run_glit("search", "--supernet", supernet, "--out", out, "--strategy", "random", "--max-macs", "1.8M",
+                    *SMALL_SEARCH)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_candidates(out)
+    assert len(rows) == 18
+    assert all(r["macs"] <= parse_count("1.8M") for r in rows)
+
+
+def test_search_resumed_after_sigkill_equals_an_uninterrupted_search(supernet, tmp_path):
+    args = ("--supernet", supernet, *SMALL_SEARCH, "--generations", "5")
+    full = tmp_path / "full"
+    assert run_glit("search", "--out", full, *args).returncode == 0
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(glit_command("search", "--out", cut, *args), env=cli_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    state = cut / "search_state.json"
+    deadline = time.time() + 300
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the search ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert json.loads(state.read_text())["generation"] < 5
+    resumed = run_glit("search", "--out", cut, *args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for name in ("candidates.jsonl", "best.json", "pareto.json", "search_state.json", "topk.json"):
+        assert (cut / name).read_text() == (full / name).read_text(), name
+
+
+def test_two_process_search_equals_one_process(supernet, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert run_glit("search", "--supernet", supernet, "--out", one, *SMALL_SEARCH).returncode == 0
+    proc = torchrun("-m", "glit", "search", "--supernet", supernet, "--out", two, *SMALL_SEARCH)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = read_candidates(one), read_candidates(two)
+    assert [r["arch"] for r in a] == [r["arch"] for r in b]
+    assert [r["score"] for r in a] == pytest.approx([r["score"] for r in b], abs=1e-9)
+
+
+def test_impossible_budget_is_a_one_line_error(supernet, tmp_path):
+    proc = run_glit("search", "--supernet", supernet, "--out", tmp_path / "s", "--max-macs", "1K")
+    line = assert_one_line_error(proc, "impossible", "smallest member")
+    assert "MACs" in line and "params" in line
+
+
+def test_missing_or_wrong_checkpoint_is_a_one_line_error(tmp_path):
+    assert_one_line_error(run_glit("search", "--supernet", tmp_path / "nowhere", "--out", tmp_path / "s"),
+                          "nowhere", "not found")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert_one_line_error(run_glit("search", "--supernet", bad, "--out", tmp_path / "s2"), "bad.pt")
+    model = tmp_path / "model"
+    arch = demo_arch_file(tmp_path / "arch.json")
+    proc = run_glit("train", "--preset", "demo", "--arch", arch, "--epochs", "1", "--out", model,
+                    "--set", "train.batch_size=64")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_one_line_error(run_glit("search", "--supernet", model, "--out", tmp_path / "s3"), "not a supernet")
+
+
+def test_level2_supernet_from_a_level1_search_with_warm_start(supernet, tmp_path):
+    """The hierarchy by hand: level-1 search, level-2 supernet around its winner (warm-started), level-2 search."""
+    s1 = tmp_path / "s1"
+    assert run_glit("search", "--supernet", supernet, "--out", s1, *SMALL_SEARCH).returncode == 0
+    level2 = tmp_path / "sn2"
+    proc = run_glit("train-supernet", "--preset", "demo", "--distribution", s1 / "best.json", "--warm-start",
+                    supernet, "--epochs", "1", "--out", level2, *SMALL_SUPERNET)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s2 = tmp_path / "s2"
+    assert run_glit("search", "--supernet", level2, "--out", s2, *SMALL_SEARCH).returncode == 0
+    winner1, winner2 = Arch.from_json(s1 / "best.json"), Arch.from_json(s2 / "best.json")
+    assert [b.num_global_heads for b in winner2.blocks] == [b.num_global_heads for b in winner1.blocks]
+    details = {(b.qkv_ratio, b.mlp_ratio, b.conv_ratio, b.kernel_size) for r in read_candidates(s2)
+               for b in Arch.from_dict(r["arch"]).blocks}
+    assert len(details) > 1  # level 2 varies the details
