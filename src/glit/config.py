@@ -202,6 +202,8 @@ def _coerce(value, current, f: dataclasses.Field, where: str, key: str):
         kind = float
     if value is None or kind is None:
         return value
+    if kind is str and isinstance(value, bool):  # YAML 1.1 reads yes/no/on/off as booleans
+        return "yes" if value else "no"
     if kind is bool:
         if isinstance(value, bool):
             return value

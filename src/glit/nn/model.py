@@ -154,7 +154,9 @@ class Supernet(nn.Module):
         included). In the same mode (train or eval) as this supernet, it gives the same output as ``self(x, arch)``."""
         self.space.check(arch)
         ref = self.patch_embed.proj.weight
-        subnet = Supernet(SearchSpace.single(arch), drop_path=self.drop_path).to(device=ref.device, dtype=ref.dtype)
+        with torch.device("meta"):  # every tensor is overwritten below: skip allocation-time initialisation
+            subnet = Supernet(SearchSpace.single(arch), drop_path=self.drop_path)
+        subnet = subnet.to_empty(device=ref.device).to(ref.dtype)
         for name in ("patch_embed", "norm", "head"):
             getattr(subnet, name).load_state_dict(getattr(self, name).state_dict())
         subnet.cls_token.copy_(self.cls_token)

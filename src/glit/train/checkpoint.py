@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -28,10 +29,15 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise GlitError(f"{path}: checkpoint not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
-        raise GlitError(f"{path}: not a readable glit checkpoint ({first})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about foreign pickles before failing on them
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
+        reason = "truncated or corrupt" if isinstance(err, (EOFError, RuntimeError)) else err.__class__.__name__
+        raise GlitError(f"{path}: not a readable glit checkpoint ({reason})") from None
+    if not isinstance(state, dict) or "kind" not in state:
+        raise GlitError(f"{path}: not a glit checkpoint (no 'kind' entry)")
+    return state
 
 
 def rng_state() -> dict:

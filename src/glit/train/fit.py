@@ -66,6 +66,10 @@ def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: 
     history, start = [], 0
     torch.manual_seed(cfg.seed * 1000 + dist.rank)  # drop path reads the global RNG; offset by rank
     if checkpoint is not None:
+        for key in ("kind", "arch", "space"):
+            if checkpoint.get(key) != payload.get(key):
+                raise GlitError(f"{out}: holds a run of another {'model' if key == 'kind' else key} "
+                                f"({key} differs); use another --out")
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         if scaler is not None:
@@ -83,7 +87,8 @@ def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: 
                 "images_per_s": stats["images_per_s"], "seconds": stats["seconds"],
                 "paths": _digests(stats["archs"], dist)}
         if (epoch + 1) % o.eval_every == 0 or epoch + 1 == o.epochs:
-            line.update(evaluate_fn(ema if ema is not None else model))
+            evaluation = evaluate_fn(ema if ema is not None else model)  # top1 (percent), and eval loss
+            line.update({f"eval_{k}" if k == "loss" else k: v for k, v in evaluation.items()})
         history.append(line)
         state = {
             "kind": payload["kind"], "epoch": epoch + 1, "metrics": history, "config": cfg.to_dict(),

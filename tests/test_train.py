@@ -1,0 +1,307 @@
+"""Training (SPEC 1.5, 3.4, 3.5): the single-path supernet step and its masked AdamW update, BatchNorm
+recalibration, and the real CLI: learning, output-folder rules, non-finite losses and `glit eval`.
+
+Resumption and DDP are in test_resume_ddp.py; data and the sampler in test_data.py.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from glit import Arch, BlockGenes, SearchSpace, Supernet, cost
+from glit.config import OptimConfig
+from glit.train.bn import recalibrate_bn
+from glit.train.optim import make_optimizer, masked_step
+from helpers import (
+    SMALL_SUPERNET,
+    SMALL_TRAIN,
+    assert_one_line_error,
+    demo_arch_file,
+    load_ckpt,
+    read_metrics,
+    run_glit,
+)
+
+# A short `glit train`: 300 training images (4 steps of 64 per epoch).
+FAST_TRAIN = (*SMALL_TRAIN, "--set", "data.train_subset=300", "--set", "data.search_size=44")
+
+# -- the supernet step: gradients and the masked update -----------------------------------------------------------
+
+DEMO = SearchSpace.from_preset("demo", 2)
+# Partial use of every kind of sliced tensor: fewer heads, narrower qkv/FFN/conv, smaller kernels; block 2 has no
+# global part (its attention is unused) and block 3 no local part.
+PATH = Arch(DEMO.family, (
+    BlockGenes(num_global_heads=1, qkv_ratio=0.5, mlp_ratio=2, conv_ratio=1, kernel_size=3),
+    BlockGenes(num_global_heads=2, qkv_ratio=1, mlp_ratio=4, conv_ratio=2, kernel_size=5),
+    BlockGenes(num_global_heads=0, qkv_ratio=None, mlp_ratio=2, conv_ratio=4, kernel_size=9),
+    BlockGenes(num_global_heads=3, qkv_ratio=2, mlp_ratio=6, conv_ratio=None, kernel_size=None),
+))
+
+
+def demo_supernet() -> tuple[Supernet, torch.Tensor, torch.Tensor]:
+    net = Supernet(DEMO, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(1)
+    return net, torch.randn(8, 3, 8, 8, generator=g), torch.randint(0, 10, (8,), generator=g)
+
+
+def sliced_params(net: Supernet) -> set[nn.Parameter]:
+    """The parameters of the sliceable layers (attention, local module, FFN); the rest is used by every path."""
+    return {p for block in net.blocks for name in ("attn", "local", "mlp") if hasattr(block, name)
+            for p in getattr(block, name).parameters()}
+
+
+def backward(net, optimizer, arch, x, y) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    F.cross_entropy(net(x, arch), y).backward()
+
+
+def test_path_gradient_stays_inside_the_masks_and_the_masks_count_the_path_params():
+    assert DEMO.contains(PATH)
+    net, x, y = demo_supernet()
+    F.cross_entropy(net(x, PATH), y).backward()
+    masks = net.path_masks(PATH)
+    sliced = sliced_params(net)
+    assert set(masks) <= sliced
+    for p in sliced:
+        if p in masks:
+            assert p.grad is not None and masks[p].any()
+            assert (p.grad[~masks[p]] == 0).all()
+        else:  # a layer the path does not run at all
+            assert p.grad is None or (p.grad == 0).all()
+    always = [p for p in net.parameters() if p not in sliced]
+    assert all(p.grad is not None for p in always)
+    assert not masks[net.blocks[0].attn.qkv.weight].all() and not masks[net.blocks[0].local.dw.weight].all()
+    counted = sum(int(m.sum()) for m in masks.values()) + sum(p.numel() for p in always)
+    assert counted == cost(PATH).params == sum(p.numel() for p in net.extract(PATH).parameters())
+    assert counted < sum(p.numel() for p in net.parameters())
+
+
+def after_steps_on_other_paths():
+    """A supernet and AdamW after 3 masked steps on other paths: moments are nonzero outside PATH's masks."""
+    net, x, y = demo_supernet()
+    optimizer = make_optimizer(net, OptimConfig(lr=1e-2, batch_size=512, weight_decay=0.05))
+    # Every layer of every block at its widest (qkv 2, FFN 6, conv 4, kernel 9), so every tensor gets moments.
+    wide = Arch(DEMO.family, tuple(BlockGenes(1, 2, 6, 4, 9) for _ in range(DEMO.family.depth)))
+    rng = random.Random(3)
+    for other in (wide, DEMO.sample(rng), DEMO.sample(rng)):
+        assert other != PATH
+        backward(net, optimizer, other, x, y)
+        masked_step(optimizer, net.path_masks(other), optimizer.step)
+    return net, optimizer, x, y
+
+
+def snapshot(net, optimizer) -> dict:
+    return {p: [p.detach().clone()] + [optimizer.state[p][k].clone() for k in ("exp_avg", "exp_avg_sq")
+                                       if k in optimizer.state.get(p, {})] for p in net.parameters()}
+
+
+def current(p, optimizer) -> list[torch.Tensor]:
+    return [p.detach()] + [optimizer.state[p][k] for k in ("exp_avg", "exp_avg_sq") if k in optimizer.state.get(p, {})]
+
+
+def test_masked_step_changes_exactly_the_sampled_path():
+    net, optimizer, x, y = after_steps_on_other_paths()
+    masks = net.path_masks(PATH)
+    assert any(optimizer.state[p]["exp_avg"][~m].abs().sum() > 0 for p, m in masks.items() if p in optimizer.state)
+    before = snapshot(net, optimizer)
+    backward(net, optimizer, PATH, x, y)
+    masked_step(optimizer, masks, optimizer.step)
+    sliced = sliced_params(net)
+    for p in net.parameters():
+        old, new = before[p], current(p, optimizer)
+        assert len(old) == len(new)
+        if p in masks:
+            for a, b in zip(old, new):
+                assert torch.equal(a[~masks[p]], b[~masks[p]])  # weights and both moments, bit for bit
+            assert not torch.equal(old[0][masks[p]], new[0][masks[p]])  # the path itself did move
+        elif p in sliced:  # a layer the path does not run
+            assert all(torch.equal(a, b) for a, b in zip(old, new))
+        else:
+            assert not torch.equal(old[0], new[0])
+
+
+def test_without_the_mask_adamw_moves_weights_outside_the_path():
+    """Why masking exists: the gradient is zero off the path, but AdamW's momentum and weight decay are not."""
+    net, optimizer, x, y = after_steps_on_other_paths()
+    masks = net.path_masks(PATH)
+    before = snapshot(net, optimizer)
+    backward(net, optimizer, PATH, x, y)
+    optimizer.step()
+    moved = [p for p, m in masks.items() if not torch.equal(before[p][0][~m], p.detach()[~m])]
+    assert len(moved) >= len([p for p, m in masks.items() if not m.all()]) // 2
+
+
+def test_supernet_masked_update_flag_changes_training(tmp_path):
+    args = ["train-supernet", "--preset", "demo", "--level", "2", "--epochs", "1", *SMALL_SUPERNET]
+    for flag in ("true", "false"):
+        done = run_glit(*args, "--set", f"supernet.masked_update={flag}", "--out", tmp_path / flag)
+        assert done.returncode == 0, done.stderr
+    masked, plain = (load_ckpt(tmp_path / flag / "checkpoint.pt") for flag in ("true", "false"))
+    assert [c["config"]["supernet"]["masked_update"] for c in (masked, plain)] == [True, False]
+    assert read_metrics(tmp_path / "true")[0]["paths"] == read_metrics(tmp_path / "false")[0]["paths"]
+    differ = [k for k, v in masked["model"].items() if not torch.equal(v, plain["model"][k])]
+    assert any(".attn." in k or ".local." in k or ".mlp." in k for k in differ), differ
+
+
+# -- BatchNorm recalibration -------------------------------------------------------------------------------------------
+
+
+def test_recalibrate_bn_is_the_plain_average_of_per_batch_statistics():
+    """Expected values come from the standalone model's local modules: capture each one's input, recompute the
+    BatchNorm input by the SPEC's definition (pointwise, GLU, depthwise "same" conv), average per-batch statistics."""
+    net = Supernet(DEMO, generator=torch.Generator().manual_seed(0)).double()
+    g = torch.Generator().manual_seed(2)
+    batches = [torch.randn(n, 3, 8, 8, generator=g, dtype=torch.float64) for n in (5, 9, 6)]  # unequal sizes
+    for block in net.blocks:
+        block.local.bn.running_mean.fill_(3.0)
+        block.local.bn.running_var.fill_(7.0)
+
+    standalone = net.extract(PATH).eval()
+    captured = {i: [] for i, genes in enumerate(PATH.blocks) if genes.num_global_heads < DEMO.family.num_heads}
+    for i in captured:
+        local = standalone.blocks[i].local
+        local.bn.train()  # batch statistics inside, everything else in eval mode, as recalibration runs
+        local.register_forward_pre_hook(lambda m, args, i=i: captured[i].append(args[0]))
+    with torch.no_grad():
+        for x in batches:
+            standalone(x)
+
+    net.train()
+    assert recalibrate_bn(net, PATH, iter(batches)) == len(batches)
+    assert net.training and all(block.local.bn.momentum == 0.1 for block in net.blocks)
+    for i, block in enumerate(net.blocks):
+        bn = block.local.bn
+        if i not in captured:  # reset, and untouched by the path
+            assert (bn.running_mean == 0).all() and (bn.running_var == 1).all()
+            continue
+        local, genes = standalone.blocks[i].local, PATH.blocks[i]
+        means, variances = [], []
+        for h in captured[i]:  # (B, N, C_l)
+            z = F.glu(F.linear(h, local.pw1.weight, local.pw1.bias), dim=-1).transpose(1, 2)
+            z = F.conv1d(z, local.dw.weight, local.dw.bias, padding=genes.kernel_size // 2, groups=z.shape[1])
+            means.append(z.mean(dim=(0, 2)))
+            variances.append(z.var(dim=(0, 2), unbiased=True))
+        hidden = len(means[0])
+        torch.testing.assert_close(bn.running_mean[:hidden], torch.stack(means).mean(0), rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(bn.running_var[:hidden], torch.stack(variances).mean(0), rtol=1e-9, atol=1e-12)
+        assert (bn.running_mean[hidden:] == 0).all() and (bn.running_var[hidden:] == 1).all()
+        assert int(bn.num_batches_tracked) == len(batches)
+
+
+# -- the CLI -----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_training_with_the_demo_recipe_learns_digits(tmp_path):
+    out = tmp_path / "out"
+    done = run_glit("train", "--preset", "demo", "--arch", demo_arch_file(tmp_path / "arch.json"), "--out", out)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((out / "result.json").read_text())
+    metrics = read_metrics(out)
+    assert len(metrics) == result["epochs"] == 40
+    assert result["top1"] == metrics[-1]["top1"] >= 95.0
+    assert metrics[-1]["images"] == 359  # the held-out 20% of the 1,797 digits
+
+
+def test_output_folder_rules(tmp_path):
+    arch = demo_arch_file(tmp_path / "arch.json")
+    args = ["train", "--preset", "demo", "--arch", arch, "--epochs", "1", *FAST_TRAIN]
+    out = tmp_path / "new" / "out"
+    done = run_glit(*args, "--out", out, "--resume")  # --resume with nothing to resume starts afresh
+    assert done.returncode == 0, done.stderr
+    assert load_ckpt(out / "checkpoint.pt")["epoch"] == 1
+    first = (out / "checkpoint.pt").read_bytes()
+
+    assert_one_line_error(run_glit(*args, "--out", out), str(out), "already holds a run", "--resume")
+    line = assert_one_line_error(run_glit(*args, "--set", "train.lr=0.01", "--out", out), str(out))
+    assert "train.lr" in line
+    line = assert_one_line_error(run_glit(*args, "--set", "train.lrr=0.01", "--out", tmp_path / "other"), "train.lrr")
+    assert "valid keys" in line and "train.lr," in line and "train.weight_decay" in line
+    line = assert_one_line_error(run_glit(*args, "--set", "trian.lr=0.01", "--out", tmp_path / "other"), "trian")
+    assert "train.lr," in line and "supernet.optim.batch_size" in line and "data.cache" in line
+    assert not (tmp_path / "other").exists()
+    assert (out / "checkpoint.pt").read_bytes() == first  # refused runs leave the folder alone
+
+    (tmp_path / "empty").mkdir()
+    done = run_glit(*args, "--out", tmp_path / "empty", "--resume")
+    assert done.returncode == 0, done.stderr
+    assert load_ckpt(tmp_path / "empty" / "checkpoint.pt")["epoch"] == 1
+
+
+def test_resume_onto_a_run_of_another_architecture_is_a_one_line_error(tmp_path):
+    args = ["train", "--preset", "demo", "--epochs", "1", *FAST_TRAIN, "--out", tmp_path / "out"]
+    assert run_glit(*args, "--arch", demo_arch_file(tmp_path / "a.json", seed=0)).returncode == 0
+    other = run_glit(*args, "--arch", demo_arch_file(tmp_path / "b.json", seed=1), "--resume")
+    assert_one_line_error(other, str(tmp_path / "out"))
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    """A weight decay of 3000 at lr 1e-3 multiplies the decayed weights by -2 each step: activations overflow after
+    some 20 steps, never in the first 4 (epoch 1), so the run fails in a later epoch after good ones."""
+    out = tmp_path / "out"
+    args = ["train", "--preset", "demo", "--arch", demo_arch_file(tmp_path / "arch.json"), "--epochs", "30",
+            *FAST_TRAIN, "--set", "train.lr=8e-3", "--set", "train.min_lr=1e-3", "--set", "train.warmup_epochs=0",
+            "--set", "train.weight_decay=3000", "--out", out]
+    line = assert_one_line_error(run_glit(*args), "loss")
+    assert re.search(r"\b(nan|inf)\b", line), line
+    failed = int(re.search(r"epoch (\d+)", line).group(1))
+    assert 2 <= failed < 30
+    ckpt = load_ckpt(out / "checkpoint.pt")
+    assert ckpt["epoch"] == failed - 1 == len(read_metrics(out))
+    assert all(torch.isfinite(t).all() for t in ckpt["model"].values())
+    kept = (out / "checkpoint.pt").read_bytes()
+
+    again = assert_one_line_error(run_glit(*args, "--resume"), "loss")  # deterministic: the same step fails
+    assert again == line
+    assert (out / "checkpoint.pt").read_bytes() == kept
+    assert len(read_metrics(out)) == failed - 1
+
+
+def test_eval_reproduces_the_final_test_top1(tmp_path):
+    out = tmp_path / "out"
+    done = run_glit("train", "--preset", "demo", "--arch", demo_arch_file(tmp_path / "arch.json"), "--epochs", "3",
+                    "--set", "train.warmup_epochs=0", "--out", out)
+    assert done.returncode == 0, done.stderr
+    final = read_metrics(out)[-1]
+    assert final["top1"] > 20  # learned something, so agreement is not a coincidence of chance level
+
+    # The training run evaluated in batches of train.batch_size (32): the same batches give the same float sums.
+    evaluated = run_glit("eval", "--checkpoint", out / "checkpoint.pt", "--json", "--batch-size", "32")
+    assert evaluated.returncode == 0, evaluated.stderr
+    result = json.loads(evaluated.stdout)
+    assert result["top1"] == final["top1"] and result["images"] == final["images"] and result["epoch"] == 3
+    text = run_glit("eval", "--checkpoint", out / "checkpoint.pt")
+    assert text.returncode == 0 and f"top-1 {final['top1']:.2f}%" in text.stdout
+
+
+@pytest.mark.parametrize("kind", ["missing", "garbage", "truncated", "foreign-pickle"])
+def test_eval_of_a_bad_checkpoint_is_a_one_line_error(tmp_path, kind):
+    path = tmp_path / "checkpoint.pt"
+    if kind == "garbage":
+        path.write_bytes(b"not a checkpoint, just text\n" * 50)
+    elif kind == "foreign-pickle":  # e.g. a results file another tool pickled
+        path.write_bytes(pickle.dumps({"accuracy": 0.5}, protocol=4))
+    elif kind == "truncated":
+        torch.save({"kind": "model", "model": {"w": torch.zeros(1000)}}, path)
+        path.write_bytes(path.read_bytes()[:1500])
+    assert_one_line_error(run_glit("eval", "--checkpoint", path), str(path))
+
+
+def test_train_metrics_keep_the_training_loss(tmp_path):
+    from glit.config import load_config
+    from glit.recipes import evaluate_checkpoint, train
+
+    cfg = load_config("demo", None, ["train.epochs=1", "train.batch_size=64", "data.train_subset=300",
+                                     "data.search_size=44"])
+    train(cfg, Arch.from_json(demo_arch_file(tmp_path / "arch.json")), tmp_path / "out")
+    (line,) = read_metrics(tmp_path / "out")
+    test = evaluate_checkpoint(tmp_path / "out" / "checkpoint.pt", batch_size=64)
+    assert line["loss"] != pytest.approx(test["loss"], rel=1e-6)
