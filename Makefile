@@ -16,11 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[test]"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
+# The whole pipeline on digits (about 4 minutes on 2 CPU cores). Run it again to continue or re-print the result.
 demo: $(STAMP)
-	$(BIN)/glit space demo --level 1
-	$(BIN)/glit space demo --level 2
-	$(BIN)/glit profile --arch deit-tiny
-	$(BIN)/glit profile --arch glit-tiny-released
+	$(BIN)/glit run demo --out runs/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -88,7 +88,8 @@ def cmd_profile(args) -> None:
 def _config(args, epochs_key: str):
     from glit.config import load_config, set_value
 
-    cfg = load_config(args.preset, args.config, args.set)
+    preset = getattr(args, "preset_name", None) or args.preset
+    cfg = load_config(preset, args.config, args.set)
     if args.data:
         cfg.data.source, cfg.data.root = "folder", args.data
     if args.epochs is not None:
@@ -148,6 +149,19 @@ def cmd_search(args) -> None:
         print(f"search: {result['scored']} candidates scored under {result['budget']}; best search-split top-1 "
               f"{result['score']:.2f}%, params {result['params']:,}, MACs {_fmt_count(result['macs'])}; "
               f"best architecture in {args.out}/best.json")
+
+
+def cmd_run(args) -> None:
+    from glit.recipes.run import print_table, run
+
+    cfg = _config(args, "train.epochs")
+    if args.max_macs is not None:
+        cfg.search.max_macs = args.max_macs
+    command = " ".join(["glit", *sys.argv[1:]]) if sys.argv[0].endswith("glit") else "glit " + " ".join(sys.argv[1:])
+    summary = run(cfg, args.out, command=command)
+    if _is_main():
+        print_table(summary)
+        print(f"summary: {args.out}/summary.json; report: {args.out}/report.html")
 
 
 def _summary(what: str, metrics: dict, out) -> None:
@@ -224,6 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config key, e.g. --set search.mutate_prob=0.2 (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue the search in --out from search_state.json")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("run", help="the whole pipeline: hierarchical search, retraining, baselines, report",
+                       description="Level-1 supernet and search, level-2 supernet and search, random-search "
+                                   "baseline, then retraining of the searched, DeiT-style and random architectures "
+                                   "with the same recipe. Writes summary.json and report.html. Run it again to "
+                                   "continue where it stopped.")
+    p.add_argument("preset_name", nargs="?", metavar="PRESET", help="demo (default), cifar, tiny, small or base")
+    _add_run_flags(p, "retraining epochs (sets train.epochs)")
+    p.add_argument("--max-macs", metavar="M", help="MACs budget (default: the DeiT-style architecture's MACs)")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("train", help="train one architecture from scratch",
                        description="Train one architecture from scratch (retraining or a baseline) and evaluate "

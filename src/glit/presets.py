@@ -134,7 +134,7 @@ def run_preset(name: str):
     - ``demo``: digits at 8 px: no augmentation but label smoothing (no flip: digits are not mirror-symmetric; no
       crop: a one-pixel shift is an eighth of the image, and it halves what a supernet learns in a few epochs).
     """
-    from glit.config import AugConfig, Config, DataConfig, OptimConfig, SupernetConfig
+    from glit.config import AugConfig, Config, DataConfig, OptimConfig, SearchConfig, SupernetConfig
 
     _lookup(SPACES, name, "preset")
     if name == "demo":
@@ -148,6 +148,8 @@ def run_preset(name: str):
             train=OptimConfig(epochs=40, batch_size=32, lr=6e-2, warmup_epochs=2, drop_path=0.0),
             supernet=SupernetConfig(optim=OptimConfig(epochs=30, batch_size=32, lr=6e-2, warmup_epochs=2,
                                                       drop_path=0.0), eval_archs=2),
+            search=SearchConfig(population=20, generations=6, parents=5, mutations=10, crossovers=10,
+                                bn_batches=2, batch_size=256),
         )
     if name == "cifar":
         light = AugConfig(crop="pad", flip=True, randaugment="", mixup=0.0, cutmix=0.0, erasing=0.0,
@@ -159,6 +161,8 @@ def run_preset(name: str):
             train=OptimConfig(epochs=8, batch_size=128, lr=2e-3, warmup_epochs=1, drop_path=0.0),
             supernet=SupernetConfig(optim=OptimConfig(epochs=8, batch_size=128, lr=2e-3, warmup_epochs=1,
                                                       drop_path=0.0), eval_archs=2),
+            search=SearchConfig(population=20, generations=8, parents=5, mutations=10, crossovers=10,
+                                bn_batches=2, batch_size=256),
         )
     deit_recipe = OptimConfig(epochs=300, batch_size=1024, lr=5e-4, amp="bf16")
     return Config(

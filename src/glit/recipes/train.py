@@ -16,7 +16,10 @@ from glit.train.fit import fit, prepare_out
 from glit.train.loop import evaluate
 
 
-def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False) -> dict:
+def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdout: bool = False) -> dict:
+    """Train ``arch`` from scratch on the whole training set and report top-1 on the test split. With ``holdout``
+    (the hierarchy's optional short retraining of the top-k), train without the search split and report top-1 on
+    it instead: choices made during the search never see the test split."""
     out = Path(out)
     dist = init_distributed(cfg.device)
     resume_from = prepare_out(out, cfg, resume, dist)
@@ -26,19 +29,21 @@ def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False) -> dic
     data = load_data(cfg)
     arch = arch_for_data(arch, data.num_classes)
     img = arch.family.img_size
-    loader = train_loader(cfg, data.full, img, o.batch_size // dist.world, dist.rank, dist.world)
-    test = eval_loader(cfg, data.test, img, o.batch_size, dist.rank, dist.world)
+    train_set, test_set = (data.fit, data.search) if holdout else (data.full, data.test)
+    loader = train_loader(cfg, train_set, img, o.batch_size // dist.world, dist.rank, dist.world)
+    test = eval_loader(cfg, test_set, img, o.batch_size, dist.rank, dist.world)
 
     model = build_model(arch, drop_path=o.drop_path, generator=init_generator(cfg.seed)).to(dist.device)
     if dist.main:
         write_json(out / "arch.json", arch.to_dict())
         write_json(out / "split.json", data.record)
     history = fit(model, cfg, o, loader, out, dist, arch_for_step=lambda step: None,
-                  evaluate_fn=lambda m: evaluate(m, test, dist, None, o.amp, desc="test"),
+                  evaluate_fn=lambda m: evaluate(m, test, dist, None, o.amp, desc="search" if holdout else "test"),
                   num_classes=data.num_classes, checkpoint=checkpoint, desc="train",
                   payload={"kind": "model", "arch": arch.to_dict(), "split": data.record})
     c = cost(arch)
-    result = {"top1": history[-1].get("top1") if history else None, "params": c.params, "macs": c.macs,
+    result = {"top1": history[-1].get("top1") if history else None, "split": "search" if holdout else "test",
+              "params": c.params, "macs": c.macs,
               "epochs": len(history), "train_seconds": sum(h["seconds"] for h in history if "seconds" in h)}
     if dist.main:
         write_json(out / "result.json", result)

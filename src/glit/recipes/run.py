@@ -1,0 +1,146 @@
+"""``glit run``: the whole hierarchical search, the retraining of its winner, and the two baselines (SPEC 1.3, 3.4).
+
+Stages, each in its own folder under ``--out DIR``:
+
+1. ``1-supernet``: the level-1 supernet (only ``num_global_heads`` varies), trained by uniform single-path sampling;
+2. ``2-search``: the level-1 evolutionary search under the budget; its top-k distributions are kept;
+3. ``3-pick``: the winning distribution: the best-scored one, or with ``search.topk_retrain_epochs`` > 0 the best
+   after a short retraining of each (trained without the search split and scored on it, never on the test split);
+4. ``4-supernet``: the level-2 supernet around the winner (the details vary), warm-started from the level-1
+   supernet's path when ``search.warm_start``;
+5. ``5-search``: the level-2 evolutionary search;
+6. ``6-random``: the random-search baseline: the same level-2 space, supernet, budget and number of scored
+   candidates as stage 5, drawn at random;
+7. ``7-searched``, ``8-baseline``, ``9-random``: the searched architecture, the DeiT-style architecture (every head
+   global, qkv_ratio 1, mlp_ratio 4) and the random-search winner, each trained from scratch with the same recipe
+   and seed, and evaluated on the test split.
+
+The DeiT-style architecture sets the MACs budget unless ``search.max_macs`` is given. Running the same command
+again continues where it stopped (each stage resumes from its own checkpoint or search state) and never recomputes a
+finished stage. A changed config is an error.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+from pathlib import Path
+
+from glit.config import Config
+from glit.cost import cost
+from glit.errors import GlitError
+from glit.presets import deit
+from glit.recipes.common import write_json
+from glit.recipes.search import make_budget, search
+from glit.recipes.train import train
+from glit.recipes.train_supernet import train_supernet
+from glit.space import Arch, SearchSpace
+from glit.train.dist import barrier, init_distributed
+from glit.train.fit import prepare_out
+
+FINALISTS = ("searched", "baseline", "random")
+
+
+def run(cfg: Config, out: str | Path, command: str = "") -> dict:
+    out = Path(out)
+    dist = init_distributed(cfg.device)
+    prepare_out(out, cfg, resume=True, dist=dist, state="summary.json")
+    if dist.main and not (out / "run.json").exists():
+        write_json(out / "run.json", {"command": command, "preset": cfg.preset,
+                                      "started": datetime.datetime.now().isoformat(timespec="seconds")})
+
+    # 1-2: level 1, the distribution
+    level1 = _with(cfg, level=1, distribution=None)
+    train_supernet(level1, out / "1-supernet", resume=True)
+    search(_with(level1, **{"search.strategy": "evolution"}), out / "1-supernet", out / "2-search", resume=True)
+
+    # 3: the winning distribution
+    winner = pick_distribution(cfg, out)
+
+    # 4-6: level 2, the details, and the random-search baseline on the same supernet
+    distribution = [b.num_global_heads for b in winner.blocks]
+    level2 = _with(cfg, level=2, distribution=distribution)
+    if cfg.search.warm_start:
+        level2.supernet.warm_start = str(out / "1-supernet")
+    train_supernet(level2, out / "4-supernet", resume=True)
+    evo = search(_with(level2, **{"search.strategy": "evolution"}), out / "4-supernet", out / "5-search", resume=True)
+    rnd = search(_with(level2, **{"search.strategy": "random"}), out / "4-supernet", out / "6-random", resume=True)
+
+    # 7-9: retrain the three finalists with the same recipe and seed, evaluate on the test split
+    space = SearchSpace.from_dict(json.loads((out / "1-supernet" / "space.json").read_text()))
+    archs = {"searched": evo["best"], "baseline": deit(space.family), "random": rnd["best"]}
+    scores = {"searched": evo["score"], "baseline": None, "random": rnd["score"]}
+    results = {}
+    for i, name in enumerate(FINALISTS):
+        results[name] = train(cfg, archs[name], out / f"{7 + i}-{name}", resume=True)
+
+    budget = make_budget(cfg, space)
+    summary = {"budget_macs": budget.max_macs, "budget_text": budget.describe(),
+               "search": {"level1_candidates": _count(out / "2-search"), "level2_candidates": evo["scored"],
+                          "random_candidates": rnd["scored"]}}
+    for name in FINALISTS:
+        c = cost(archs[name])
+        summary[name] = {"arch": archs[name].to_dict(), "params": c.params, "macs": c.macs,
+                         "top1": results[name]["top1"], "train_seconds": results[name]["train_seconds"],
+                         "search_score": scores[name]}
+    if dist.main:
+        write_json(out / "summary.json", summary)
+        from glit.report import write_report
+
+        write_report(out)
+    barrier(dist)
+    return summary
+
+
+def pick_distribution(cfg: Config, out: Path) -> Arch:
+    """The level-1 winner: the best-scored distribution, or the best of the top-k after a short retraining."""
+    folder = out / "3-pick"
+    topk = json.loads((out / "2-search" / "topk.json").read_text())
+    candidates = [{"arch": row["arch"], "score": row["score"], "retrain_top1": None} for row in topk]
+    epochs = cfg.search.topk_retrain_epochs
+    if epochs > 0:
+        short = _with(cfg, **{"train.epochs": epochs})
+        for i, row in enumerate(candidates):
+            result = train(short, Arch.from_dict(row["arch"]), folder / f"top{i + 1}", resume=True, holdout=True)
+            row["retrain_top1"] = result["top1"]
+        best = max(candidates, key=lambda r: r["retrain_top1"])
+    else:
+        best = candidates[0]
+    winner = Arch.from_dict(best["arch"])
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "pick.json", {"winner": winner.to_dict(), "candidates": candidates})
+    return winner
+
+
+def print_table(summary: dict) -> None:
+    """The comparison table that ``glit run`` prints at the end."""
+    print(f"\n{'':<10} {'params':>10} {'MACs':>10} {'test top-1':>11} {'search score':>13} {'train time':>11}")
+    for name in FINALISTS:
+        r = summary[name]
+        score = "-" if r["search_score"] is None else f"{r['search_score']:.2f}%"
+        print(f"{name:<10} {r['params']:>10,} {r['macs'] / 1e6:>9.2f}M {r['top1']:>10.2f}% {score:>13} "
+              f"{r['train_seconds']:>10.0f}s")
+    gain = summary["searched"]["top1"] - summary["baseline"]["top1"]
+    vs_random = summary["searched"]["top1"] - summary["random"]["top1"]
+    ratio = summary["searched"]["macs"] / summary["baseline"]["macs"]
+    print(f"\nsearched vs DeiT-style baseline: {gain:+.2f} points of test top-1 at {ratio:.0%} of its MACs; "
+          f"vs random search: {vs_random:+.2f} points. Budget: {summary['budget_text']}.")
+
+
+def _with(cfg: Config, **changes) -> Config:
+    """A copy of ``cfg`` with dotted keys changed (``level=2``, ``**{"search.strategy": "random"}``)."""
+    new = copy.deepcopy(cfg)
+    for key, value in changes.items():
+        *parents, leaf = key.split(".")
+        node = new
+        for part in parents:
+            node = getattr(node, part)
+        if not hasattr(node, leaf):
+            raise GlitError(f"internal: no config key {key!r}")
+        setattr(node, leaf, value)
+    return new
+
+
+def _count(folder: Path) -> int:
+    return len((folder / "candidates.jsonl").read_text().splitlines())

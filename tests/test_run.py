@@ -1,0 +1,126 @@
+"""``glit run`` end to end on a shrunken demo preset: every stage, summary.json, report.html, continuing after a
+SIGKILL, the budget, and a changed config."""
+
+import base64
+import json
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from glit import Arch, cost
+from glit.presets import deit
+from glit.space import Family
+from helpers import assert_one_line_error, cli_env, glit_command, run_glit
+
+TINY_RUN = ("--set", "supernet.optim.epochs=2", "--set", "supernet.optim.batch_size=64",
+            "--set", "supernet.eval_archs=1", "--set", "train.epochs=2", "--set", "train.batch_size=64",
+            "--set", "search.population=4", "--set", "search.generations=2", "--set", "search.parents=2",
+            "--set", "search.mutations=2", "--set", "search.crossovers=2", "--set", "search.topk=2",
+            "--set", "data.search_size=200")
+STAGES = ("1-supernet", "2-search", "3-pick", "4-supernet", "5-search", "6-random", "7-searched", "8-baseline",
+          "9-random")
+
+
+def without_timings(summary: dict) -> dict:
+    return {k: ({kk: vv for kk, vv in v.items() if kk != "train_seconds"} if isinstance(v, dict) else v)
+            for k, v in summary.items()}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "demo"
+    proc = run_glit("run", "demo", "--out", out, *TINY_RUN, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
+def test_every_stage_runs_and_the_summary_has_the_contract_keys(finished):
+    out, proc = finished
+    for stage in STAGES:
+        assert (out / stage).is_dir(), stage
+    summary = json.loads((out / "summary.json").read_text())
+    budget = cost(deit(Family(img_size=8, patch_size=2, embed_dim=48, num_heads=3, depth=4, num_classes=10))).macs
+    assert summary["budget_macs"] == budget
+    for name in ("searched", "baseline", "random"):
+        row = summary[name]
+        assert {"arch", "params", "macs", "top1"} <= row.keys()
+        arch = Arch.from_dict(row["arch"])
+        assert row["params"] == cost(arch).params and row["macs"] == cost(arch).macs
+        assert 0 <= row["top1"] <= 100
+        result = json.loads((out / STAGES[6 + ("searched", "baseline", "random").index(name)] / "result.json")
+                            .read_text())
+        assert result["top1"] == row["top1"]  # the test split, as retrained
+    assert Arch.from_dict(summary["baseline"]["arch"]) == deit(Arch.from_dict(summary["baseline"]["arch"]).family)
+    assert "searched" in proc.stdout and "baseline" in proc.stdout and "random" in proc.stdout
+
+
+def test_searched_and_random_respect_the_budget(finished):
+    out, _ = finished
+    summary = json.loads((out / "summary.json").read_text())
+    for name in ("searched", "random"):
+        assert summary[name]["macs"] <= summary["budget_macs"]
+    for stage in ("2-search", "5-search", "6-random"):
+        rows = [json.loads(line) for line in (out / stage / "candidates.jsonl").read_text().splitlines()]
+        assert rows and all(r["macs"] <= summary["budget_macs"] for r in rows)
+
+
+def test_level2_keeps_the_level1_winner_and_random_uses_the_same_space(finished):
+    out, _ = finished
+    winner = Arch.from_dict(json.loads((out / "3-pick" / "pick.json").read_text())["winner"])
+    g = [b.num_global_heads for b in winner.blocks]
+    for stage in ("5-search", "6-random"):
+        for line in (out / stage / "candidates.jsonl").read_text().splitlines():
+            assert [b.num_global_heads for b in Arch.from_dict(json.loads(line)["arch"]).blocks] == g
+    evo = (out / "5-search" / "candidates.jsonl").read_text().splitlines()
+    rnd = (out / "6-random" / "candidates.jsonl").read_text().splitlines()
+    assert len(evo) == len(rnd)  # the same number of scored candidates
+
+
+def test_report_is_self_contained_with_embedded_plots(finished):
+    out, _ = finished
+    html = (out / "report.html").read_text()
+    images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)
+    assert len(images) >= 4
+    assert all(base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n" for img in images)
+    assert not re.search(r"(src|href)=\"https?://", html)
+    summary = json.loads((out / "summary.json").read_text())
+    assert f"{summary['searched']['top1']:.2f}" in html
+
+
+def test_a_second_run_recomputes_nothing(finished):
+    out, _ = finished
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*/checkpoint.pt")}
+    proc = run_glit("run", "demo", "--out", out, *TINY_RUN, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "epoch" not in proc.stdout.replace("epochs", "")  # no training epoch ran
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/checkpoint.pt")} == before
+
+
+def test_a_changed_config_is_an_error(finished):
+    out, _ = finished
+    proc = run_glit("run", "demo", "--out", out, *TINY_RUN, "--set", "train.lr=1e-3")
+    assert_one_line_error(proc, "train.lr")
+
+
+@pytest.mark.slow
+def test_killed_during_a_stage_then_run_again_equals_an_uninterrupted_run(finished, tmp_path):
+    out, _ = finished
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(glit_command("run", "demo", "--out", cut, *TINY_RUN), env=cli_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = cut / "4-supernet" / "checkpoint.pt"  # the level-2 supernet has finished an epoch: mid-pipeline
+    deadline = time.time() + 600
+    while not marker.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (cut / "summary.json").exists()
+    again = run_glit("run", "demo", "--out", cut, *TINY_RUN, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    a = json.loads((out / "summary.json").read_text())
+    b = json.loads((cut / "summary.json").read_text())
+    assert without_timings(a) == without_timings(b)
