@@ -156,10 +156,10 @@ def run_preset(name: str):
                           repeated_aug=1, eval_crop_ratio=1.0)
         return Config(
             preset=name,
-            data=DataConfig(source="folder", search_size=2000, train_subset=20000, workers=2),
+            data=DataConfig(source="folder", search_size=1000, train_subset=20000, workers=2),
             aug=light,
             train=OptimConfig(epochs=8, batch_size=128, lr=2e-3, warmup_epochs=1, drop_path=0.0),
-            supernet=SupernetConfig(optim=OptimConfig(epochs=8, batch_size=128, lr=2e-3, warmup_epochs=1,
+            supernet=SupernetConfig(optim=OptimConfig(epochs=6, batch_size=128, lr=2e-3, warmup_epochs=1,
                                                       drop_path=0.0), eval_archs=2),
             search=SearchConfig(population=20, generations=8, parents=5, mutations=10, crossovers=10,
                                 bn_batches=2, batch_size=256),
