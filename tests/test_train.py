@@ -305,3 +305,18 @@ def test_train_metrics_keep_the_training_loss(tmp_path):
     (line,) = read_metrics(tmp_path / "out")
     test = evaluate_checkpoint(tmp_path / "out" / "checkpoint.pt", batch_size=64)
     assert line["loss"] != pytest.approx(test["loss"], rel=1e-6)
+
+
+def test_ema_weights_are_kept_and_evaluated(tmp_path):
+    from glit.config import load_config
+    from glit.recipes import evaluate_checkpoint, train
+
+    cfg = load_config("demo", None, ["train.epochs=2", "train.batch_size=64", "data.train_subset=300",
+                                     "data.search_size=44", "train.ema=0.9"])
+    train(cfg, Arch.from_json(demo_arch_file(tmp_path / "arch.json")), tmp_path / "out")
+    ckpt = load_ckpt(tmp_path / "out" / "checkpoint.pt")
+    assert ckpt["ema"].keys() == ckpt["model"].keys()
+    moved = [k for k in ckpt["model"] if not torch.equal(ckpt["ema"][k], ckpt["model"][k])]
+    assert "head.weight" in moved  # the EMA lags the trained weights
+    final = read_metrics(tmp_path / "out")[-1]
+    assert evaluate_checkpoint(tmp_path / "out" / "checkpoint.pt", batch_size=64)["top1"] == final["top1"]

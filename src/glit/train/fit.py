@@ -81,6 +81,7 @@ def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: 
         history, start = list(checkpoint["metrics"]), checkpoint["epoch"]
         if dist.main:
             _write_metrics(out, history)
+    board = _tensorboard(out) if dist.main else None
     for epoch in range(start, o.epochs):
         stats = train_one_epoch(model, loader, optimizer, epoch, step, dist, desc)
         line = {"epoch": epoch + 1, "loss": stats["loss"], "lr": stats["lr"],
@@ -99,11 +100,25 @@ def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: 
         if dist.main:
             save_checkpoint(out / "checkpoint.pt", state)
             _write_metrics(out, history)
+            if board is not None:
+                for key, value in line.items():
+                    if isinstance(value, (int, float)) and key != "epoch":
+                        board.add_scalar(f"{desc}/{key}", value, epoch + 1)
+                board.flush()
             top1 = f"  top-1 {line['top1']:.2f}%" if "top1" in line else ""
             print(f"{desc} epoch {epoch + 1}/{o.epochs}  loss {line['loss']:.4f}  lr {line['lr']:.2e}{top1}  "
                   f"{line['images_per_s']:.0f} img/s  {line['seconds']:.0f} s", flush=True)
         barrier(dist)
     return history
+
+
+def _tensorboard(out: Path):
+    """A TensorBoard writer into ``out/tensorboard`` when the tensorboard package is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
 
 
 def _write_metrics(out: Path, history: list[dict]) -> None:
