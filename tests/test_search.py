@@ -46,7 +46,8 @@ def test_search_end_to_end_writes_every_output_and_best_profiles(supernet, tmp_p
         assert 0 <= row["score"] <= 100
     assert budget <= json.loads((out / "result.json").read_text())["budget"]["max_macs"]
     best = Arch.from_json(out / "best.json")
-    assert best == max(zip(archs, rows), key=lambda ar: ar[1]["score"])[0]
+    top = max(r["score"] for r in rows)
+    assert best == min((a for a, r in zip(archs, rows) if r["score"] == top), key=lambda a: cost(a).macs)
     pareto = json.loads((out / "pareto.json").read_text())
     assert pareto and all(not any(o["score"] >= p["score"] and o["macs"] <= p["macs"] and o != p for o in rows)
                           for p in pareto)

@@ -2,8 +2,9 @@
 
 ``--out DIR`` gets ``config.yaml``, ``search_state.json`` (saved after every generation: a resumed search ends
 exactly as an uninterrupted one), ``candidates.jsonl`` (one line per scored candidate: arch, params, macs, score,
-generation), ``best.json`` (an architecture file), ``topk.json`` (the ``search.topk`` best), ``pareto.json`` (the
-candidates that no other beats on both score and MACs) and ``result.json``.
+generation), ``best.json`` (an architecture file: the best score, and among equal scores the fewest MACs),
+``topk.json`` (the ``search.topk`` best), ``pareto.json`` (the candidates that no other beats on both score and
+MACs) and ``result.json``.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
     bar.close()
     if dist.main:
         write_outputs(out, state, budget, s.topk)
-    best = state.best()[0]
+    best = ranked(state)[0]
     c = cost(best.arch)
     return {"best": best.arch, "score": best.score, "params": c.params, "macs": c.macs,
             "scored": len(state.scored), "budget": budget.describe()}
@@ -130,13 +131,20 @@ def write_outputs(out: Path, state: SearchState, budget: Budget, topk: int) -> N
     tmp = out / ".candidates.jsonl.tmp"
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     tmp.replace(out / "candidates.jsonl")
-    best = state.best(topk)
+    best = ranked(state)[:topk]
     write_json(out / "best.json", best[0].arch.to_dict())
     write_json(out / "topk.json", [_row(c) for c in best])
     write_json(out / "pareto.json", pareto(rows))
     write_json(out / "result.json", {**_row(best[0]), "scored": len(rows), "generations": state.generation,
                                      "budget": dataclasses.asdict(budget), "budget_text": budget.describe()})
     write_json(out / STATE, state.to_dict())  # last: a crash before this re-runs the generation, same result
+
+
+def ranked(state: SearchState) -> list:
+    """Scored candidates, best first; among equal scores the one with fewer MACs wins (then the first scored)."""
+    order = sorted(range(len(state.scored)),
+                   key=lambda i: (-state.scored[i].score, cost(state.scored[i].arch).macs, i))
+    return [state.scored[i] for i in order]
 
 
 def pareto(rows: list[dict]) -> list[dict]:

@@ -1,0 +1,600 @@
+"""The HTML report of ``glit run``: one self-contained file, ``DIR/report.html``, readable in any browser.
+
+``write_report(run_dir)`` reads the run folder (``run.json``, ``config.yaml``, ``summary.json`` and the stage folders
+``1-supernet`` ... ``9-random``, see ``glit.recipes.run``) and writes the page atomically. Every piece is optional:
+the report of a run still in progress, or one whose optional ``3-pick`` stage never ran, shows what exists and says
+what does not. The plots are PNGs embedded as base64 data URLs, the style sheet is inline, and there is no script,
+so the file can be mailed or archived on its own. All text from the run folder is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+
+FINALISTS = ("searched", "baseline", "random")
+FINAL_DIRS = {"searched": "7-searched", "baseline": "8-baseline", "random": "9-random"}
+SEARCH_DIRS = {"level1": "2-search", "level2": "5-search", "random": "6-random"}
+STAGES = (("1-supernet", "level-1 supernet"), ("2-search", "level-1 search"), ("3-pick", "pick the distribution"),
+          ("4-supernet", "level-2 supernet"), ("5-search", "level-2 search"), ("6-random", "random search"),
+          ("7-searched", "retrain the searched architecture"), ("8-baseline", "train the DeiT-style baseline"),
+          ("9-random", "retrain the random-search winner"))
+
+
+@dataclass
+class RunData:
+    """Everything the report reads from a run folder; a missing or half-written file reads as None or empty."""
+
+    run_dir: Path
+    info: dict = field(default_factory=dict)
+    config_text: str | None = None
+    config: dict = field(default_factory=dict)
+    summary: dict | None = None
+    supernets: dict[str, list[dict]] = field(default_factory=dict)
+    candidates: dict[str, list[dict]] = field(default_factory=dict)
+    results: dict[str, dict | None] = field(default_factory=dict)
+    pareto: list[dict] = field(default_factory=list)
+    pick: dict | None = None
+    final_metrics: dict[str, list[dict]] = field(default_factory=dict)
+    finalists: dict[str, dict] = field(default_factory=dict)
+    budget_macs: float | None = None
+    budget_text: str | None = None
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write ``run_dir/report.html`` from whatever the run folder holds, atomically; return its path."""
+    run_dir = Path(run_dir)
+    page = render(read_run(run_dir))
+    out = run_dir / "report.html"
+    tmp = run_dir / ".report.html.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------- reading
+
+def _json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _jsonl(path: Path) -> list[dict]:
+    """The rows of a JSONL file; a line cut short by a writer still at work is skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    rows = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def read_run(run_dir: Path) -> RunData:
+    run = RunData(run_dir)
+    run.info = _json(run_dir / "run.json") or {}
+    try:
+        run.config_text = (run_dir / "config.yaml").read_text(encoding="utf-8")
+    except OSError:
+        pass
+    if run.config_text:
+        import yaml
+
+        try:
+            config = yaml.safe_load(run.config_text)
+        except yaml.YAMLError:  # a malformed file: show its text, read nothing from it
+            config = None
+        run.config = config if isinstance(config, dict) else {}
+    summary = _json(run_dir / "summary.json")
+    run.summary = summary if isinstance(summary, dict) else None
+    for level, folder in (("level1", "1-supernet"), ("level2", "4-supernet")):
+        run.supernets[level] = _jsonl(run_dir / folder / "metrics.jsonl")
+    for key, folder in SEARCH_DIRS.items():
+        run.candidates[key] = [r for r in _jsonl(run_dir / folder / "candidates.jsonl")
+                               if _finite(r.get("macs")) and _finite(r.get("score"))]
+        result = _json(run_dir / folder / "result.json")
+        run.results[key] = result if isinstance(result, dict) else None
+    pareto = _json(run_dir / "5-search" / "pareto.json")
+    run.pareto = [r for r in pareto if isinstance(r, dict)] if isinstance(pareto, list) else []
+    pick = _json(run_dir / "3-pick" / "pick.json")
+    run.pick = pick if isinstance(pick, dict) else None
+    for name in FINALISTS:
+        run.final_metrics[name] = _jsonl(run_dir / FINAL_DIRS[name] / "metrics.jsonl")
+    run.finalists = {name: _finalist(run, name) for name in FINALISTS}
+    run.budget_macs, run.budget_text = _budget(run)
+    return run
+
+
+def _finalist(run: RunData, name: str) -> dict:
+    """One finalist from summary.json, or, while the run is in progress, from its stage folders."""
+    folder = run.run_dir / FINAL_DIRS[name]
+    f = dict((run.summary or {}).get(name) or {})
+    result = _json(folder / "result.json") or {}
+    arch = f.get("arch") or _json(folder / "arch.json")
+    if arch is None and name != "baseline":
+        arch = _json(run.run_dir / SEARCH_DIRS["level2" if name == "searched" else "random"] / "best.json")
+    if arch is None and name == "baseline":
+        arch = _baseline_arch(run)
+    f["arch"] = arch
+    for key in ("top1", "params", "macs", "train_seconds"):
+        if f.get(key) is None:
+            f[key] = result.get(key)
+    if (f.get("params") is None or f.get("macs") is None) and arch:
+        try:
+            from glit import Arch, cost
+
+            c = cost(Arch.from_dict(arch))
+            f["params"], f["macs"] = f.get("params") or c.params, f.get("macs") or c.macs
+        except Exception:  # an architecture this glit cannot read: show it without costs
+            pass
+    if "search_score" not in f:
+        source = run.results.get({"searched": "level2", "random": "random"}.get(name, ""))
+        f["search_score"] = source.get("score") if source else None
+    metrics = run.final_metrics.get(name) or []
+    if _finite(f.get("top1")):
+        f["state"] = "done"
+    elif metrics:
+        f["state"] = f"training, epoch {metrics[-1].get('epoch', len(metrics))}"
+    else:
+        f["state"] = "not started"
+    return f
+
+
+def _baseline_arch(run: RunData) -> dict | None:
+    """The DeiT-style architecture of the run's family, from any architecture the run has written."""
+    from glit import Arch
+    from glit.presets import deit
+
+    for rows in run.candidates.values():
+        for row in rows[:1]:
+            try:
+                return deit(Arch.from_dict(row["arch"]).family).to_dict()
+            except Exception:  # not an architecture this glit reads: try the next
+                continue
+    return None
+
+
+def _budget(run: RunData) -> tuple[float | None, str | None]:
+    s = run.summary or {}
+    macs, text = s.get("budget_macs"), s.get("budget_text")
+    for key in ("level2", "random", "level1"):
+        result = run.results.get(key) or {}
+        if macs is None:
+            macs = (result.get("budget") or {}).get("max_macs")
+        if text is None:
+            text = result.get("budget_text")
+    return (macs if _finite(macs) else None), text
+
+
+def generation_stats(rows: list[dict]) -> list[dict]:
+    """Per generation: the best and mean score and how many candidates were scored."""
+    by_gen: dict[int, list[float]] = {}
+    for r in rows:
+        by_gen.setdefault(int(r.get("generation", 0)), []).append(float(r["score"]))
+    return [{"generation": g, "best": max(s), "mean": sum(s) / len(s), "count": len(s)}
+            for g, s in sorted(by_gen.items())]
+
+
+# ---------------------------------------------------------------------------------------------------------- writing
+
+def fmt_count(n) -> str:
+    if not _finite(n):
+        return "—"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:,.2f} {unit}"
+    return f"{n:,.0f}"
+
+
+def fmt_macs(n) -> str:
+    return f"{n / 1e6:,.2f}" if _finite(n) else "—"
+
+
+def fmt_pct(x) -> str:
+    return f"{x:.2f}" if _finite(x) else "—"
+
+
+def fmt_seconds(s) -> str:
+    if not _finite(s):
+        return "—"
+    s = round(s)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def _points(d: float) -> str:
+    return f"{'+' if d >= 0 else '−'}{abs(d):.2f} points"
+
+
+def _comparison(a: dict, b: dict, b_name: str) -> str | None:
+    """An honest clause: the searched model's test top-1 against another finalist's, with the MACs ratio."""
+    if not (_finite(a.get("top1")) and _finite(b.get("top1"))):
+        return None
+    d = a["top1"] - b["top1"]
+    ratio = f" at {a['macs'] / b['macs']:.0%} of its MACs" if _finite(a.get("macs")) and b.get("macs") else ""
+    if abs(d) < 0.005:
+        return f"<b>matches</b> {b_name} ({b['top1']:.2f}%){ratio}"
+    if d > 0:
+        return f"<b class='better'>beats</b> {b_name} ({b['top1']:.2f}%) by <b class='better'>{_points(d)}</b>{ratio}"
+    return f"<b class='worse'>trails</b> {b_name} ({b['top1']:.2f}%) by <b class='worse'>{_points(d)}</b>{ratio}"
+
+
+def _headline(fin: dict[str, dict]) -> str:
+    searched = fin["searched"]
+    if not _finite(searched.get("top1")):
+        return ""
+    clauses = [c for c in (_comparison(searched, fin["baseline"], "the DeiT-style baseline"),
+                           _comparison(searched, fin["random"], "the random-search winner")) if c]
+    text = f"The searched architecture reaches <b>{searched['top1']:.2f}%</b> test top-1"
+    text += (". It " + ", and ".join(clauses) + ".") if clauses else "."
+    return f"<p class='lead'>{text}</p>"
+
+
+def _noise(run: RunData) -> str:
+    """How much a difference of test top-1 can be chance: one image's worth, and the binomial standard error."""
+    text = "Each number comes from one training run with one seed."
+    n = next((rows[-1].get("images") for rows in run.final_metrics.values() if rows), None)
+    p = run.finalists["searched"].get("top1")
+    if not (_finite(n) and n > 0 and _finite(p)):
+        return text
+    se = 100 * math.sqrt(max(p / 100 * (1 - p / 100), 0.0) / n)
+    return (f"{text} The test split has {n:,} images: one image is {100 / n:.2f} points, and the binomial standard "
+            f"error of a top-1 near {p:.0f}% is about {se:.2f} points, so read smaller differences as a tie.")
+
+
+def _img(b64: str | None, alt: str, missing: str) -> str:
+    if b64 is None:
+        return f"<p class='muted'>{escape(missing)}</p>"
+    return f"<img alt='{escape(alt)}' src='data:image/png;base64,{b64}'>"
+
+
+def _heads(arch: dict | None) -> str:
+    if not arch:
+        return "—"
+    return " · ".join(str(b.get("num_global_heads")) for b in arch.get("blocks", []))
+
+
+def render(run: RunData) -> str:
+    from glit.report import plots
+
+    try:
+        import matplotlib  # noqa: F401
+
+        have_plots = True
+    except ImportError:
+        have_plots = False
+    info, cfg, fin = run.info, run.config, run.finalists
+    preset = info.get("preset") or cfg.get("preset") or "?"
+    parts = [f"<header><h1>GLiT search report <span class='muted'>· preset {escape(str(preset))}</span></h1>"]
+    meta = [("started", info.get("started")), ("budget", run.budget_text),
+            ("data", _data_text(cfg)), ("seed", cfg.get("seed")), ("folder", str(run.run_dir))]
+    parts.append("<p class='meta'>" + " &nbsp;·&nbsp; ".join(
+        f"<span>{escape(k)}: <b>{escape(str(v))}</b></span>" for k, v in meta if v is not None) + "</p></header>")
+    if run.summary is None:
+        done = [label for folder, label in STAGES if (run.run_dir / folder).exists()]
+        parts.append("<div class='banner'><b>This run is still in progress, or stopped early:</b> summary.json is "
+                     "missing. The report shows the stages that exist so far"
+                     + (f" (last: {escape(done[-1])})" if done else "") + ".</div>")
+    if not have_plots:
+        parts.append("<div class='banner'>matplotlib is not installed, so the plots are left out "
+                     "(<code>pip install matplotlib</code>, then <code>python -c \"from glit.report import "
+                     "write_report; write_report('DIR')\"</code>).</div>")
+
+    # -- the headline result
+    rows = []
+    for name in FINALISTS:
+        f = fin[name]
+        label = {"searched": "Searched (GLiT)", "baseline": "DeiT-style baseline", "random": "Random search"}[name]
+        score = fmt_pct(f.get("search_score")) if name != "baseline" or _finite(f.get("search_score")) else \
+            "<span class='muted' title='outside the level-2 space'>n/a</span>"
+        rows.append([f"<span class='dot' style='background:{plots.FINALIST_COLORS[name]}'></span>{escape(label)}",
+                     escape(fmt_count(f.get("params"))), escape(fmt_macs(f.get("macs"))),
+                     f"<b>{escape(fmt_pct(f.get('top1')))}</b>" if f["state"] == "done" else escape(f["state"]),
+                     escape(fmt_seconds(f.get("train_seconds"))), score, escape(_heads(f.get("arch")))])
+    parts.append("<section><h2>Result</h2>")
+    parts.append(table(["", "Params", "MACs (M)", "Test top-1 (%)", "Train time", "Search score (%)",
+                        "Global heads per block"], rows, cls="headline"))
+    parts.append(_headline(fin))
+    parts.append("<p class='note'>All three are trained from scratch with the same recipe and seed and evaluated "
+                 "on the held-out test split, which the search never sees. The search score is the top-1 on the "
+                 "search split (carved from the training set) with weights inherited from the level-2 supernet; "
+                 "the DeiT-style baseline lies outside the level-2 space, so it has none. "
+                 + escape(_noise(run)) + "</p></section>")
+
+    # -- the winning architecture
+    parts.append("<section><h2>The searched architecture</h2>")
+    winner = fin["searched"].get("arch")
+    if winner and run.summary is None and not (run.run_dir / FINAL_DIRS["searched"]).exists():
+        parts.append("<p class='banner'>The level-2 search is still running: this is its best so far.</p>")
+    parts.append(block_diagram(winner) if winner else "<p class='muted'>The level-2 search has not started.</p>")
+    if run.pick:
+        parts.append("<h3>Level 1: the distribution of global heads</h3>")
+        parts.append(pick_table(run.pick))
+    parts.append("</section>")
+
+    # -- the search
+    stats = {key: generation_stats(rows) for key, rows in run.candidates.items()}
+    counts = ", ".join(f"{len(run.candidates[k])} {label}" for k, label in
+                       (("level1", "level-1"), ("level2", "level-2"), ("random", "random-search")) if run.candidates[k])
+    parts.append("<section><h2>Search</h2>")
+    parts.append(f"<p>Scored candidates: {escape(counts) or 'none yet'}. Every candidate is checked against the "
+                 f"budget ({escape(run.budget_text or 'unknown')}) before it is scored.</p>")
+    if have_plots:
+        parts.append(_img(plots.search_progress(stats["level1"], stats["level2"], stats["random"]),
+                          "best and mean score per generation", "No search has scored a candidate yet."))
+        finalists = {name: {"macs": fin[name].get("macs"), "search_score": fin[name].get("search_score"),
+                            "top1": fin[name].get("top1")} for name in FINALISTS}
+        parts.append(_img(plots.accuracy_vs_macs(run.candidates["level1"], run.candidates["level2"],
+                                                 run.candidates["random"], run.pareto, run.budget_macs, finalists),
+                          "search score against MACs", "No candidates to plot yet."))
+        parts.append("<p class='note'>Level-1 scores come from the level-1 supernet (only the global-head "
+                     "distribution varies, details fixed), level-2 and random-search scores from the level-2 "
+                     "supernet; compare the two levels with care. The Pareto front holds the level-2 candidates "
+                     "that no other beats on both score and MACs.</p>")
+    parts.append(generation_table(stats))
+    parts.append("</section>")
+
+    # -- training
+    parts.append("<section><h2>Training</h2>")
+    if have_plots:
+        parts.append("<h3>The three final models</h3>")
+        parts.append(_img(plots.training_curves(run.final_metrics), "training curves of the final models",
+                          "No final model has finished an epoch yet."))
+        parts.append("<h3>The supernets</h3>")
+        parts.append(_img(plots.supernet_curves(run.supernets["level1"], run.supernets["level2"]),
+                          "supernet training curves", "No supernet has finished an epoch yet."))
+    parts.append(_stage_table(run))
+    parts.append("</section>")
+
+    # -- reproduce
+    parts.append("<section><h2>Reproduce</h2>")
+    parts.append(_commands(run))
+    if run.config_text is not None:
+        parts.append(f"<h3>Config <span class='muted'>(config.yaml, resolved)</span></h3>"
+                     f"<pre class='config'>{escape(run.config_text)}</pre>")
+    else:
+        parts.append("<p class='muted'>config.yaml is missing.</p>")
+    parts.append("</section>")
+
+    title = f"GLiT report · {preset}"
+    return (f"<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'>\n<title>{escape(str(title))}"
+            f"</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n" + "\n".join(parts)
+            + "\n<footer>Written by glit.report. One self-contained file: no scripts, no external resources."
+              "</footer>\n</main>\n</body>\n</html>\n")
+
+
+def _data_text(cfg: dict) -> str | None:
+    data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
+    source = data.get("source")
+    if source is None:
+        return None
+    return f"{source} ({data['root']})" if data.get("root") else str(source)
+
+
+def _stage_table(run: RunData) -> str:
+    """Where each stage of the pipeline stands. A stage is done once a later one has started (or the summary is
+    written), except the stages that write a final file: the pick and the three trainings."""
+    totals = {"supernet": _dig(run.config, "supernet", "optim", "epochs"), "train": _dig(run.config, "train", "epochs")}
+    started = [(run.run_dir / folder).exists() for folder, _ in STAGES]
+    rows = []
+    for i, (folder, label) in enumerate(STAGES):
+        if not started[i]:
+            skipped = folder == "3-pick" and any(started[i + 1:])  # optional: a run may go straight to level 2
+            rows.append([escape(folder), escape(label), f"<span class='muted'>{'skipped' if skipped else 'not started'}"
+                         "</span>", ""])
+            continue
+        done, detail = run.summary is not None or any(started[i + 1:]), ""
+        if folder.endswith("supernet"):
+            metrics = run.supernets["level1" if folder.startswith("1") else "level2"]
+            last, total = (metrics[-1] if metrics else {}), totals["supernet"]
+            detail = f"{last.get('epoch', 0)}{'/' + str(total) if total else ''} epochs" + (
+                f", fixed-path top-1 {last['top1']:.2f}%" if _finite(last.get("top1")) else "")
+        elif folder in SEARCH_DIRS.values():
+            key = next(k for k, v in SEARCH_DIRS.items() if v == folder)
+            result = run.results.get(key) or {}
+            detail = f"{len(run.candidates[key])} scored" + (
+                f", best {result['score']:.2f}%" if _finite(result.get("score")) else "")
+        elif folder == "3-pick":
+            done = run.pick is not None
+        else:
+            name = next(k for k, v in FINAL_DIRS.items() if v == folder)
+            f, total = run.finalists[name], totals["train"]
+            done = f["state"] == "done"
+            detail = f"{len(run.final_metrics[name])}{'/' + str(total) if total else ''} epochs" + (
+                f", test top-1 {f['top1']:.2f}%" if _finite(f.get("top1")) else "")
+        state = "<span class='state done'>done</span>" if done else "<span class='state running'>in progress</span>"
+        rows.append([escape(folder), escape(label), state, escape(detail)])
+    return "<h3>Pipeline</h3>" + table(["Folder", "Stage", "State", ""], rows, cls="stages")
+
+
+def _dig(d: dict, *keys):
+    for k in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(k)
+    return d if _finite(d) else None
+
+
+def _commands(run: RunData) -> str:
+    command = run.info.get("command") or f"glit run {run.info.get('preset') or run.config.get('preset') or 'demo'}" \
+                                          f" --out {run.run_dir}"
+    try:
+        words = shlex.split(command)
+        out = words[words.index("--out") + 1]
+    except (ValueError, IndexError):
+        out = str(run.run_dir)
+    lines = [
+        "<p>To reproduce this run, run the command that made it (run it again on the same folder to continue an "
+        "unfinished run; a finished stage is never recomputed):</p>",
+        f"<pre class='cmd'><code>{escape(command)}</code></pre>",
+        "<p>or start a fresh run from the resolved config saved with it, which pins every setting even if the "
+        "preset's defaults change:</p>",
+        f"<pre class='cmd'><code>{escape(f'glit run --config {out}/config.yaml --out {out}-repro')}</code></pre>",
+        "<p class='note'>The same seed, config and data give the same result on CPU. The searched architecture is "
+        f"in <code>{escape(out)}/{FINAL_DIRS['searched']}/arch.json</code>; "
+        f"<code>glit profile --arch {escape(out)}/{FINAL_DIRS['searched']}/arch.json</code> prints its cost.</p>",
+    ]
+    extra = run.info.get("commands")
+    if isinstance(extra, list) and extra:
+        lines.append("<pre class='cmd'><code>" + escape("\n".join(map(str, extra))) + "</code></pre>")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------- page pieces
+
+def table(header: list[str], rows: list[list[str]], cls: str = "") -> str:
+    """An HTML table; ``header`` is plain text (escaped here), the cells are HTML already escaped by the caller."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<div class='scroll'><table class='{escape(cls)}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody>" \
+           "</table></div>"
+
+
+def _ratio(x) -> str:
+    return "—" if x is None else f"×{x:g}"
+
+
+def block_diagram(arch: dict) -> str:
+    """A row per block: a bar of head slots (global, then local, as the channels are split), and the genes."""
+    fam = arch.get("family", {})
+    heads = int(fam.get("num_heads") or 0)
+    blocks = arch.get("blocks", [])
+    try:
+        from glit import Arch, cost
+
+        block_macs = [b.total.macs for b in cost(Arch.from_dict(arch)).blocks]
+    except Exception:  # an architecture this glit cannot read: draw it without costs
+        block_macs = [None] * len(blocks)
+    top = max((m for m in block_macs if m), default=1)
+    rows = []
+    for i, (b, macs) in enumerate(zip(blocks, block_macs)):
+        g = int(b.get("num_global_heads") or 0)
+        cells = "".join(f"<span class='head {'g' if h < g else 'l'}'>{'G' if h < g else 'L'}</span>"
+                        for h in range(heads))
+        glob = f"{g} head{'s' * (g != 1)}, qkv {_ratio(b.get('qkv_ratio'))}" if g else "<span class='muted'>—</span>"
+        local = (f"{heads - g} head{'s' * (heads - g != 1)}, conv {_ratio(b.get('conv_ratio'))}, "
+                 f"kernel {b.get('kernel_size')}") if g < heads else "<span class='muted'>—</span>"
+        bar = "" if macs is None else \
+            f"<span class='macsbar' style='width:{60 * macs / top:.0f}px'></span>{macs / 1e6:,.3f}"
+        rows.append([f"{i + 1}", f"<span class='heads'>{cells}</span>", escape(glob) if g else glob,
+                     escape(local) if g < heads else local, escape(_ratio(b.get("mlp_ratio"))), bar])
+    n_global = sum(int(b.get("num_global_heads") or 0) for b in blocks)
+    n_all = heads * len(blocks)
+    lead = (f"<p>{len(blocks)} blocks of {heads} head slots (D = {fam.get('embed_dim')}, "
+            f"{fam.get('img_size')} px images in {fam.get('patch_size')} px patches): "
+            f"<b>{n_global}</b> global and <b>{n_all - n_global}</b> local heads in all. "
+            "<span class='legend'><span class='head g'>G</span> global self-attention head "
+            "<span class='head l'>L</span> local head (1-D convolution over the tokens)</span></p>")
+    return lead + table(["Block", "Heads", "Global part", "Local part", "MLP", "MACs (M)"], rows, cls="blocks")
+
+
+def generation_table(stats: dict[str, list[dict]]) -> str:
+    """Best, mean and count per generation, a column group per search."""
+    names = [(k, label) for k, label in (("level1", "Level 1"), ("level2", "Level 2"), ("random", "Random"))
+             if stats.get(k)]
+    if not names:
+        return ""
+    by_gen = {k: {r["generation"]: r for r in stats[k]} for k, _ in names}
+    gens = sorted({g for k, _ in names for g in by_gen[k]})
+    head = "<tr><th rowspan='2'>Generation</th>" + "".join(
+        f"<th colspan='3' class='group'>{escape(label)}</th>" for _, label in names) + "</tr><tr>" + \
+        "<th>best</th><th>mean</th><th>n</th>" * len(names) + "</tr>"
+    body = []
+    for g in gens:
+        cells = [f"<td>{g}</td>"]
+        for k, _ in names:
+            r = by_gen[k].get(g)
+            cells += [f"<td class='first'>{fmt_pct(r['best'])}</td><td>{fmt_pct(r['mean'])}</td><td>{r['count']}</td>"
+                      if r else "<td class='first'></td><td></td><td></td>"]
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return ("<h3>Per generation <span class='muted'>(search-split top-1, %)</span></h3><div class='scroll'>"
+            f"<table class='gens'><thead>{head}</thead><tbody>{''.join(body)}</tbody></table></div>")
+
+
+def pick_table(pick: dict) -> str:
+    """The level-1 top-k distributions and which one won."""
+    winner = [b.get("num_global_heads") for b in (pick.get("winner") or {}).get("blocks", [])]
+    rows = []
+    for i, c in enumerate(pick.get("candidates") or []):
+        arch = c.get("arch") or {}
+        won = [b.get("num_global_heads") for b in arch.get("blocks", [])] == winner
+        rows.append([f"{i + 1}", escape(_heads(arch)), escape(fmt_pct(c.get("score"))),
+                     escape(fmt_pct(c.get("retrain_top1"))), "<b class='better'>winner</b>" if won else ""])
+    retrained = any(_finite(c.get("retrain_top1")) for c in pick.get("candidates") or [])
+    note = ("The top distributions of the level-1 search were each retrained briefly (without the search split) "
+            "and scored on the search split; the best went on to level 2." if retrained else
+            "The best-scored distribution of the level-1 search went on to level 2.")
+    return f"<p>{note}</p>" + table(["Rank", "Global heads per block", "Search score (%)", "Short retrain top-1 (%)",
+                                     ""], rows, cls="pick")
+
+
+CSS = """
+:root { color-scheme: light; --fg: #1f2937; --muted: #6b7280; --line: #e5e7eb; --bg: #f6f7f9; --card: #ffffff;
+  --global: #6366f1; --local: #14b8a6; --good: #15803d; --bad: #b91c1c; }
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--fg);
+  font: 15px/1.55 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+main { max-width: 1000px; margin: 0 auto; padding: 28px 20px 48px; }
+header h1 { font-size: 26px; margin: 0 0 6px; letter-spacing: -0.01em; }
+h2 { font-size: 19px; margin: 0 0 12px; }
+h3 { font-size: 15px; margin: 22px 0 8px; }
+section { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 18px 24px 20px;
+  margin: 18px 0; }
+.meta { color: var(--muted); font-size: 13.5px; margin: 0; }
+.meta b { color: var(--fg); font-weight: 600; }
+.muted { color: var(--muted); font-weight: normal; }
+.note { color: var(--muted); font-size: 13px; }
+.lead { font-size: 16px; }
+.better { color: var(--good); } .worse { color: var(--bad); }
+.banner { background: #fffbeb; border: 1px solid #f59e0b; border-radius: 8px; padding: 10px 14px; margin: 16px 0; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; font-size: 14px; }
+th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
+th { font-weight: 600; color: #374151; border-bottom: 2px solid #d1d5db; }
+th:first-child, td:first-child { text-align: left; }
+table.headline td { padding: 8px 10px; font-size: 15px; }
+table.blocks td, table.blocks th, table.stages td, table.stages th, table.pick td, table.pick th { text-align: left; }
+table.gens { width: auto; font-size: 13px; }
+table.gens td, table.gens th { padding: 3px 9px; }
+table.gens th.group, table.gens td.first { border-left: 1px solid var(--line); }
+table.gens th.group { text-align: center; }
+table.gens thead tr + tr th:first-child { text-align: right; }
+.dot { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 8px; }
+.heads { display: inline-flex; gap: 2px; }
+.head { display: inline-block; min-width: 22px; height: 22px; line-height: 22px; text-align: center; color: #fff;
+  font-size: 11px; font-weight: 700; border-radius: 4px; }
+.head.g { background: var(--global); } .head.l { background: var(--local); }
+.legend { color: var(--muted); font-size: 13px; margin-left: 8px; }
+.legend .head { margin: 0 4px 0 10px; min-width: 18px; height: 18px; line-height: 18px; }
+.macsbar { display: inline-block; height: 8px; background: #cbd5e1; border-radius: 2px; margin-right: 8px; }
+.state { font-size: 12px; padding: 1px 8px; border-radius: 10px; background: #f3f4f6; }
+.state.done { background: #dcfce7; color: #166534; } .state.running { background: #fef3c7; color: #92400e; }
+img { display: block; max-width: 100%; height: auto; margin: 10px auto; }
+pre { background: #f3f4f6; border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; overflow: auto;
+  font: 13px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+pre.cmd { background: #111827; color: #f9fafb; border: 0; }
+pre.config { max-height: 460px; }
+code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.92em; }
+footer { color: var(--muted); font-size: 12px; text-align: center; margin-top: 28px; }
+"""

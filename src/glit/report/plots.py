@@ -1,0 +1,245 @@
+"""The report's figures, each returned as a base64 PNG string ready for ``<img src="data:image/png;base64,...">``.
+
+matplotlib is imported inside the functions, so ``import glit`` stays light. The figures are built as
+``matplotlib.figure.Figure`` objects drawn on the Agg canvas: no pyplot, no global backend switch, no window, and
+safe to call from a process that already uses matplotlib interactively.
+
+Every function takes plain data (lists of dicts as read from the run folder) and returns ``None`` when there is
+nothing to draw yet, so the report of an unfinished run shows what exists.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+
+DPI = 110
+FIGSIZE = (8, 4.5)
+
+# One colour per finalist, used in every figure and in the page's table.
+FINALIST_COLORS = {"searched": "#2563eb", "baseline": "#374151", "random": "#d97706"}
+FINALIST_LABELS = {"searched": "searched", "baseline": "DeiT-style baseline", "random": "random search"}
+LEVEL_COLORS = {"level1": "#64748b", "level2": "#2563eb", "random": "#d97706"}
+BUDGET_COLOR = "#dc2626"
+STYLE = {
+    "font.size": 9.5,
+    "axes.titlesize": 10.5,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 9.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#e5e7eb",
+    "grid.linewidth": 0.8,
+    "axes.edgecolor": "#9ca3af",
+    "legend.fontsize": 8.5,
+    "legend.frameon": False,
+    "xtick.color": "#4b5563",
+    "ytick.color": "#4b5563",
+}
+
+
+def _figure(ncols: int = 1):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, list(axes)
+
+
+def to_base64(fig) -> str:
+    """The figure as a base64 PNG string (drawn on the Agg canvas)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, facecolor="white")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _render(draw) -> str:
+    """Run ``draw`` under the report's style; it returns a figure, or None for nothing to draw."""
+    import matplotlib
+
+    with matplotlib.rc_context(STYLE):
+        fig = draw()
+        return None if fig is None else to_base64(fig)
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def search_progress(level1: list[dict] | None, level2: list[dict] | None, random: list[dict] | None) -> str | None:
+    """Best and mean search score per generation: level 1 on the left, level 2 (with random search) on the right.
+
+    Each argument is a list of ``{"generation", "best", "mean", "count"}`` rows, or None when that search is absent.
+    """
+    if not (level1 or level2 or random):
+        return None
+
+    def draw():
+        fig, (left, right) = _figure(2)
+        panels = [(left, "Level 1: distribution of global heads", [("level 1", level1, LEVEL_COLORS["level1"])]),
+                  (right, "Level 2: details (same supernet for both)",
+                   [("level-2 evolution", level2, LEVEL_COLORS["level2"]),
+                    ("random search", random, LEVEL_COLORS["random"])])]
+        for ax, title, series in panels:
+            ax.set_title(title, loc="left")
+            ax.set_xlabel("generation")
+            ax.set_ylabel("search-split top-1 (%)")
+            drawn = False
+            for label, rows, color in series:
+                if not rows:
+                    continue
+                gens = [r["generation"] for r in rows]
+                ax.plot(gens, [r["best"] for r in rows], "-o", color=color, ms=3.5, lw=1.8, label=f"{label}: best")
+                ax.plot(gens, [r["mean"] for r in rows], "--", color=color, lw=1.3, alpha=0.85,
+                        label=f"{label}: mean")
+                drawn = True
+            if drawn:
+                ax.legend(loc="lower right")
+                _integer_ticks(ax, [r["generation"] for _, rows, _ in series for r in rows or []])
+            else:
+                ax.text(0.5, 0.5, "not run yet", ha="center", va="center", transform=ax.transAxes, color="#6b7280")
+                ax.set_xticks([])
+                ax.set_yticks([])
+        return fig
+
+    return _render(draw)
+
+
+def accuracy_vs_macs(level1: list[dict], level2: list[dict], random: list[dict], pareto: list[dict],
+                     budget_macs: float | None, finalists: dict[str, dict]) -> str | None:
+    """Every scored candidate as search score against MACs, with the level-2 Pareto front, the budget line and the
+    finalists.
+
+    ``level1``, ``level2``, ``random`` and ``pareto`` are candidate rows (``macs``, ``score``). ``finalists`` maps
+    "searched", "baseline" and "random" to ``{"macs", "search_score", "top1"}``; a finalist without a search score
+    (the DeiT-style baseline lies outside the level-2 space) is marked at its MACs along the top edge instead.
+    """
+    if not (level1 or level2 or random):
+        return None
+
+    def draw():
+        from matplotlib.lines import Line2D
+
+        fig, (ax,) = _figure(1)
+        ax.set_title("Every scored candidate: search score against MACs", loc="left")
+        ax.set_xlabel("MACs per image (M)")
+        ax.set_ylabel("search-split top-1 (%), inherited weights")
+        for rows, label, color, marker, size, alpha in [
+            (level1, "level-1 candidates", LEVEL_COLORS["level1"], "o", 14, 0.4),
+            (random, "random-search candidates", LEVEL_COLORS["random"], "^", 16, 0.55),
+            (level2, "level-2 candidates", LEVEL_COLORS["level2"], "o", 14, 0.55),
+        ]:
+            if rows:
+                ax.scatter([r["macs"] / 1e6 for r in rows], [r["score"] for r in rows], s=size, c=color,
+                           marker=marker, alpha=alpha, linewidths=0, label=f"{label} ({len(rows)})")
+        if pareto:
+            front = sorted(pareto, key=lambda r: r["macs"])
+            xs, ys = [r["macs"] / 1e6 for r in front], [r["score"] for r in front]
+            right = max([r["macs"] / 1e6 for r in level2 or []] + xs)
+            ax.step(xs + [right], ys + ys[-1:], where="post", color="#1e3a8a", lw=1.6,
+                    label="level-2 Pareto front")  # the best score reachable at each MACs, up to the costliest
+        if _finite(budget_macs):
+            ax.axvline(budget_macs / 1e6, color=BUDGET_COLOR, ls="--", lw=1.4,
+                       label=f"budget ({budget_macs / 1e6:,.2f} M MACs)")
+        markers = {"searched": ("*", 260), "random": ("D", 80), "baseline": ("s", 80)}
+        unscored = []
+        for name in ("searched", "random", "baseline"):
+            f = finalists.get(name)
+            if not f or not _finite(f.get("macs")):
+                continue
+            marker, size = markers[name]
+            test = f" (test {f['top1']:.2f}%)" if _finite(f.get("top1")) else ""
+            label = f"{FINALIST_LABELS[name]}{test}"
+            if _finite(f.get("search_score")):
+                ax.scatter([f["macs"] / 1e6], [f["search_score"]], marker=marker, s=size,
+                           c=FINALIST_COLORS[name], edgecolors="black", linewidths=0.9, zorder=5, label=label)
+            else:
+                unscored.append((name, f, label))
+        for name, f, _ in unscored:
+            # Not in the searched space, so no search score: a marker on the top edge at its MACs.
+            ax.plot([f["macs"] / 1e6], [1.0], marker="v", ms=11, color=FINALIST_COLORS[name], mec="black", mew=0.9,
+                    transform=ax.get_xaxis_transform(), clip_on=False, zorder=6, ls="none")
+        ax.margins(x=0.04, y=0.1)
+        handles, labels = ax.get_legend_handles_labels()
+        for name, _, label in unscored:
+            handles.append(Line2D([], [], marker="v", ls="none", ms=8, color=FINALIST_COLORS[name], mec="black"))
+            labels.append(f"{label}: no search score, marked at its MACs on the top edge")
+        fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8)
+        return fig
+
+    return _render(draw)
+
+
+def training_curves(runs: dict[str, list[dict]]) -> str | None:
+    """Loss and test top-1 per epoch of the three final trainings. ``runs`` maps a finalist to its metrics rows."""
+    runs = {name: rows for name, rows in runs.items() if rows}
+    if not runs:
+        return None
+
+    def draw():
+        fig, (loss_ax, top1_ax) = _figure(2)
+        loss_ax.set_title("Loss (solid: train, dashed: test)", loc="left")
+        top1_ax.set_title("Test top-1 (%)", loc="left")
+        for ax in (loss_ax, top1_ax):
+            ax.set_xlabel("epoch")
+        for name, rows in runs.items():
+            color, label = FINALIST_COLORS.get(name, "#6b7280"), FINALIST_LABELS.get(name, name)
+            _line(loss_ax, rows, "loss", "-", color, label)
+            _line(loss_ax, rows, "eval_loss", "--", color, None)
+            _line(top1_ax, rows, "top1", "-o", color, label)
+        top1_ax.legend(loc="lower right")
+        for ax in (loss_ax, top1_ax):
+            _integer_ticks(ax, [r.get("epoch") for rows in runs.values() for r in rows])
+        return fig
+
+    return _render(draw)
+
+
+def supernet_curves(level1: list[dict] | None, level2: list[dict] | None) -> str | None:
+    """Training loss and the search-split top-1 of a few fixed paths, per epoch, of the two supernets."""
+    runs = {name: rows for name, rows in (("level-1 supernet", level1), ("level-2 supernet", level2)) if rows}
+    if not runs:
+        return None
+    colors = {"level-1 supernet": LEVEL_COLORS["level1"], "level-2 supernet": LEVEL_COLORS["level2"]}
+
+    def draw():
+        fig, (loss_ax, top1_ax) = _figure(2)
+        loss_ax.set_title("Supernet training loss", loc="left")
+        top1_ax.set_title("Search-split top-1 of fixed paths (%)", loc="left")
+        for ax in (loss_ax, top1_ax):
+            ax.set_xlabel("epoch")
+        for name, rows in runs.items():
+            color = colors[name]
+            _line(loss_ax, rows, "loss", "-", color, name)
+            _line(top1_ax, rows, "top1", "-o", color, name)
+        loss_ax.legend(loc="upper right")
+        for ax in (loss_ax, top1_ax):
+            _integer_ticks(ax, [r.get("epoch") for rows in runs.values() for r in rows])
+        return fig
+
+    return _render(draw)
+
+
+def _line(ax, rows: list[dict], key: str, style: str, color: str, label: str | None) -> None:
+    points = [(r["epoch"], r[key]) for r in rows if _finite(r.get(key)) and _finite(r.get("epoch"))]
+    if points:
+        xs, ys = zip(*points)
+        if len(points) == 1:
+            style += "" if "o" in style else "o"  # a lone point needs a marker to show
+        elif len(points) > 25:
+            style = style.replace("o", "")  # markers on hundreds of epochs only blur the line
+        ax.plot(xs, ys, style, color=color, lw=1.8, ms=3.5, label=label)
+
+
+def _integer_ticks(ax, values: list) -> None:
+    """Epochs and generations are whole numbers: tick each one when there are few, else whole numbers only."""
+    values = sorted({v for v in values if _finite(v)})
+    if 0 < len(values) <= 12:
+        ax.set_xticks(values)
+    else:
+        ax.xaxis.get_major_locator().set_params(integer=True)

@@ -1,0 +1,237 @@
+"""The HTML report of ``glit run``, on a small hand-written run folder: one self-contained page with the plots, the
+numbers, the config and the command; and a page for a run still in progress."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+import glit
+from glit.presets import deit
+from glit.report import write_report
+
+PNG = b"\x89PNG\r\n\x1a\n"
+TOP1 = {"searched": 97.31, "baseline": 96.12, "random": 95.47}
+COMMAND = "glit run demo --out runs/demo --set train.epochs=3"
+CONFIG = """preset: demo
+seed: 0
+data:
+  source: digits
+  root: "data/a&b <x>"
+train:
+  epochs: 3
+supernet:
+  optim:
+    epochs: 2
+search:
+  population: 6
+  generations: 3
+"""
+
+
+def _write(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
+
+
+def _write_lines(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _candidates(space: glit.SearchSpace, seed: int, budget: int, generations: int = 3, per_gen: int = 6,
+                base: float = 60.0) -> list[dict]:
+    """Distinct architectures under the budget with plausible scores that improve a little per generation."""
+    rng, seen, rows = random.Random(seed), set(), []
+    for i in range(10_000):
+        arch = space.sample(random.Random(seed * 10_000 + i))
+        c = glit.cost(arch)
+        if arch in seen or c.macs > budget:
+            continue
+        seen.add(arch)
+        gen = len(rows) // per_gen
+        rows.append({"arch": arch.to_dict(), "params": c.params, "macs": c.macs,
+                     "score": round(base + 2.0 * gen + rng.uniform(-4, 4), 2), "generation": gen})
+        if len(rows) == generations * per_gen:
+            return rows
+    raise AssertionError("the demo space ran out of architectures under the budget")
+
+
+def _pareto(rows: list[dict]) -> list[dict]:
+    front = []
+    for r in sorted(rows, key=lambda r: (r["macs"], -r["score"])):
+        if not front or r["score"] > front[-1]["score"]:
+            front.append(r)
+    return front
+
+
+def _search(folder: Path, rows: list[dict], budget: int) -> dict:
+    best = max(rows, key=lambda r: r["score"])
+    _write_lines(folder / "candidates.jsonl", rows)
+    _write(folder / "pareto.json", _pareto(rows))
+    _write(folder / "best.json", best["arch"])
+    _write(folder / "result.json", {**best, "scored": len(rows), "generations": 3,
+                                    "budget": {"max_macs": budget, "max_params": float("inf"), "convention": "exact"},
+                                    "budget_text": f"MACs <= {budget / 1e6:.2f} M (exact)"})
+    return best
+
+
+def _train(folder: Path, arch: dict, top1: float, epochs: int = 3) -> None:
+    c = glit.cost(glit.Arch.from_dict(arch))
+    rows = [{"epoch": e, "loss": (102 - top1) / e, "lr": 1e-3, "images_per_s": 900.0, "seconds": 1.5,
+             "top1": top1 - 10.0 / e + 10.0 / epochs, "eval_loss": (101 - top1) / e, "images": 360}
+            for e in range(1, epochs + 1)]
+    _write_lines(folder / "metrics.jsonl", rows)
+    _write(folder / "arch.json", arch)
+    _write(folder / "result.json", {"top1": top1, "params": c.params, "macs": c.macs, "epochs": epochs,
+                                    "train_seconds": 4.5})
+
+
+def make_run(root: Path, top1: dict[str, float] = TOP1) -> Path:
+    """A finished, consistent ``glit run`` folder for the demo preset, written by hand."""
+    run = root / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(CONFIG)
+    _write(run / "run.json", {"command": COMMAND, "preset": "demo", "started": "2025-01-01T12:00:00"})
+    level1 = glit.SearchSpace.from_preset("demo", 1)
+    baseline = deit(level1.family).to_dict()
+    budget = glit.cost(glit.Arch.from_dict(baseline)).macs
+    for folder, start in (("1-supernet", 40.0), ("4-supernet", 50.0)):
+        _write_lines(run / folder / "metrics.jsonl", [
+            {"epoch": e, "loss": (100 - start) / 25 / e, "lr": 1e-3, "images_per_s": 800.0, "seconds": 2.0,
+             "paths": ["a", "b"], "top1": start + 10 * e, "top1_paths": [start - 1 + 10 * e, start + 1 + 10 * e]}
+            for e in (1, 2)])
+    rows1 = _candidates(level1, 1, budget, base=55.0)
+    _search(run / "2-search", rows1, budget)
+    top = sorted(rows1, key=lambda r: -r["score"])[:3]
+    _write(run / "3-pick" / "pick.json", {"winner": top[0]["arch"], "candidates": [
+        {"arch": r["arch"], "score": r["score"], "retrain_top1": None} for r in top]})
+    level2 = glit.SearchSpace.from_preset("demo", 2, distribution=glit.Arch.from_dict(top[0]["arch"]))
+    searched = _search(run / "5-search", _candidates(level2, 2, budget), budget)
+    random_best = _search(run / "6-random", _candidates(level2, 3, budget, base=58.0), budget)
+    archs = {"searched": searched["arch"], "baseline": baseline, "random": random_best["arch"]}
+    scores = {"searched": searched["score"], "baseline": None, "random": random_best["score"]}
+    summary = {"budget_macs": budget, "budget_text": f"MACs <= {budget / 1e6:.2f} M (exact)",
+               "search": {"level1_candidates": len(rows1), "level2_candidates": 18, "random_candidates": 18}}
+    for i, name in enumerate(("searched", "baseline", "random")):
+        _train(run / f"{7 + i}-{name}", archs[name], top1[name])
+        c = glit.cost(glit.Arch.from_dict(archs[name]))
+        summary[name] = {"arch": archs[name], "params": c.params, "macs": c.macs, "top1": top1[name],
+                         "train_seconds": 4.5, "search_score": scores[name]}
+    _write(run / "summary.json", summary)
+    return run
+
+
+def _images(page: str) -> list[bytes]:
+    return [base64.b64decode(b64, validate=True)
+            for b64 in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)]
+
+
+def _assert_self_contained(page: str) -> None:
+    assert not re.search(r"https?://", page), "the page must not load or link anything from the network"
+    assert "<script" not in page.lower()
+    assert "<link" not in page.lower()
+    assert not re.search(r"""src\s*=\s*['"](?!data:)""", page), "every image is embedded"
+
+
+@pytest.fixture
+def finished_run(tmp_path) -> Path:
+    return make_run(tmp_path)
+
+
+def test_report_of_a_finished_run(finished_run):
+    path = write_report(finished_run)
+    assert path == finished_run / "report.html"
+    assert [p.name for p in finished_run.iterdir() if p.name.endswith(".tmp")] == []
+    page = path.read_text(encoding="utf-8")
+    _assert_self_contained(page)
+
+    images = _images(page)
+    assert len(images) >= 4  # search progress, accuracy vs MACs, final training curves, supernet curves
+    assert all(png.startswith(PNG) and len(png) > 5000 for png in images)
+
+    for value in TOP1.values():
+        assert f"{value:.2f}" in page
+    assert "beats</b> the DeiT-style baseline (96.12%) by <b class='better'>+1.19 points</b> at " in page
+    assert "beats</b> the random-search winner (95.47%) by <b class='better'>+1.84 points</b> at " in page
+    assert "The test split has 360 images: one image is 0.28 points" in page
+    assert "<x>" not in page  # the config text is escaped, not injected
+    assert "root: &quot;data/a&amp;b &lt;x&gt;&quot;" in page
+    assert "search:\n  population: 6\n  generations: 3" in page
+    assert COMMAND in page
+    assert "glit run --config runs/demo/config.yaml" in page
+
+    # The winner's per-block diagram: one G or L cell per head slot, matching its genes.
+    winner = json.loads((finished_run / "7-searched" / "arch.json").read_text())
+    heads = winner["family"]["num_heads"]
+    assert page.count("<span class='head g'>G</span>") == 1 + sum(b["num_global_heads"] for b in winner["blocks"])
+    assert page.count("<span class='head l'>L</span>") == 1 + sum(heads - b["num_global_heads"]
+                                                                 for b in winner["blocks"])
+    assert "Level 1: the distribution of global heads" in page  # 3-pick is shown when present
+    assert "still in progress" not in page
+
+
+def test_report_says_when_the_searched_model_loses(tmp_path):
+    run = make_run(tmp_path, {"searched": 95.10, "baseline": 96.12, "random": 95.10})
+    page = write_report(run).read_text(encoding="utf-8")
+    assert "trails</b> the DeiT-style baseline (96.12%) by <b class='worse'>−1.02 points" in page
+    assert "<b>matches</b> the random-search winner (95.10%)" in page
+
+
+def test_report_of_a_run_in_progress(finished_run):
+    """No summary, no optional pick, the level-2 search's winner retraining at epoch 1, the baselines not started."""
+    for gone in ("summary.json", "3-pick", "8-baseline", "9-random", "7-searched/result.json"):
+        path = finished_run / gone
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    metrics = finished_run / "7-searched" / "metrics.jsonl"
+    metrics.write_text(metrics.read_text().splitlines()[0] + "\n{\"epoch\": 2, \"lo")  # a line cut short
+    page = write_report(finished_run).read_text(encoding="utf-8")
+    _assert_self_contained(page)
+    assert "still in progress" in page
+    assert "training, epoch 1" in page
+    assert "Level 1: the distribution of global heads" not in page
+    assert len(_images(page)) >= 4
+    assert all(png.startswith(PNG) for png in _images(page))
+    best = json.loads((finished_run / "5-search" / "result.json").read_text())["score"]
+    assert f"{best:.2f}" in page  # the searched architecture's search score, from 5-search
+
+
+def test_report_during_the_level2_search(finished_run):
+    """Mid-search: the diagram shows the level-2 search's best so far, and the stages after it are not started."""
+    for gone in ("summary.json", "6-random", "7-searched", "8-baseline", "9-random"):
+        path = finished_run / gone
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    page = write_report(finished_run).read_text(encoding="utf-8")
+    assert "this is its best so far" in page
+    best = json.loads((finished_run / "5-search" / "best.json").read_text())
+    assert page.count("<span class='head g'>G</span>") == 1 + sum(b["num_global_heads"] for b in best["blocks"])
+    assert len(_images(page)) == 3  # no final model has trained: no training curves yet
+    assert "No final model has finished an epoch yet." in page
+
+
+def test_report_without_matplotlib(finished_run, monkeypatch):
+    """matplotlib missing: the page still has every number and says how to get the plots."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
+    page = write_report(finished_run).read_text(encoding="utf-8")
+    assert _images(page) == []
+    assert "matplotlib is not installed" in page
+    assert all(f"{value:.2f}" in page for value in TOP1.values())
+
+
+def test_report_of_a_run_that_just_started(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(CONFIG)
+    _write(run / "run.json", {"command": COMMAND, "preset": "demo", "started": "2025-01-01T12:00:00"})
+    page = write_report(run).read_text(encoding="utf-8")
+    _assert_self_contained(page)
+    assert "still in progress" in page and COMMAND in page
+    assert _images(page) == []
+    assert page.count("not started") >= 9
