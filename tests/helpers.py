@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +124,20 @@ def write_image_folder(root: Path, classes: tuple[int, ...] = (0, 1, 2), train_p
                     rgb = Image.merge("RGB", (gray, gray.point(lambda v: v // 2), ImageOps.invert(gray)))
                     rgb.save(folder / f"{i:03d}.jpg", quality=95)
     return root
+
+
+def kill_when_exists(args, marker: Path, timeout: float = 600) -> None:
+    """Start ``glit ARGS`` and SIGKILL it as soon as ``marker`` exists, asserting it was still running then."""
+    proc = subprocess.Popen(glit_command(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env())
+    try:
+        deadline = time.monotonic() + timeout
+        while not marker.exists():
+            assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before {marker.name} appeared"
+            assert time.monotonic() < deadline, f"no {marker.name} in time"
+            time.sleep(0.005)
+        running = proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+    assert running, f"the run had already finished when {marker.name} appeared"
+    assert proc.returncode == -signal.SIGKILL

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from helpers import (
     assert_identical,
     cli_env,
     demo_arch_file,
-    glit_command,
+    kill_when_exists,
     load_ckpt,
     read_metrics,
     run_glit,
@@ -30,20 +28,7 @@ from helpers import (
 
 def kill_after_first_checkpoint(args: list, out: Path, timeout: float = 300) -> int:
     """Start ``glit ARGS``, SIGKILL it as soon as ``out/checkpoint.pt`` exists; the checkpoint's epoch."""
-    proc = subprocess.Popen(glit_command(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env())
-    try:
-        deadline = time.monotonic() + timeout
-        while not (out / "checkpoint.pt").exists():
-            assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before writing a checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint in time"
-            time.sleep(0.005)
-        running = proc.poll() is None
-        proc.kill()
-    finally:
-        proc.kill()
-        proc.wait()
-    assert running, "the run had already finished when the checkpoint appeared"
-    assert proc.returncode == -signal.SIGKILL
+    kill_when_exists(args, out / "checkpoint.pt", timeout)
     return load_ckpt(out / "checkpoint.pt")["epoch"]
 
 

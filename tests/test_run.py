@@ -4,16 +4,13 @@ SIGKILL, the budget, and a changed config."""
 import base64
 import json
 import re
-import signal
-import subprocess
-import time
 
 import pytest
 
 from glit import Arch, cost
 from glit.presets import deit
 from glit.space import Family
-from helpers import assert_one_line_error, cli_env, glit_command, run_glit
+from helpers import assert_one_line_error, kill_when_exists, run_glit
 
 TINY_RUN = ("--set", "supernet.optim.epochs=2", "--set", "supernet.optim.batch_size=64",
             "--set", "supernet.eval_archs=1", "--set", "train.epochs=2", "--set", "train.batch_size=64",
@@ -109,15 +106,8 @@ def test_a_changed_config_is_an_error(finished):
 def test_killed_during_a_stage_then_run_again_equals_an_uninterrupted_run(finished, tmp_path):
     out, _ = finished
     cut = tmp_path / "cut"
-    proc = subprocess.Popen(glit_command("run", "demo", "--out", cut, *TINY_RUN), env=cli_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    marker = cut / "4-supernet" / "checkpoint.pt"  # the level-2 supernet has finished an epoch: mid-pipeline
-    deadline = time.time() + 600
-    while not marker.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # killed once the level-2 supernet has finished an epoch: mid-pipeline
+    kill_when_exists(["run", "demo", "--out", cut, *TINY_RUN], cut / "4-supernet" / "checkpoint.pt")
     assert not (cut / "summary.json").exists()
     again = run_glit("run", "demo", "--out", cut, *TINY_RUN, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -2,15 +2,12 @@
 resume after SIGKILL, 2-process scoring, and the errors."""
 
 import json
-import signal
-import subprocess
-import time
 
 import pytest
 
 from glit import Arch, SearchSpace, cost
 from glit.search.budget import parse_count
-from helpers import SMALL_SUPERNET, assert_one_line_error, cli_env, demo_arch_file, glit_command, run_glit, torchrun
+from helpers import SMALL_SUPERNET, assert_one_line_error, demo_arch_file, kill_when_exists, run_glit, torchrun
 
 SMALL_SEARCH = ("--population", "6", "--generations", "3", "--set", "search.parents=3", "--set",
                 "search.mutations=2", "--set", "search.crossovers=2", "--set", "search.bn_batches=2",
@@ -79,15 +76,8 @@ def test_search_resumed_after_sigkill_equals_an_uninterrupted_search(supernet, t
     full = tmp_path / "full"
     assert run_glit("search", "--out", full, *args).returncode == 0
     cut = tmp_path / "cut"
-    proc = subprocess.Popen(glit_command("search", "--out", cut, *args), env=cli_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
     state = cut / "search_state.json"
-    deadline = time.time() + 300
-    while not state.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the search ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when_exists(["search", "--out", cut, *args], state)
     assert json.loads(state.read_text())["generation"] < 5
     resumed = run_glit("search", "--out", cut, *args, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]

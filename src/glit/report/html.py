@@ -9,41 +9,13 @@ so the file can be mailed or archived on its own. All text from the run folder i
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shlex
-from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
-FINALISTS = ("searched", "baseline", "random")
-FINAL_DIRS = {"searched": "7-searched", "baseline": "8-baseline", "random": "9-random"}
-SEARCH_DIRS = {"level1": "2-search", "level2": "5-search", "random": "6-random"}
-STAGES = (("1-supernet", "level-1 supernet"), ("2-search", "level-1 search"), ("3-pick", "pick the distribution"),
-          ("4-supernet", "level-2 supernet"), ("5-search", "level-2 search"), ("6-random", "random search"),
-          ("7-searched", "retrain the searched architecture"), ("8-baseline", "train the DeiT-style baseline"),
-          ("9-random", "retrain the random-search winner"))
-
-
-@dataclass
-class RunData:
-    """Everything the report reads from a run folder; a missing or half-written file reads as None or empty."""
-
-    run_dir: Path
-    info: dict = field(default_factory=dict)
-    config_text: str | None = None
-    config: dict = field(default_factory=dict)
-    summary: dict | None = None
-    supernets: dict[str, list[dict]] = field(default_factory=dict)
-    candidates: dict[str, list[dict]] = field(default_factory=dict)
-    results: dict[str, dict | None] = field(default_factory=dict)
-    pareto: list[dict] = field(default_factory=list)
-    pick: dict | None = None
-    final_metrics: dict[str, list[dict]] = field(default_factory=dict)
-    finalists: dict[str, dict] = field(default_factory=dict)
-    budget_macs: float | None = None
-    budget_text: str | None = None
+from glit.report.read import FINAL_DIRS, FINALISTS, SEARCH_DIRS, STAGES, RunData, finite, generation_stats, read_run
 
 
 def write_report(run_dir: Path) -> Path:
@@ -57,145 +29,8 @@ def write_report(run_dir: Path) -> Path:
     return out
 
 
-# ---------------------------------------------------------------------------------------------------------- reading
-
-def _json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _jsonl(path: Path) -> list[dict]:
-    """The rows of a JSONL file; a line cut short by a writer still at work is skipped."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return []
-    rows = []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
-def _finite(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def read_run(run_dir: Path) -> RunData:
-    run = RunData(run_dir)
-    run.info = _json(run_dir / "run.json") or {}
-    try:
-        run.config_text = (run_dir / "config.yaml").read_text(encoding="utf-8")
-    except OSError:
-        pass
-    if run.config_text:
-        import yaml
-
-        try:
-            config = yaml.safe_load(run.config_text)
-        except yaml.YAMLError:  # a malformed file: show its text, read nothing from it
-            config = None
-        run.config = config if isinstance(config, dict) else {}
-    summary = _json(run_dir / "summary.json")
-    run.summary = summary if isinstance(summary, dict) else None
-    for level, folder in (("level1", "1-supernet"), ("level2", "4-supernet")):
-        run.supernets[level] = _jsonl(run_dir / folder / "metrics.jsonl")
-    for key, folder in SEARCH_DIRS.items():
-        run.candidates[key] = [r for r in _jsonl(run_dir / folder / "candidates.jsonl")
-                               if _finite(r.get("macs")) and _finite(r.get("score"))]
-        result = _json(run_dir / folder / "result.json")
-        run.results[key] = result if isinstance(result, dict) else None
-    pareto = _json(run_dir / "5-search" / "pareto.json")
-    run.pareto = [r for r in pareto if isinstance(r, dict)] if isinstance(pareto, list) else []
-    pick = _json(run_dir / "3-pick" / "pick.json")
-    run.pick = pick if isinstance(pick, dict) else None
-    for name in FINALISTS:
-        run.final_metrics[name] = _jsonl(run_dir / FINAL_DIRS[name] / "metrics.jsonl")
-    run.finalists = {name: _finalist(run, name) for name in FINALISTS}
-    run.budget_macs, run.budget_text = _budget(run)
-    return run
-
-
-def _finalist(run: RunData, name: str) -> dict:
-    """One finalist from summary.json, or, while the run is in progress, from its stage folders."""
-    folder = run.run_dir / FINAL_DIRS[name]
-    f = dict((run.summary or {}).get(name) or {})
-    result = _json(folder / "result.json") or {}
-    arch = f.get("arch") or _json(folder / "arch.json")
-    if arch is None and name != "baseline":
-        arch = _json(run.run_dir / SEARCH_DIRS["level2" if name == "searched" else "random"] / "best.json")
-    if arch is None and name == "baseline":
-        arch = _baseline_arch(run)
-    f["arch"] = arch
-    for key in ("top1", "params", "macs", "train_seconds"):
-        if f.get(key) is None:
-            f[key] = result.get(key)
-    if (f.get("params") is None or f.get("macs") is None) and arch:
-        try:
-            from glit import Arch, cost
-
-            c = cost(Arch.from_dict(arch))
-            f["params"], f["macs"] = f.get("params") or c.params, f.get("macs") or c.macs
-        except Exception:  # an architecture this glit cannot read: show it without costs
-            pass
-    if "search_score" not in f:
-        source = run.results.get({"searched": "level2", "random": "random"}.get(name, ""))
-        f["search_score"] = source.get("score") if source else None
-    metrics = run.final_metrics.get(name) or []
-    if _finite(f.get("top1")):
-        f["state"] = "done"
-    elif metrics:
-        f["state"] = f"training, epoch {metrics[-1].get('epoch', len(metrics))}"
-    else:
-        f["state"] = "not started"
-    return f
-
-
-def _baseline_arch(run: RunData) -> dict | None:
-    """The DeiT-style architecture of the run's family, from any architecture the run has written."""
-    from glit import Arch
-    from glit.presets import deit
-
-    for rows in run.candidates.values():
-        for row in rows[:1]:
-            try:
-                return deit(Arch.from_dict(row["arch"]).family).to_dict()
-            except Exception:  # not an architecture this glit reads: try the next
-                continue
-    return None
-
-
-def _budget(run: RunData) -> tuple[float | None, str | None]:
-    s = run.summary or {}
-    macs, text = s.get("budget_macs"), s.get("budget_text")
-    for key in ("level2", "random", "level1"):
-        result = run.results.get(key) or {}
-        if macs is None:
-            macs = (result.get("budget") or {}).get("max_macs")
-        if text is None:
-            text = result.get("budget_text")
-    return (macs if _finite(macs) else None), text
-
-
-def generation_stats(rows: list[dict]) -> list[dict]:
-    """Per generation: the best and mean score and how many candidates were scored."""
-    by_gen: dict[int, list[float]] = {}
-    for r in rows:
-        by_gen.setdefault(int(r.get("generation", 0)), []).append(float(r["score"]))
-    return [{"generation": g, "best": max(s), "mean": sum(s) / len(s), "count": len(s)}
-            for g, s in sorted(by_gen.items())]
-
-
-# ---------------------------------------------------------------------------------------------------------- writing
-
 def fmt_count(n) -> str:
-    if not _finite(n):
+    if not finite(n):
         return "—"
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(n) >= scale:
@@ -204,15 +39,15 @@ def fmt_count(n) -> str:
 
 
 def fmt_macs(n) -> str:
-    return f"{n / 1e6:,.2f}" if _finite(n) else "—"
+    return f"{n / 1e6:,.2f}" if finite(n) else "—"
 
 
 def fmt_pct(x) -> str:
-    return f"{x:.2f}" if _finite(x) else "—"
+    return f"{x:.2f}" if finite(x) else "—"
 
 
 def fmt_seconds(s) -> str:
-    if not _finite(s):
+    if not finite(s):
         return "—"
     s = round(s)
     if s < 60:
@@ -228,10 +63,10 @@ def _points(d: float) -> str:
 
 def _comparison(a: dict, b: dict, b_name: str) -> str | None:
     """An honest clause: the searched model's test top-1 against another finalist's, with the MACs ratio."""
-    if not (_finite(a.get("top1")) and _finite(b.get("top1"))):
+    if not (finite(a.get("top1")) and finite(b.get("top1"))):
         return None
     d = a["top1"] - b["top1"]
-    ratio = f" at {a['macs'] / b['macs']:.0%} of its MACs" if _finite(a.get("macs")) and b.get("macs") else ""
+    ratio = f" at {a['macs'] / b['macs']:.0%} of its MACs" if finite(a.get("macs")) and b.get("macs") else ""
     if abs(d) < 0.005:
         return f"<b>matches</b> {b_name} ({b['top1']:.2f}%){ratio}"
     if d > 0:
@@ -241,7 +76,7 @@ def _comparison(a: dict, b: dict, b_name: str) -> str | None:
 
 def _headline(fin: dict[str, dict]) -> str:
     searched = fin["searched"]
-    if not _finite(searched.get("top1")):
+    if not finite(searched.get("top1")):
         return ""
     clauses = [c for c in (_comparison(searched, fin["baseline"], "the DeiT-style baseline"),
                            _comparison(searched, fin["random"], "the random-search winner")) if c]
@@ -255,7 +90,7 @@ def _noise(run: RunData) -> str:
     text = "Each number comes from one training run with one seed."
     n = next((rows[-1].get("images") for rows in run.final_metrics.values() if rows), None)
     p = run.finalists["searched"].get("top1")
-    if not (_finite(n) and n > 0 and _finite(p)):
+    if not (finite(n) and n > 0 and finite(p)):
         return text
     se = 100 * math.sqrt(max(p / 100 * (1 - p / 100), 0.0) / n)
     return (f"{text} The test split has {n:,} images: one image is {100 / n:.2f} points, and the binomial standard "
@@ -305,7 +140,7 @@ def render(run: RunData) -> str:
     for name in FINALISTS:
         f = fin[name]
         label = {"searched": "Searched (GLiT)", "baseline": "DeiT-style baseline", "random": "Random search"}[name]
-        score = fmt_pct(f.get("search_score")) if name != "baseline" or _finite(f.get("search_score")) else \
+        score = fmt_pct(f.get("search_score")) if name != "baseline" or finite(f.get("search_score")) else \
             "<span class='muted' title='outside the level-2 space'>n/a</span>"
         rows.append([f"<span class='dot' style='background:{plots.FINALIST_COLORS[name]}'></span>{escape(label)}",
                      escape(fmt_count(f.get("params"))), escape(fmt_macs(f.get("macs"))),
@@ -409,12 +244,12 @@ def _stage_table(run: RunData) -> str:
             metrics = run.supernets["level1" if folder.startswith("1") else "level2"]
             last, total = (metrics[-1] if metrics else {}), totals["supernet"]
             detail = f"{last.get('epoch', 0)}{'/' + str(total) if total else ''} epochs" + (
-                f", fixed-path top-1 {last['top1']:.2f}%" if _finite(last.get("top1")) else "")
+                f", fixed-path top-1 {last['top1']:.2f}%" if finite(last.get("top1")) else "")
         elif folder in SEARCH_DIRS.values():
             key = next(k for k, v in SEARCH_DIRS.items() if v == folder)
             result = run.results.get(key) or {}
             detail = f"{len(run.candidates[key])} scored" + (
-                f", best {result['score']:.2f}%" if _finite(result.get("score")) else "")
+                f", best {result['score']:.2f}%" if finite(result.get("score")) else "")
         elif folder == "3-pick":
             done = run.pick is not None
         else:
@@ -422,7 +257,7 @@ def _stage_table(run: RunData) -> str:
             f, total = run.finalists[name], totals["train"]
             done = f["state"] == "done"
             detail = f"{len(run.final_metrics[name])}{'/' + str(total) if total else ''} epochs" + (
-                f", test top-1 {f['top1']:.2f}%" if _finite(f.get("top1")) else "")
+                f", test top-1 {f['top1']:.2f}%" if finite(f.get("top1")) else "")
         state = "<span class='state done'>done</span>" if done else "<span class='state running'>in progress</span>"
         rows.append([escape(folder), escape(label), state, escape(detail)])
     return "<h3>Pipeline</h3>" + table(["Folder", "Stage", "State", ""], rows, cls="stages")
@@ -433,7 +268,7 @@ def _dig(d: dict, *keys):
         if not isinstance(d, dict):
             return None
         d = d.get(k)
-    return d if _finite(d) else None
+    return d if finite(d) else None
 
 
 def _commands(run: RunData) -> str:
@@ -541,7 +376,7 @@ def pick_table(pick: dict) -> str:
         won = [b.get("num_global_heads") for b in arch.get("blocks", [])] == winner
         rows.append([f"{i + 1}", escape(_heads(arch)), escape(fmt_pct(c.get("score"))),
                      escape(fmt_pct(c.get("retrain_top1"))), "<b class='better'>winner</b>" if won else ""])
-    retrained = any(_finite(c.get("retrain_top1")) for c in pick.get("candidates") or [])
+    retrained = any(finite(c.get("retrain_top1")) for c in pick.get("candidates") or [])
     note = ("The top distributions of the level-1 search were each retrained briefly (without the search split) "
             "and scored on the search split; the best went on to level 2." if retrained else
             "The best-scored distribution of the level-1 search went on to level 2.")

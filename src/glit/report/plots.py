@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import base64
 import io
-import math
+
+from glit.report.read import finite
 
 DPI = 110
 FIGSIZE = (8, 4.5)
@@ -65,10 +66,6 @@ def _render(draw) -> str:
     with matplotlib.rc_context(STYLE):
         fig = draw()
         return None if fig is None else to_base64(fig)
-
-
-def _finite(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def search_progress(level1: list[dict] | None, level2: list[dict] | None, random: list[dict] | None) -> str | None:
@@ -143,19 +140,19 @@ def accuracy_vs_macs(level1: list[dict], level2: list[dict], random: list[dict],
             right = max([r["macs"] / 1e6 for r in level2 or []] + xs)
             ax.step(xs + [right], ys + ys[-1:], where="post", color="#1e3a8a", lw=1.6,
                     label="level-2 Pareto front")  # the best score reachable at each MACs, up to the costliest
-        if _finite(budget_macs):
+        if finite(budget_macs):
             ax.axvline(budget_macs / 1e6, color=BUDGET_COLOR, ls="--", lw=1.4,
                        label=f"budget ({budget_macs / 1e6:,.2f} M MACs)")
         markers = {"searched": ("*", 260), "random": ("D", 80), "baseline": ("s", 80)}
         unscored = []
         for name in ("searched", "random", "baseline"):
             f = finalists.get(name)
-            if not f or not _finite(f.get("macs")):
+            if not f or not finite(f.get("macs")):
                 continue
             marker, size = markers[name]
-            test = f" (test {f['top1']:.2f}%)" if _finite(f.get("top1")) else ""
+            test = f" (test {f['top1']:.2f}%)" if finite(f.get("top1")) else ""
             label = f"{FINALIST_LABELS[name]}{test}"
-            if _finite(f.get("search_score")):
+            if finite(f.get("search_score")):
                 ax.scatter([f["macs"] / 1e6], [f["search_score"]], marker=marker, s=size,
                            c=FINALIST_COLORS[name], edgecolors="black", linewidths=0.9, zorder=5, label=label)
             else:
@@ -226,7 +223,7 @@ def supernet_curves(level1: list[dict] | None, level2: list[dict] | None) -> str
 
 
 def _line(ax, rows: list[dict], key: str, style: str, color: str, label: str | None) -> None:
-    points = [(r["epoch"], r[key]) for r in rows if _finite(r.get(key)) and _finite(r.get("epoch"))]
+    points = [(r["epoch"], r[key]) for r in rows if finite(r.get(key)) and finite(r.get("epoch"))]
     if points:
         xs, ys = zip(*points)
         if len(points) == 1:
@@ -238,7 +235,7 @@ def _line(ax, rows: list[dict], key: str, style: str, color: str, label: str | N
 
 def _integer_ticks(ax, values: list) -> None:
     """Epochs and generations are whole numbers: tick each one when there are few, else whole numbers only."""
-    values = sorted({v for v in values if _finite(v)})
+    values = sorted({v for v in values if finite(v)})
     if 0 < len(values) <= 12:
         ax.set_xticks(values)
     else:

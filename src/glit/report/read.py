@@ -1,0 +1,174 @@
+"""Reading a ``glit run`` folder for the report: every file is optional, and a half-written one reads as missing."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FINALISTS = ("searched", "baseline", "random")
+FINAL_DIRS = {"searched": "7-searched", "baseline": "8-baseline", "random": "9-random"}
+SEARCH_DIRS = {"level1": "2-search", "level2": "5-search", "random": "6-random"}
+STAGES = (("1-supernet", "level-1 supernet"), ("2-search", "level-1 search"), ("3-pick", "pick the distribution"),
+          ("4-supernet", "level-2 supernet"), ("5-search", "level-2 search"), ("6-random", "random search"),
+          ("7-searched", "retrain the searched architecture"), ("8-baseline", "train the DeiT-style baseline"),
+          ("9-random", "retrain the random-search winner"))
+
+
+@dataclass
+class RunData:
+    """Everything the report reads from a run folder; a missing or half-written file reads as None or empty."""
+
+    run_dir: Path
+    info: dict = field(default_factory=dict)
+    config_text: str | None = None
+    config: dict = field(default_factory=dict)
+    summary: dict | None = None
+    supernets: dict[str, list[dict]] = field(default_factory=dict)
+    candidates: dict[str, list[dict]] = field(default_factory=dict)
+    results: dict[str, dict | None] = field(default_factory=dict)
+    pareto: list[dict] = field(default_factory=list)
+    pick: dict | None = None
+    final_metrics: dict[str, list[dict]] = field(default_factory=dict)
+    finalists: dict[str, dict] = field(default_factory=dict)
+    budget_macs: float | None = None
+    budget_text: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------------------- reading
+
+def _json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _jsonl(path: Path) -> list[dict]:
+    """The rows of a JSONL file; a line cut short by a writer still at work is skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    rows = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def read_run(run_dir: Path) -> RunData:
+    run = RunData(run_dir)
+    run.info = _json(run_dir / "run.json") or {}
+    try:
+        run.config_text = (run_dir / "config.yaml").read_text(encoding="utf-8")
+    except OSError:
+        pass
+    if run.config_text:
+        import yaml
+
+        try:
+            config = yaml.safe_load(run.config_text)
+        except yaml.YAMLError:  # a malformed file: show its text, read nothing from it
+            config = None
+        run.config = config if isinstance(config, dict) else {}
+    summary = _json(run_dir / "summary.json")
+    run.summary = summary if isinstance(summary, dict) else None
+    for level, folder in (("level1", "1-supernet"), ("level2", "4-supernet")):
+        run.supernets[level] = _jsonl(run_dir / folder / "metrics.jsonl")
+    for key, folder in SEARCH_DIRS.items():
+        run.candidates[key] = [r for r in _jsonl(run_dir / folder / "candidates.jsonl")
+                               if finite(r.get("macs")) and finite(r.get("score"))]
+        result = _json(run_dir / folder / "result.json")
+        run.results[key] = result if isinstance(result, dict) else None
+    pareto = _json(run_dir / "5-search" / "pareto.json")
+    run.pareto = [r for r in pareto if isinstance(r, dict)] if isinstance(pareto, list) else []
+    pick = _json(run_dir / "3-pick" / "pick.json")
+    run.pick = pick if isinstance(pick, dict) else None
+    for name in FINALISTS:
+        run.final_metrics[name] = _jsonl(run_dir / FINAL_DIRS[name] / "metrics.jsonl")
+    run.finalists = {name: _finalist(run, name) for name in FINALISTS}
+    run.budget_macs, run.budget_text = _budget(run)
+    return run
+
+
+def _finalist(run: RunData, name: str) -> dict:
+    """One finalist from summary.json, or, while the run is in progress, from its stage folders."""
+    folder = run.run_dir / FINAL_DIRS[name]
+    f = dict((run.summary or {}).get(name) or {})
+    result = _json(folder / "result.json") or {}
+    arch = f.get("arch") or _json(folder / "arch.json")
+    if arch is None and name != "baseline":
+        arch = _json(run.run_dir / SEARCH_DIRS["level2" if name == "searched" else "random"] / "best.json")
+    if arch is None and name == "baseline":
+        arch = _baseline_arch(run)
+    f["arch"] = arch
+    for key in ("top1", "params", "macs", "train_seconds"):
+        if f.get(key) is None:
+            f[key] = result.get(key)
+    if (f.get("params") is None or f.get("macs") is None) and arch:
+        try:
+            from glit import Arch, cost
+
+            c = cost(Arch.from_dict(arch))
+            f["params"], f["macs"] = f.get("params") or c.params, f.get("macs") or c.macs
+        except Exception:  # an architecture this glit cannot read: show it without costs
+            pass
+    if "search_score" not in f:
+        source = run.results.get({"searched": "level2", "random": "random"}.get(name, ""))
+        f["search_score"] = source.get("score") if source else None
+    metrics = run.final_metrics.get(name) or []
+    if finite(f.get("top1")):
+        f["state"] = "done"
+    elif metrics:
+        f["state"] = f"training, epoch {metrics[-1].get('epoch', len(metrics))}"
+    else:
+        f["state"] = "not started"
+    return f
+
+
+def _baseline_arch(run: RunData) -> dict | None:
+    """The DeiT-style architecture of the run's family, from any architecture the run has written."""
+    from glit import Arch
+    from glit.presets import deit
+
+    for rows in run.candidates.values():
+        for row in rows[:1]:
+            try:
+                return deit(Arch.from_dict(row["arch"]).family).to_dict()
+            except Exception:  # not an architecture this glit reads: try the next
+                continue
+    return None
+
+
+def _budget(run: RunData) -> tuple[float | None, str | None]:
+    s = run.summary or {}
+    macs, text = s.get("budget_macs"), s.get("budget_text")
+    for key in ("level2", "random", "level1"):
+        result = run.results.get(key) or {}
+        if macs is None:
+            macs = (result.get("budget") or {}).get("max_macs")
+        if text is None:
+            text = result.get("budget_text")
+    return (macs if finite(macs) else None), text
+
+
+def generation_stats(rows: list[dict]) -> list[dict]:
+    """Per generation: the best and mean score and how many candidates were scored."""
+    by_gen: dict[int, list[float]] = {}
+    for r in rows:
+        by_gen.setdefault(int(r.get("generation", 0)), []).append(float(r["score"]))
+    return [{"generation": g, "best": max(s), "mean": sum(s) / len(s), "count": len(s)}
+            for g, s in sorted(by_gen.items())]
+
+
+# ---------------------------------------------------------------------------------------------------------- writing
