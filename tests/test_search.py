@@ -130,3 +130,13 @@ def test_level2_supernet_from_a_level1_search_with_warm_start(supernet, tmp_path
     details = {(b.qkv_ratio, b.mlp_ratio, b.conv_ratio, b.kernel_size) for r in read_candidates(s2)
                for b in Arch.from_dict(r["arch"]).blocks}
     assert len(details) > 1  # level 2 varies the details
+
+
+def test_eval_scores_one_supernet_path_after_recalibration(supernet, tmp_path):
+    s = tmp_path / "s"
+    assert run_glit("search", "--supernet", supernet, "--out", s, *SMALL_SEARCH).returncode == 0
+    proc = run_glit("eval", "--checkpoint", supernet / "checkpoint.pt", "--arch", s / "best.json", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["images"] == 359 and result["top1"] > 20  # the digits test split; better than chance
+    assert_one_line_error(run_glit("eval", "--checkpoint", supernet / "checkpoint.pt"), "pass --arch")

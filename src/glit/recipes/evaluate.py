@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from glit.config import Config, apply
@@ -9,6 +10,7 @@ from glit.data.build import eval_loader, load_data
 from glit.errors import GlitError
 from glit.nn import Supernet, build_model
 from glit.space import Arch, SearchSpace
+from glit.train.bn import recalibrate_bn
 from glit.train.checkpoint import load_checkpoint
 from glit.train.dist import init_distributed
 from glit.train.loop import evaluate
@@ -16,7 +18,8 @@ from glit.train.loop import evaluate
 
 def evaluate_checkpoint(path: str | Path, data_dir: str | None = None, arch: Arch | None = None,
                         batch_size: int = 256) -> dict:
-    """Top-1 of a model checkpoint (``glit train``), or of one path of a supernet checkpoint (pass ``arch``)."""
+    """Top-1 on the test split of a model checkpoint (``glit train``), or of one path of a supernet checkpoint (pass
+    ``arch``; its BatchNorm statistics are recalibrated on ``search.bn_batches`` training batches first)."""
     ckpt = load_checkpoint(path)
     if ckpt.get("kind") not in ("model", "supernet"):
         raise GlitError(f"{path}: not a glit training checkpoint (no 'kind')")
@@ -41,6 +44,10 @@ def evaluate_checkpoint(path: str | Path, data_dir: str | None = None, arch: Arc
     state = ckpt["ema"] if ckpt.get("ema") else ckpt["model"]
     model.load_state_dict(state)
     model.to(dist.device)
-    loader = eval_loader(cfg, data.test, model_arch.family.img_size, batch_size, dist.rank, dist.world)
+    img = model_arch.family.img_size
+    if path_arch is not None:  # a supernet path: recalibrate its BatchNorm statistics first, as the search does
+        calib = eval_loader(cfg, data.fit, img, batch_size)
+        recalibrate_bn(model, path_arch, (x.to(dist.device) for x, _ in itertools.islice(calib, cfg.search.bn_batches)))
+    loader = eval_loader(cfg, data.test, img, batch_size, dist.rank, dist.world)
     result = evaluate(model, loader, dist, path_arch, cfg.train.amp, desc="test")
     return {**result, "epoch": ckpt["epoch"]}
