@@ -28,6 +28,7 @@ from helpers import (
     load_ckpt,
     read_metrics,
     run_glit,
+    torchrun,
 )
 
 # A short `glit train`: 300 training images (4 steps of 64 per epoch).
@@ -280,6 +281,10 @@ def test_eval_reproduces_the_final_test_top1(tmp_path):
     assert result["top1"] == final["top1"] and result["images"] == final["images"] and result["epoch"] == 3
     text = run_glit("eval", "--checkpoint", out / "checkpoint.pt")
     assert text.returncode == 0 and f"top-1 {final['top1']:.2f}%" in text.stdout
+    ranks = torchrun("-m", "glit", "eval", "--checkpoint", out / "checkpoint.pt", "--json", "--batch-size", "32")
+    assert ranks.returncode == 0, ranks.stderr[-3000:]
+    two = json.loads([line for line in ranks.stdout.splitlines() if line.startswith("{")][0])
+    assert two["top1"] == final["top1"] and two["images"] == final["images"]  # sharded, counted once each
 
 
 @pytest.mark.parametrize("kind", ["missing", "garbage", "truncated", "foreign-pickle"])
