@@ -191,7 +191,10 @@ def _add_run_flags(p: argparse.ArgumentParser, epochs_help: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="glit", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="glit", description="Hierarchical neural architecture search for Global and Local image Transformers "
+                                 "(GLiT, ICCV 2021). Start with: glit run demo --out runs/demo",
+        epilog="Exit codes: 0 success, 2 bad input (one line naming the file, key or value), 1 internal error.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("space", help="size and cost range of a preset's search space",
