@@ -282,4 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("glit: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _close_process_group()
     return 0
+
+
+def _close_process_group() -> None:
+    """Under torchrun, leave the process group cleanly: a live gloo group at exit aborts the process."""
+    td = sys.modules.get("torch.distributed")
+    if td is not None and td.is_available() and td.is_initialized():
+        td.destroy_process_group()

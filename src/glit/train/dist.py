@@ -93,10 +93,6 @@ def barrier(dist: Dist) -> None:
         td.barrier()
 
 
-def shutdown(dist: Dist) -> None:
-    if dist.world > 1 and td.is_initialized():
-        td.destroy_process_group()
-
 
 def all_gather_floats(mine: list[float], total: int, dist: Dist) -> list[float]:
     """Rank r holds the values of items r, r + world, ...; return all ``total`` values in order, on every rank."""
