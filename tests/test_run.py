@@ -16,7 +16,7 @@ TINY_RUN = ("--set", "supernet.optim.epochs=2", "--set", "supernet.optim.batch_s
             "--set", "supernet.eval_archs=1", "--set", "train.epochs=2", "--set", "train.batch_size=64",
             "--set", "search.population=4", "--set", "search.generations=2", "--set", "search.parents=2",
             "--set", "search.mutations=2", "--set", "search.crossovers=2", "--set", "search.topk=2",
-            "--set", "data.search_size=200")
+            "--set", "search.topk_retrain_epochs=1", "--set", "data.search_size=200")
 STAGES = ("1-supernet", "2-search", "3-pick", "4-supernet", "5-search", "6-random", "7-searched", "8-baseline",
           "9-random")
 
@@ -114,3 +114,14 @@ def test_killed_during_a_stage_then_run_again_equals_an_uninterrupted_run(finish
     a = json.loads((out / "summary.json").read_text())
     b = json.loads((cut / "summary.json").read_text())
     assert without_timings(a) == without_timings(b)
+
+
+def test_level1_winner_is_the_best_topk_distribution_after_a_short_retraining(finished):
+    out, _ = finished
+    pick = json.loads((out / "3-pick" / "pick.json").read_text())
+    assert len(pick["candidates"]) == 2  # search.topk
+    for i, row in enumerate(pick["candidates"]):
+        result = json.loads((out / "3-pick" / f"top{i + 1}" / "result.json").read_text())
+        assert result["split"] == "search" and row["retrain_top1"] == result["top1"]  # never the test split
+    best = max(pick["candidates"], key=lambda r: r["retrain_top1"])
+    assert pick["winner"] == best["arch"]
