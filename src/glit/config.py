@@ -7,6 +7,7 @@ file loads back with ``--config``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,16 +156,30 @@ def set_value(cfg: Config, assignment: str) -> None:
     if "=" not in assignment:
         raise GlitError(f"--set {assignment!r}: expected key=value")
     key, text = assignment.split("=", 1)
-    nested: dict = {}
-    node = nested
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
     try:
-        node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+        value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError:
-        node[parts[-1]] = text
-    apply(cfg, nested, f"--set {key}")
+        value = text
+    apply(cfg, _nested(key.strip(), value), f"--set {key}")
+
+
+def updated(cfg: Config, changes: dict) -> Config:
+    """A copy of ``cfg`` with dotted keys changed (``{"search.strategy": "random", "level": 2}``), checked as
+    ``--set`` values are."""
+    new = copy.deepcopy(cfg)
+    for key, value in changes.items():
+        apply(new, _nested(key, value), "config")
+    return new
+
+
+def _nested(dotted: str, value) -> dict:
+    """``"a.b", 1`` -> ``{"a": {"b": 1}}``."""
+    *parents, leaf = dotted.split(".")
+    nested = node = {}
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return nested
 
 
 def load_config(preset: str | None = None, file: str | None = None, overrides: list[str] = ()) -> Config:

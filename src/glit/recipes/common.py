@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 
 import torch
 
@@ -29,9 +27,3 @@ def arch_for_data(arch: Arch, num_classes: int) -> Arch:
 def init_generator(seed: int) -> torch.Generator:
     """Weights are initialised from the run's seed alone: equal on every rank."""
     return torch.Generator().manual_seed(seed)
-
-
-def write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)

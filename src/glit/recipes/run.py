@@ -22,16 +22,14 @@ finished stage. A changed config is an error.
 
 from __future__ import annotations
 
-import copy
 import datetime
 import json
 from pathlib import Path
 
-from glit.config import Config
+from glit.config import Config, updated
 from glit.cost import cost
-from glit.errors import GlitError
+from glit.files import write_json
 from glit.presets import deit
-from glit.recipes.common import write_json
 from glit.recipes.search import make_budget, search
 from glit.recipes.train import train
 from glit.recipes.train_supernet import train_supernet
@@ -51,21 +49,21 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
                                       "started": datetime.datetime.now().isoformat(timespec="seconds")})
 
     # 1-2: level 1, the distribution
-    level1 = _with(cfg, level=1, distribution=None)
+    level1 = updated(cfg, {"level": 1, "distribution": None})
     train_supernet(level1, out / "1-supernet", resume=True)
-    search(_with(level1, **{"search.strategy": "evolution"}), out / "1-supernet", out / "2-search", resume=True)
+    search(updated(level1, {"search.strategy": "evolution"}), out / "1-supernet", out / "2-search", resume=True)
 
     # 3: the winning distribution
     winner = pick_distribution(cfg, out)
 
     # 4-6: level 2, the details, and the random-search baseline on the same supernet
     distribution = [b.num_global_heads for b in winner.blocks]
-    level2 = _with(cfg, level=2, distribution=distribution)
+    level2 = updated(cfg, {"level": 2, "distribution": distribution})
     if cfg.search.warm_start:
         level2.supernet.warm_start = str(out / "1-supernet")
     train_supernet(level2, out / "4-supernet", resume=True)
-    evo = search(_with(level2, **{"search.strategy": "evolution"}), out / "4-supernet", out / "5-search", resume=True)
-    rnd = search(_with(level2, **{"search.strategy": "random"}), out / "4-supernet", out / "6-random", resume=True)
+    evo = search(updated(level2, {"search.strategy": "evolution"}), out / "4-supernet", out / "5-search", resume=True)
+    rnd = search(updated(level2, {"search.strategy": "random"}), out / "4-supernet", out / "6-random", resume=True)
 
     # 7-9: retrain the three finalists with the same recipe and seed, evaluate on the test split
     space = SearchSpace.from_dict(json.loads((out / "1-supernet" / "space.json").read_text()))
@@ -100,7 +98,7 @@ def pick_distribution(cfg: Config, out: Path) -> Arch:
     candidates = [{"arch": row["arch"], "score": row["score"], "retrain_top1": None} for row in topk]
     epochs = cfg.search.topk_retrain_epochs
     if epochs > 0:
-        short = _with(cfg, **{"train.epochs": epochs})
+        short = updated(cfg, {"train.epochs": epochs})
         for i, row in enumerate(candidates):
             result = train(short, Arch.from_dict(row["arch"]), folder / f"top{i + 1}", resume=True, holdout=True)
             row["retrain_top1"] = result["top1"]
@@ -126,20 +124,6 @@ def print_table(summary: dict) -> None:
     ratio = summary["searched"]["macs"] / summary["baseline"]["macs"]
     print(f"\nsearched vs DeiT-style baseline: {gain:+.2f} points of test top-1 at {ratio:.0%} of its MACs; "
           f"vs random search: {vs_random:+.2f} points. Budget: {summary['budget_text']}.")
-
-
-def _with(cfg: Config, **changes) -> Config:
-    """A copy of ``cfg`` with dotted keys changed (``level=2``, ``**{"search.strategy": "random"}``)."""
-    new = copy.deepcopy(cfg)
-    for key, value in changes.items():
-        *parents, leaf = key.split(".")
-        node = new
-        for part in parents:
-            node = getattr(node, part)
-        if not hasattr(node, leaf):
-            raise GlitError(f"internal: no config key {key!r}")
-        setattr(node, leaf, value)
-    return new
 
 
 def _count(folder: Path) -> int:

@@ -21,9 +21,9 @@ from glit.config import Config, apply
 from glit.cost import cost
 from glit.data.build import eval_loader, load_data
 from glit.errors import GlitError
+from glit.files import write_json, write_jsonl
 from glit.nn import Supernet
 from glit.presets import deit
-from glit.recipes.common import write_json
 from glit.search.budget import Budget, parse_count
 from glit.search.fitness import Batches, SupernetFitness
 from glit.search.strategy import EvolutionConfig, SearchState, evolve, random_search
@@ -72,17 +72,20 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
     dist = init_distributed(cfg.device)
     resume_from = prepare_out(out, cfg, resume, dist, state=STATE)
     s = cfg.search
+    space = SearchSpace.from_dict(ckpt["space"], f"{file}: space")
+    budget = make_budget(cfg, space)
+    budget.check_feasible(space)
+    state = SearchState.from_dict(json.loads(resume_from.read_text())) if resume_from else None
+    if state is not None and state.generation >= s.generations:
+        return _summary(state, budget)  # a finished search: nothing to load or score
 
     data = load_data(cfg)
     recorded = ckpt.get("split", {}).get("search_indices_sha256")
     if recorded and recorded != data.record["search_indices_sha256"]:
         raise GlitError(f"{file}: the supernet was trained with another search split; search with its data and "
                         "data.split_seed, data.search_size and data.train_subset")
-    space = SearchSpace.from_dict(ckpt["space"], f"{file}: space")
     if space.family.num_classes != data.num_classes:
         raise GlitError(f"{file}: the supernet has {space.family.num_classes} classes, the data {data.num_classes}")
-    budget = make_budget(cfg, space)
-    budget.check_feasible(space)
 
     model = Supernet(space).to(dist.device)
     model.load_state_dict(ckpt["model"])
@@ -92,7 +95,6 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
     fitness = SupernetFitness(model, calib, held, dist, cfg.supernet.optim.amp)
 
     rng = random.Random(f"search:{cfg.seed}")
-    state = SearchState.from_dict(json.loads(resume_from.read_text())) if resume_from else None
     evo = EvolutionConfig(s.population, s.generations, s.parents, s.mutations, s.crossovers, s.mutate_prob,
                           s.max_tries)
     generations = s.generations
@@ -119,6 +121,10 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
     bar.close()
     if dist.main:
         write_outputs(out, state, budget, s.topk)
+    return _summary(state, budget)
+
+
+def _summary(state: SearchState, budget: Budget) -> dict:
     best = ranked(state)[0]
     c = cost(best.arch)
     return {"best": best.arch, "score": best.score, "params": c.params, "macs": c.macs,
@@ -128,9 +134,7 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
 def write_outputs(out: Path, state: SearchState, budget: Budget, topk: int) -> None:
     """Every file the search writes, from its state alone (so a resumed search rewrites them identically)."""
     rows = [_row(c) for c in state.scored]
-    tmp = out / ".candidates.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(out / "candidates.jsonl")
+    write_jsonl(out / "candidates.jsonl", rows)
     best = ranked(state)[:topk]
     write_json(out / "best.json", best[0].arch.to_dict())
     write_json(out / "topk.json", [_row(c) for c in best])

@@ -7,8 +7,9 @@ from pathlib import Path
 from glit.config import Config
 from glit.cost import cost
 from glit.data.build import eval_loader, load_data, train_loader
+from glit.files import write_json
 from glit.nn import build_model
-from glit.recipes.common import arch_for_data, init_generator, write_json
+from glit.recipes.common import arch_for_data, init_generator
 from glit.space import Arch
 from glit.train.checkpoint import load_checkpoint
 from glit.train.dist import init_distributed
@@ -25,6 +26,10 @@ def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdou
     resume_from = prepare_out(out, cfg, resume, dist)
     checkpoint = load_checkpoint(resume_from) if resume_from else None
     o = cfg.train
+    if checkpoint is not None and checkpoint.get("kind") == "model" and checkpoint["epoch"] >= o.epochs:
+        done = Arch.from_dict(checkpoint["arch"])
+        if done.blocks == arch.blocks:  # a finished run of this architecture: nothing to load or train
+            return _result(done, checkpoint["metrics"], holdout)
 
     data = load_data(cfg)
     arch = arch_for_data(arch, data.num_classes)
@@ -41,10 +46,14 @@ def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdou
                   evaluate_fn=lambda m: evaluate(m, test, dist, None, o.amp, desc="search" if holdout else "test"),
                   num_classes=data.num_classes, checkpoint=checkpoint, desc="train",
                   payload={"kind": "model", "arch": arch.to_dict(), "split": data.record})
-    c = cost(arch)
-    result = {"top1": history[-1].get("top1") if history else None, "split": "search" if holdout else "test",
-              "params": c.params, "macs": c.macs,
-              "epochs": len(history), "train_seconds": sum(h["seconds"] for h in history if "seconds" in h)}
+    result = _result(arch, history, holdout)
     if dist.main:
         write_json(out / "result.json", result)
     return result
+
+
+def _result(arch: Arch, history: list[dict], holdout: bool) -> dict:
+    c = cost(arch)
+    return {"top1": history[-1].get("top1") if history else None, "split": "search" if holdout else "test",
+            "params": c.params, "macs": c.macs, "epochs": len(history),
+            "train_seconds": sum(h["seconds"] for h in history if "seconds" in h)}

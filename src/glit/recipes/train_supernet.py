@@ -12,8 +12,9 @@ from pathlib import Path
 from glit.config import Config
 from glit.data.build import eval_loader, load_data, train_loader
 from glit.errors import GlitError
+from glit.files import write_json
 from glit.nn import Supernet
-from glit.recipes.common import init_generator, space_for, write_json
+from glit.recipes.common import init_generator, space_for
 from glit.space import SearchSpace
 from glit.train.bn import recalibrate_bn
 from glit.train.checkpoint import load_checkpoint
@@ -33,6 +34,10 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     resume_from = prepare_out(out, cfg, resume, dist)
     checkpoint = load_checkpoint(resume_from) if resume_from else None
     o = cfg.supernet.optim
+    if checkpoint is not None and checkpoint.get("kind") == "supernet" and checkpoint["epoch"] >= o.epochs:
+        done = SearchSpace.from_dict(checkpoint["space"])
+        if done.blocks == SearchSpace.from_preset(cfg.preset, cfg.level, cfg.distribution).blocks:
+            return {"out": str(out), "space_size": done.size(), "metrics": checkpoint["metrics"][-1]}  # finished
 
     data = load_data(cfg)
     space = space_for(cfg, data.num_classes)

@@ -10,11 +10,11 @@ so the file can be mailed or archived on its own. All text from the run folder i
 from __future__ import annotations
 
 import math
-import os
 import shlex
 from html import escape
 from pathlib import Path
 
+from glit.files import write_text_atomic
 from glit.report.read import FINAL_DIRS, FINALISTS, SEARCH_DIRS, STAGES, RunData, finite, generation_stats, read_run
 
 
@@ -23,9 +23,7 @@ def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     page = render(read_run(run_dir))
     out = run_dir / "report.html"
-    tmp = run_dir / ".report.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
+    write_text_atomic(out, page)
     return out
 
 

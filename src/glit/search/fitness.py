@@ -24,11 +24,14 @@ class Batches:
 
     def __init__(self, loader, limit: int | None, device: torch.device, max_cache_bytes: float = 2e9):
         self.loader, self.limit, self.device = loader, limit, device
-        self.cached: list[tuple[Tensor, Tensor]] | None = None
-        first = next(iter(loader))[0]
-        batches = len(loader) if limit is None else min(limit, len(loader))
-        if first.element_size() * first.numel() * batches <= max_cache_bytes:
-            self.cached = [(x.to(device), y.to(device)) for x, y in self._read()]
+        self.cached: list[tuple[Tensor, Tensor]] | None = []
+        size = 0
+        for x, y in self._read():  # one pass: keep the batches unless they outgrow the cache
+            size += x.element_size() * x.numel()
+            if size > max_cache_bytes:
+                self.cached = None
+                break
+            self.cached.append((x.to(device), y.to(device)))
 
     def _read(self):
         for i, batch in enumerate(self.loader):

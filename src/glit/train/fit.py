@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from torch import nn
 
 from glit.config import Config, OptimConfig
 from glit.errors import GlitError
+from glit.files import write_jsonl
 from glit.train.checkpoint import rng_state, save_checkpoint, set_rng_state
 from glit.train.dist import Dist, barrier
 from glit.train.loop import Step, train_one_epoch
@@ -80,7 +80,7 @@ def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: 
         set_rng_state(rngs[dist.rank] if len(rngs) == dist.world else rngs[0])
         history, start = list(checkpoint["metrics"]), checkpoint["epoch"]
         if dist.main:
-            _write_metrics(out, history)
+            write_jsonl(out / "metrics.jsonl", history)
     board = _tensorboard(out) if dist.main else None
     for epoch in range(start, o.epochs):
         stats = train_one_epoch(model, loader, optimizer, epoch, step, dist, desc)
@@ -99,7 +99,7 @@ def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: 
         }
         if dist.main:
             save_checkpoint(out / "checkpoint.pt", state)
-            _write_metrics(out, history)
+            write_jsonl(out / "metrics.jsonl", history)
             if board is not None:
                 for key, value in line.items():
                     if isinstance(value, (int, float)) and key != "epoch":
@@ -119,13 +119,6 @@ def _tensorboard(out: Path):
     except ImportError:
         return None
     return SummaryWriter(str(out / "tensorboard"))
-
-
-def _write_metrics(out: Path, history: list[dict]) -> None:
-    text = "".join(json.dumps(line) + "\n" for line in history)
-    tmp = out / ".metrics.jsonl.tmp"
-    tmp.write_text(text)
-    tmp.replace(out / "metrics.jsonl")
 
 
 def _digests(archs: list, dist: Dist) -> list[str]:
