@@ -74,6 +74,11 @@ def test_level2_keeps_the_level1_winner_and_random_uses_the_same_space(finished)
     evo = (out / "5-search" / "candidates.jsonl").read_text().splitlines()
     rnd = (out / "6-random" / "candidates.jsonl").read_text().splitlines()
     assert len(evo) == len(rnd)  # the same number of scored candidates
+    assert Arch.from_dict(json.loads(evo[0])["arch"]) == winner  # the level-1 winner is the incumbent
+    incumbent = json.loads((out / "summary.json").read_text())["search"]["level2_incumbent"]
+    assert incumbent["score"] == json.loads(evo[0])["score"]
+    searched = Arch.from_json(out / "5-search" / "best.json")
+    assert (searched == winner) == incumbent["kept"]
 
 
 def test_report_is_self_contained_with_embedded_plots(finished):

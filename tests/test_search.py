@@ -6,6 +6,7 @@ import json
 import pytest
 
 from glit import Arch, SearchSpace, cost
+from glit.cost import extremes
 from glit.search.budget import parse_count
 from helpers import SMALL_SUPERNET, assert_one_line_error, demo_arch_file, kill_when_exists, run_glit, torchrun
 
@@ -130,6 +131,48 @@ def test_level2_supernet_from_a_level1_search_with_warm_start(supernet, tmp_path
     details = {(b.qkv_ratio, b.mlp_ratio, b.conv_ratio, b.kernel_size) for r in read_candidates(s2)
                for b in Arch.from_dict(r["arch"]).blocks}
     assert len(details) > 1  # level 2 varies the details
+
+
+def test_an_incumbent_is_scored_first_and_kept_unless_beaten_by_the_margin(supernet, tmp_path):
+    incumbent = extremes(SearchSpace.from_preset("demo", 1))[0]  # the cheapest member: rarely the best scored
+    file = tmp_path / "incumbent.json"
+    file.write_text(incumbent.to_json())
+    answers = {}
+    for margin in ("0", "1000"):
+        out = tmp_path / f"margin{margin}"
+        proc = run_glit("search", "--supernet", supernet, "--out", out, "--incumbent", file, *SMALL_SEARCH,
+                        "--set", f"search.incumbent_margin={margin}")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        rows = read_candidates(out)
+        assert Arch.from_dict(rows[0]["arch"]) == incumbent and rows[0]["generation"] == 0
+        assert sum(Arch.from_dict(r["arch"]) == incumbent for r in rows) == 1
+        result = json.loads((out / "result.json").read_text())
+        answers[margin] = Arch.from_json(out / "best.json"), result["incumbent"], rows
+        assert "incumbent kept" in proc.stdout or "incumbent replaced" in proc.stdout
+    best, info, rows = answers["0"]  # no margin: the best score wins, as without an incumbent
+    top = json.loads((tmp_path / "margin0" / "topk.json").read_text())[0]
+    assert best == Arch.from_dict(top["arch"]) and info["best_score"] == max(r["score"] for r in rows)
+    assert info["kept"] == (best == incumbent) and info["margin_points"] == 0
+    best, info, _ = answers["1000"]  # a margin no candidate can beat: the incumbent stays
+    assert best == incumbent and info["kept"] and info["score"] == rows[0]["score"]
+
+
+def test_bad_incumbent_is_a_one_line_error(supernet, tmp_path):
+    outside = demo_arch_file(tmp_path / "level2.json", seed=4)  # level-2 details: outside the level-1 space
+    proc = run_glit("search", "--supernet", supernet, "--out", tmp_path / "s", "--incumbent", outside)
+    assert_one_line_error(proc, "incumbent", "outside the space")
+    inside = tmp_path / "inside.json"
+    inside.write_text(extremes(SearchSpace.from_preset("demo", 1))[0].to_json())
+    proc = run_glit("search", "--supernet", supernet, "--out", tmp_path / "r", "--incumbent", inside,
+                    "--strategy", "random")
+    assert_one_line_error(proc, "incumbent", "random")
+    plain = tmp_path / "plain"
+    assert run_glit("search", "--supernet", supernet, "--out", plain, *SMALL_SEARCH).returncode == 0
+    before = (plain / "result.json").read_text()
+    proc = run_glit("search", "--supernet", supernet, "--out", plain, "--incumbent", inside, "--resume",
+                    *SMALL_SEARCH)
+    assert_one_line_error(proc, "search_state.json", "without the incumbent")
+    assert (plain / "result.json").read_text() == before
 
 
 def test_eval_scores_one_supernet_path_after_recalibration(supernet, tmp_path):

@@ -79,6 +79,19 @@ def test_generation_sizes_follow_the_config():
     assert per_gen == [20, 20, 20, 20]
 
 
+def test_seeds_start_generation_zero_unless_over_budget():
+    lo, hi = (cost(a).macs for a in extremes(SPACE))
+    budget = Budget(max_macs=lo + 0.5 * (hi - lo))
+    cheap, dear = extremes(SPACE)
+    cfg = EvolutionConfig(population=10, generations=2, parents=3, mutations=3, crossovers=3)
+    fitness = CountingFitness()
+    state = evolve(SPACE, fitness, budget, cfg, random.Random(5), seeds=[cheap, dear, cheap])
+    gen0 = [c.arch for c in state.scored if c.generation == 0]
+    assert gen0[0] == cheap and dear not in gen0  # the over-budget seed is left out, the repeated one counted once
+    assert len(gen0) == len(set(gen0)) == 10
+    assert fitness.calls.count(cheap) == 1
+
+
 def test_children_come_from_the_parents():
     """With crossovers only, every gene of every child of generation 1 comes from one of the two best parents."""
     cfg = EvolutionConfig(population=6, generations=2, parents=2, mutations=0, crossovers=6, mutate_prob=0.0)

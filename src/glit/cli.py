@@ -137,6 +137,7 @@ def cmd_eval(args) -> None:
 
 
 def cmd_search(args) -> None:
+    from glit.presets import load_arch
     from glit.recipes.search import search, search_config, supernet_checkpoint
 
     ckpt, file = supernet_checkpoint(args.supernet)
@@ -144,11 +145,17 @@ def cmd_search(args) -> None:
              "population": args.population, "generations": args.generations, "convention": args.convention}
     overrides = [f"search.{k}={v}" for k, v in flags.items() if v is not None] + args.set
     cfg = search_config(ckpt, file, overrides)
-    result = search(cfg, args.supernet, args.out, resume=args.resume)
+    incumbent = load_arch(args.incumbent) if args.incumbent else None
+    result = search(cfg, args.supernet, args.out, resume=args.resume, incumbent=incumbent)
     if _is_main():
         print(f"search: {result['scored']} candidates scored under {result['budget']}; best search-split top-1 "
               f"{result['score']:.2f}%, params {result['params']:,}, MACs {_fmt_count(result['macs'])}; "
               f"best architecture in {args.out}/best.json")
+        if result["incumbent"]:
+            inc = result["incumbent"]
+            verdict = "kept" if inc["kept"] else "replaced"
+            print(f"incumbent {verdict}: it scored {inc['score']:.2f}%, the best-scored candidate "
+                  f"{inc['best_score']:.2f}% (margin {inc['margin_points']:.2f} points)")
 
 
 def cmd_run(args) -> None:
@@ -239,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generations", type=int, help="generations (default: 20)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set search.mutate_prob=0.2 (repeatable)")
+    p.add_argument("--incumbent", metavar="FILE", help="an architecture scored first and kept as the answer unless a "
+                   "candidate beats it by search.incumbent_margin standard errors (glit run passes the level-1 "
+                   "winner to the level-2 search)")
     p.add_argument("--resume", action="store_true", help="continue the search in --out from search_state.json")
     p.set_defaults(func=cmd_search)
 

@@ -98,6 +98,9 @@ class SearchConfig:
     topk: int = 5  # level 1: distributions kept
     topk_retrain_epochs: int = 0  # level 1: retrain each kept distribution this long and keep the best (0: off)
     warm_start: bool = True  # glit run: warm-start the level-2 supernet from the level-1 supernet
+    # glit run, level 2: keep the level-1 winner unless a candidate beats its score by this many binomial standard
+    # errors of the search split (0: the best score wins)
+    incumbent_margin: float = 2.0
 
 
 @dataclass

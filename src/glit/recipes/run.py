@@ -8,7 +8,9 @@ Stages, each in its own folder under ``--out DIR``:
    after a short retraining of each (trained without the search split and scored on it, never on the test split);
 4. ``4-supernet``: the level-2 supernet around the winner (the details vary), warm-started from the level-1
    supernet's path when ``search.warm_start``;
-5. ``5-search``: the level-2 evolutionary search;
+5. ``5-search``: the level-2 evolutionary search. The level-1 winner (its detail genes at their level-1 values) is
+   the incumbent: it is scored first and stays the answer unless a candidate beats it by more than
+   ``search.incumbent_margin`` standard errors of the search split;
 6. ``6-random``: the random-search baseline: the same level-2 space, supernet, budget and number of scored
    candidates as stage 5, drawn at random;
 7. ``7-searched``, ``8-baseline``, ``9-random``: the searched architecture, the DeiT-style architecture (every head
@@ -62,7 +64,8 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     if cfg.search.warm_start:
         level2.supernet.warm_start = str(out / "1-supernet")
     train_supernet(level2, out / "4-supernet", resume=True)
-    evo = search(updated(level2, {"search.strategy": "evolution"}), out / "4-supernet", out / "5-search", resume=True)
+    evo = search(updated(level2, {"search.strategy": "evolution"}), out / "4-supernet", out / "5-search", resume=True,
+                 incumbent=winner)
     rnd = search(updated(level2, {"search.strategy": "random"}), out / "4-supernet", out / "6-random", resume=True)
 
     # 7-9: retrain the three finalists with the same recipe and seed, evaluate on the test split
@@ -76,7 +79,7 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     budget = make_budget(cfg, space)
     summary = {"budget_macs": budget.max_macs, "budget_text": budget.describe(),
                "search": {"level1_candidates": _count(out / "2-search"), "level2_candidates": evo["scored"],
-                          "random_candidates": rnd["scored"]}}
+                          "random_candidates": rnd["scored"], "level2_incumbent": evo["incumbent"]}}
     for name in FINALISTS:
         c = cost(archs[name])
         summary[name] = {"arch": archs[name].to_dict(), "params": c.params, "macs": c.macs,
@@ -124,6 +127,11 @@ def print_table(summary: dict) -> None:
     ratio = summary["searched"]["macs"] / summary["baseline"]["macs"]
     print(f"\nsearched vs DeiT-style baseline: {gain:+.2f} points of test top-1 at {ratio:.0%} of its MACs; "
           f"vs random search: {vs_random:+.2f} points. Budget: {summary['budget_text']}.")
+    incumbent = summary["search"].get("level2_incumbent")
+    if incumbent:
+        print(f"Level 2 {'kept' if incumbent['kept'] else 'replaced'} the level-1 winner's details (search score "
+              f"{incumbent['score']:.2f}%, best level-2 candidate {incumbent['best_score']:.2f}%, margin "
+              f"{incumbent['margin_points']:.2f} points).")
 
 
 def _count(folder: Path) -> int:

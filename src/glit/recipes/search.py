@@ -5,6 +5,11 @@ exactly as an uninterrupted one), ``candidates.jsonl`` (one line per scored cand
 generation), ``best.json`` (an architecture file: the best score, and among equal scores the fewest MACs),
 ``topk.json`` (the ``search.topk`` best), ``pareto.json`` (the candidates that no other beats on both score and
 MACs) and ``result.json``.
+
+An **incumbent** (``glit run`` passes the level-1 winner to the level-2 search) is scored in generation 0 and stays
+the answer unless a candidate beats its score by more than ``search.incumbent_margin`` binomial standard errors of the
+search split. Without it, a flat or noisy fitness would hand over the luckiest of many near-equal candidates (the
+winner's curse); ``result.json`` says whether the incumbent was kept, and by what margin.
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ from glit.nn import Supernet
 from glit.presets import deit
 from glit.search.budget import Budget, parse_count
 from glit.search.fitness import Batches, SupernetFitness
-from glit.search.strategy import EvolutionConfig, SearchState, evolve, random_search
-from glit.space import SearchSpace
+from glit.search.strategy import Candidate, EvolutionConfig, SearchState, evolve, random_search
+from glit.space import Arch, SearchSpace
 from glit.train.checkpoint import load_checkpoint
 from glit.train.dist import init_distributed
 from glit.train.fit import prepare_out
@@ -66,7 +71,8 @@ def make_budget(cfg: Config, space: SearchSpace) -> Budget:
     return Budget(max_macs, parse_count(s.max_params, "search.max_params"), s.convention)
 
 
-def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = False) -> dict:
+def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = False,
+           incumbent: Arch | None = None) -> dict:
     out = Path(out)
     ckpt, file = supernet_checkpoint(supernet)
     dist = init_distributed(cfg.device)
@@ -75,9 +81,14 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
     space = SearchSpace.from_dict(ckpt["space"], f"{file}: space")
     budget = make_budget(cfg, space)
     budget.check_feasible(space)
+    if incumbent is not None:
+        _check_incumbent(incumbent, space, budget, s.strategy)
     state = SearchState.from_dict(json.loads(resume_from.read_text())) if resume_from else None
+    if state is not None and incumbent is not None and incumbent not in {c.arch for c in state.scored}:
+        raise GlitError(f"{out / STATE}: this search was started without the incumbent architecture; "
+                        "search into a new --out")
     if state is not None and state.generation >= s.generations:
-        return _summary(state, budget)  # a finished search: nothing to load or score
+        return _summary(choose(state, incumbent, cfg), budget)  # a finished search: nothing to load or score
 
     data = load_data(cfg)
     recorded = ckpt.get("split", {}).get("search_indices_sha256")
@@ -106,41 +117,77 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
         best = st.best()[0]
         bar.set_postfix(best=f"{best.score:.2f}", scored=len(st.scored))
         if dist.main:
-            write_outputs(out, st, budget, s.topk)
+            write_outputs(out, choose(st, incumbent, cfg), budget, s.topk)
             newest = [c.score for c in st.scored if c.generation == st.generation - 1]
             print(f"search generation {st.generation}/{generations}  best {best.score:.2f}  "
                   f"this generation: {len(newest)} scored, best {max(newest, default=math.nan):.2f}", flush=True)
 
     if s.strategy == "evolution":
-        state = evolve(space, fitness, budget, evo, rng, state, save)
+        state = evolve(space, fitness, budget, evo, rng, state, save, seeds=[incumbent] if incumbent else [])
     elif s.strategy == "random":
         state = random_search(space, fitness, budget, s.population * s.generations, s.population, rng, state, save,
                               s.max_tries)
     else:
         raise GlitError(f"search.strategy must be evolution or random, got {s.strategy!r}")
     bar.close()
+    answer = choose(state, incumbent, cfg)
     if dist.main:
-        write_outputs(out, state, budget, s.topk)
-    return _summary(state, budget)
+        write_outputs(out, answer, budget, s.topk)
+    return _summary(answer, budget)
 
 
-def _summary(state: SearchState, budget: Budget) -> dict:
+def _check_incumbent(arch: Arch, space: SearchSpace, budget: Budget, strategy: str) -> None:
+    if strategy != "evolution":
+        raise GlitError(f"an incumbent architecture applies to the evolutionary search, not search.strategy="
+                        f"{strategy!r}")
+    try:
+        space.check(arch)
+    except GlitError as err:
+        raise GlitError(f"the incumbent architecture is not in the searched space: {err}") from None
+    if not budget(arch):
+        raise GlitError(f"the incumbent architecture is over the budget ({budget.describe()})")
+
+
+@dataclasses.dataclass
+class Answer:
+    """What a search answers: ``best``, and, given an incumbent, how the incumbent fared (``None`` without one)."""
+
+    state: SearchState
+    best: Candidate
+    incumbent: dict | None = None
+
+
+def choose(state: SearchState, incumbent: Arch | None, cfg: Config) -> Answer:
+    """The best-ranked candidate; or, given an incumbent, the incumbent unless the best beats its score by more than
+    ``search.incumbent_margin`` binomial standard errors of a ``data.search_size``-image split at its accuracy."""
     best = ranked(state)[0]
-    c = cost(best.arch)
-    return {"best": best.arch, "score": best.score, "params": c.params, "macs": c.macs,
-            "scored": len(state.scored), "budget": budget.describe()}
+    if incumbent is None:
+        return Answer(state, best)
+    held = next(c for c in state.scored if c.arch == incumbent)
+    p = held.score / 100
+    margin = 100 * cfg.search.incumbent_margin * math.sqrt(p * (1 - p) / cfg.data.search_size)
+    kept = best.score <= held.score + margin
+    info = {"score": held.score, "margin_points": margin, "kept": kept, "best_score": best.score}
+    return Answer(state, held if kept else best, info)
 
 
-def write_outputs(out: Path, state: SearchState, budget: Budget, topk: int) -> None:
+def _summary(answer: Answer, budget: Budget) -> dict:
+    c = cost(answer.best.arch)
+    return {"best": answer.best.arch, "score": answer.best.score, "params": c.params, "macs": c.macs,
+            "scored": len(answer.state.scored), "budget": budget.describe(), "incumbent": answer.incumbent}
+
+
+def write_outputs(out: Path, answer: Answer, budget: Budget, topk: int) -> None:
     """Every file the search writes, from its state alone (so a resumed search rewrites them identically)."""
+    state = answer.state
     rows = [_row(c) for c in state.scored]
     write_jsonl(out / "candidates.jsonl", rows)
-    best = ranked(state)[:topk]
-    write_json(out / "best.json", best[0].arch.to_dict())
-    write_json(out / "topk.json", [_row(c) for c in best])
+    write_json(out / "best.json", answer.best.arch.to_dict())
+    write_json(out / "topk.json", [_row(c) for c in ranked(state)[:topk]])
     write_json(out / "pareto.json", pareto(rows))
-    write_json(out / "result.json", {**_row(best[0]), "scored": len(rows), "generations": state.generation,
-                                     "budget": dataclasses.asdict(budget), "budget_text": budget.describe()})
+    write_json(out / "result.json", {**_row(answer.best), "scored": len(rows), "generations": state.generation,
+                                     "budget": dataclasses.asdict(budget), "budget_text": budget.describe(),
+                                     "incumbent": answer.incumbent})
     write_json(out / STATE, state.to_dict())  # last: a crash before this re-runs the generation, same result
 
 

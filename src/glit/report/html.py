@@ -160,6 +160,9 @@ def render(run: RunData) -> str:
     if winner and run.summary is None and not (run.run_dir / FINAL_DIRS["searched"]).exists():
         parts.append("<p class='banner'>The level-2 search is still running: this is its best so far.</p>")
     parts.append(block_diagram(winner) if winner else "<p class='muted'>The level-2 search has not started.</p>")
+    incumbent = (run.results.get("level2") or {}).get("incumbent")
+    if isinstance(incumbent, dict):
+        parts.append(f"<p class='note'>{escape(incumbent_text(incumbent))}</p>")
     if run.pick:
         parts.append("<h3>Level 1: the distribution of global heads</h3>")
         parts.append(pick_table(run.pick))
@@ -363,6 +366,17 @@ def generation_table(stats: dict[str, list[dict]]) -> str:
         body.append("<tr>" + "".join(cells) + "</tr>")
     return ("<h3>Per generation <span class='muted'>(search-split top-1, %)</span></h3><div class='scroll'>"
             f"<table class='gens'><thead>{head}</thead><tbody>{''.join(body)}</tbody></table></div>")
+
+
+def incumbent_text(inc: dict) -> str:
+    """What the level-2 search did with the level-1 winner (its incumbent)."""
+    margin = f"{inc.get('margin_points', math.nan):.2f}"
+    if inc.get("kept"):
+        return (f"Level 2 kept the level-1 winner's details: it scored {fmt_pct(inc.get('score'))}% on the search "
+                f"split, and no level-2 candidate beat that by more than the {margin}-point margin (the best scored "
+                f"{fmt_pct(inc.get('best_score'))}%).")
+    return (f"Level 2 replaced the level-1 winner's details: the best candidate scored {fmt_pct(inc.get('best_score'))}%"
+            f", more than {margin} points above the level-1 winner's {fmt_pct(inc.get('score'))}%.")
 
 
 def pick_table(pick: dict) -> str:

@@ -5,7 +5,8 @@ Both take an injected ``fitness`` (a list of architectures -> a list of scores, 
 the candidates of one generation at a time, so a distributed fitness can spread them over ranks.
 
 Evolution follows single-path one-shot NAS (Guo et al., 2020), which GLiT builds on:
-1. generation 0 is ``population`` random candidates under the budget;
+1. generation 0 is the ``seeds`` (e.g. the level-1 winner, for the level-2 search), topped up with random candidates
+   under the budget to ``population``;
 2. after scoring, the ``parents`` best candidates seen so far are kept;
 3. the next generation is ``mutations`` mutants of random parents (each gene resampled with ``mutate_prob``) and
    ``crossovers`` uniform crossovers of two random parents, topped up with random candidates to ``population``.
@@ -19,7 +20,7 @@ generation, and a search resumed from it ends exactly as an uninterrupted one.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from glit.errors import GlitError
@@ -80,16 +81,18 @@ class SearchState:
 
 
 def evolve(space: SearchSpace, fitness: Fitness, budget: Budget, cfg: EvolutionConfig, rng: random.Random,
-           state: SearchState | None = None, on_generation: Callable[[SearchState], None] | None = None
-           ) -> SearchState:
-    """Run (or continue, from ``state``) the evolutionary search; return the final state."""
+           state: SearchState | None = None, on_generation: Callable[[SearchState], None] | None = None,
+           seeds: Sequence[Arch] = ()) -> SearchState:
+    """Run (or continue, from ``state``) the evolutionary search; return the final state. ``seeds`` start
+    generation 0 (those over the budget are left out)."""
     if cfg.parents < 1 or cfg.population < 1:
         raise GlitError("search: population and parents must be at least 1")
     state = _start(state, rng)
     while state.generation < cfg.generations:
         seen = {c.arch for c in state.scored}
         if state.generation == 0:
-            batch = _fill([], space, budget, seen, cfg.population, rng, cfg.max_tries)
+            batch = _fill(list(dict.fromkeys(a for a in seeds if budget(a)))[:cfg.population], space, budget, seen,
+                          cfg.population, rng, cfg.max_tries)
         else:
             parents = [c.arch for c in state.best(cfg.parents)]
 
