@@ -90,6 +90,8 @@ def test_report_is_self_contained_with_embedded_plots(finished):
     assert not re.search(r"(src|href)=\"https?://", html)
     summary = json.loads((out / "summary.json").read_text())
     assert f"{summary['searched']['top1']:.2f}" in html
+    verdict = "kept" if summary["search"]["level2_incumbent"]["kept"] else "replaced"
+    assert f"Level 2 {verdict} the level-1 winner" in html
 
 
 def test_a_second_run_recomputes_nothing(finished):

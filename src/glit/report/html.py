@@ -375,8 +375,9 @@ def incumbent_text(inc: dict) -> str:
         return (f"Level 2 kept the level-1 winner's details: it scored {fmt_pct(inc.get('score'))}% on the search "
                 f"split, and no level-2 candidate beat that by more than the {margin}-point margin (the best scored "
                 f"{fmt_pct(inc.get('best_score'))}%).")
-    return (f"Level 2 replaced the level-1 winner's details: the best candidate scored {fmt_pct(inc.get('best_score'))}%"
-            f", more than {margin} points above the level-1 winner's {fmt_pct(inc.get('score'))}%.")
+    return (f"Level 2 replaced the level-1 winner's details: the best candidate scored "
+            f"{fmt_pct(inc.get('best_score'))}%, more than {margin} points above the level-1 winner's "
+            f"{fmt_pct(inc.get('score'))}%.")
 
 
 def pick_table(pick: dict) -> str:
