@@ -370,7 +370,8 @@ def generation_table(stats: dict[str, list[dict]]) -> str:
 
 def incumbent_text(inc: dict) -> str:
     """What the level-2 search did with the level-1 winner (its incumbent)."""
-    margin = f"{inc.get('margin_points', math.nan):.2f}"
+    m = inc.get("margin_points")
+    margin = f"{m:.2f}" if finite(m) else "—"
     if inc.get("kept"):
         return (f"Level 2 kept the level-1 winner's details: it scored {fmt_pct(inc.get('score'))}% on the search "
                 f"split, and no level-2 candidate beat that by more than the {margin}-point margin (the best scored "
