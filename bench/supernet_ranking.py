@@ -24,7 +24,6 @@ import torch
 from glit import Arch, cost
 from glit.config import Config, apply
 from glit.data.build import eval_loader, load_data
-from glit.data.datasets import image_folder
 from glit.nn import Supernet
 from glit.search.fitness import Batches, score
 from glit.space import SearchSpace
@@ -55,19 +54,6 @@ def spearman(a: list[float], b: list[float]) -> float:
     return cov / var if var else float("nan")
 
 
-def unseen_images(cfg: Config, n: int):
-    """``n`` training images outside the run's ``data.train_subset``, drawn as ``load_data`` draws the subset."""
-    if cfg.data.source != "folder" or not cfg.data.train_subset:
-        raise SystemExit("needs an ImageFolder run with data.train_subset set (the unseen images are the rest)")
-    train, _ = image_folder(cfg.data.root, cfg.data.cache)
-    order = list(range(len(train)))
-    random.Random(f"split:{cfg.data.split_seed}").shuffle(order)
-    rest = order[cfg.data.train_subset:]
-    if len(rest) < n:
-        raise SystemExit(f"only {len(rest)} training images lie outside data.train_subset; ask for fewer --images")
-    return train.subset(sorted(rest[:n]))
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, type=Path, help="a glit run folder")
@@ -79,6 +65,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    data = None  # both levels use the run's data and splits: read them once
     for level in args.level or (1, 2):
         supernet_dir, search_dir = (args.run / d for d in LEVELS[level])
         ckpt = load_checkpoint(supernet_dir / "checkpoint.pt")
@@ -86,10 +73,15 @@ def main() -> None:
         space = SearchSpace.from_dict(ckpt["space"])
         model = Supernet(space)
         model.load_state_dict(ckpt["model"])
+        if data is None:
+            data = load_data(cfg)
+            if len(data.unused) < args.images:
+                raise SystemExit(f"only {len(data.unused)} training images lie outside data.train_subset; "
+                                 "ask for fewer --images")
         img, device = space.family.img_size, torch.device("cpu")
-        calib = Batches(eval_loader(cfg, load_data(cfg).fit, img, cfg.search.batch_size), cfg.search.bn_batches,
-                        device)
-        unseen = Batches(eval_loader(cfg, unseen_images(cfg, args.images), img, cfg.search.batch_size), None, device)
+        calib = Batches(eval_loader(cfg, data.fit, img, cfg.search.batch_size), cfg.search.bn_batches, device)
+        unseen = Batches(eval_loader(cfg, data.unused.subset(range(args.images)), img, cfg.search.batch_size), None,
+                         device)
         rows = sorted((json.loads(line) for line in (search_dir / "candidates.jsonl").read_text().splitlines()),
                       key=lambda r: -r["score"])
         picked = [(f"top {i + 1}", r) for i, r in enumerate(rows[:args.top])]

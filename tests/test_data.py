@@ -165,3 +165,18 @@ def test_data_cache_accepts_its_documented_values(value):
     from glit.config import load_config
 
     assert load_config("demo", None, [f"data.cache={value}"]).data.cache == value
+
+
+def test_fit_search_and_unused_partition_the_training_set():
+    from glit.config import load_config
+    from glit.data.build import load_data
+
+    cfg = load_config("demo", None, ["data.train_subset=300", "data.search_size=44"])
+    data = load_data(cfg)
+    whole = load_data(load_config("demo", None, ["data.search_size=44"]))
+    ids = {name: [id(x) for x in getattr(data, name).items] for name in ("fit", "search", "unused", "full")}
+    assert (len(ids["fit"]), len(ids["search"])) == (256, 44)
+    assert len(ids["unused"]) == len(whole.full) - 300
+    assert not set(ids["fit"]) & set(ids["search"]) and not set(ids["full"]) & set(ids["unused"])
+    assert set(ids["full"]) == set(ids["fit"]) | set(ids["search"])
+    assert len(whole.unused) == 0

@@ -15,6 +15,7 @@ import pytest
 
 import glit
 from glit.presets import deit
+from glit.recipes.search import pareto
 from glit.report import write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -64,18 +65,10 @@ def _candidates(space: glit.SearchSpace, seed: int, budget: int, generations: in
     raise AssertionError("the demo space ran out of architectures under the budget")
 
 
-def _pareto(rows: list[dict]) -> list[dict]:
-    front = []
-    for r in sorted(rows, key=lambda r: (r["macs"], -r["score"])):
-        if not front or r["score"] > front[-1]["score"]:
-            front.append(r)
-    return front
-
-
 def _search(folder: Path, rows: list[dict], budget: int) -> dict:
     best = max(rows, key=lambda r: r["score"])
     _write_lines(folder / "candidates.jsonl", rows)
-    _write(folder / "pareto.json", _pareto(rows))
+    _write(folder / "pareto.json", pareto(rows))
     _write(folder / "best.json", best["arch"])
     _write(folder / "result.json", {**best, "scored": len(rows), "generations": 3,
                                     "budget": {"max_macs": budget, "max_params": float("inf"), "convention": "exact"},

@@ -6,7 +6,8 @@
   measured on it.
 - ``fit``: the rest of the training set; supernets train on it. Retraining uses ``full`` = fit + search.
 
-``data.train_subset`` first restricts the training set to that many images (seeded), for CPU-sized runs.
+``data.train_subset`` first restricts the training set to that many images (seeded), for CPU-sized runs; the rest
+are ``unused`` (never trained or searched on: ``bench/supernet_ranking.py`` scores candidates on them).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Data:
     search: Source
     full: Source
     test: Source
+    unused: Source  # training images left out by data.train_subset, in the seeded order; empty without one
     record: dict  # what the run writes down about its splits
 
     @property
@@ -50,8 +52,9 @@ def load_data(cfg: Config) -> Data:
         raise GlitError(f"data.source must be digits or folder, got {d.source!r}")
     order = list(range(len(train)))
     random.Random(f"split:{d.split_seed}").shuffle(order)
+    rest = []
     if d.train_subset:
-        order = order[:d.train_subset]
+        order, rest = order[:d.train_subset], order[d.train_subset:]
     if not 0 < d.search_size < len(order):
         raise GlitError(f"data.search_size={d.search_size} must be between 1 and the {len(order)} training images - 1")
     search_idx, fit_idx = sorted(order[:d.search_size]), sorted(order[d.search_size:])
@@ -62,7 +65,8 @@ def load_data(cfg: Config) -> Data:
         "search_indices_sha256": hashlib.sha256(repr(search_idx).encode()).hexdigest(),
         "search_indices": search_idx,
     }
-    return Data(train.subset(fit_idx), train.subset(search_idx), train.subset(sorted(order)), test, record)
+    return Data(train.subset(fit_idx), train.subset(search_idx), train.subset(sorted(order)), test,
+                train.subset(rest), record)
 
 
 def train_loader(cfg: Config, source: Source, img_size: int, batch_size: int, rank: int = 0, world: int = 1):

@@ -175,47 +175,44 @@ def accuracy_vs_macs(level1: list[dict], level2: list[dict], random: list[dict],
 def training_curves(runs: dict[str, list[dict]]) -> str | None:
     """Loss and test top-1 per epoch of the three final trainings. ``runs`` maps a finalist to its metrics rows."""
     runs = {name: rows for name, rows in runs.items() if rows}
-    if not runs:
-        return None
 
-    def draw():
-        fig, (loss_ax, top1_ax) = _figure(2)
-        loss_ax.set_title("Loss (solid: train, dashed: test)", loc="left")
-        top1_ax.set_title("Test top-1 (%)", loc="left")
-        for ax in (loss_ax, top1_ax):
-            ax.set_xlabel("epoch")
-        for name, rows in runs.items():
-            color, label = FINALIST_COLORS.get(name, "#6b7280"), FINALIST_LABELS.get(name, name)
-            _line(loss_ax, rows, "loss", "-", color, label)
-            _line(loss_ax, rows, "eval_loss", "--", color, None)
-            _line(top1_ax, rows, "top1", "-o", color, label)
-        top1_ax.legend(loc="lower right")
-        for ax in (loss_ax, top1_ax):
-            _integer_ticks(ax, [r.get("epoch") for rows in runs.values() for r in rows])
-        return fig
+    def plot(loss_ax, top1_ax, name, rows):
+        color, label = FINALIST_COLORS.get(name, "#6b7280"), FINALIST_LABELS.get(name, name)
+        _line(loss_ax, rows, "loss", "-", color, label)
+        _line(loss_ax, rows, "eval_loss", "--", color, None)
+        _line(top1_ax, rows, "top1", "-o", color, label)
 
-    return _render(draw)
+    return _epoch_curves(runs, ("Loss (solid: train, dashed: test)", "Test top-1 (%)"), plot, (1, "lower right"))
 
 
 def supernet_curves(level1: list[dict] | None, level2: list[dict] | None) -> str | None:
     """Training loss and the search-split top-1 of a few fixed paths, per epoch, of the two supernets."""
     runs = {name: rows for name, rows in (("level-1 supernet", level1), ("level-2 supernet", level2)) if rows}
-    if not runs:
-        return None
     colors = {"level-1 supernet": LEVEL_COLORS["level1"], "level-2 supernet": LEVEL_COLORS["level2"]}
 
+    def plot(loss_ax, top1_ax, name, rows):
+        _line(loss_ax, rows, "loss", "-", colors[name], name)
+        _line(top1_ax, rows, "top1", "-o", colors[name], name)
+
+    return _epoch_curves(runs, ("Supernet training loss", "Search-split top-1 of fixed paths (%)"), plot,
+                         (0, "upper right"))
+
+
+def _epoch_curves(runs: dict[str, list[dict]], titles: tuple[str, str], plot, legend: tuple[int, str]) -> str | None:
+    """Two panels over epochs (a loss and a top-1); ``plot(loss_ax, top1_ax, name, rows)`` draws one run on both,
+    and ``legend`` is the panel index and place of the legend. None when there is nothing to draw."""
+    if not runs:
+        return None
+
     def draw():
-        fig, (loss_ax, top1_ax) = _figure(2)
-        loss_ax.set_title("Supernet training loss", loc="left")
-        top1_ax.set_title("Search-split top-1 of fixed paths (%)", loc="left")
-        for ax in (loss_ax, top1_ax):
+        fig, axes = _figure(2)
+        for ax, title in zip(axes, titles):
+            ax.set_title(title, loc="left")
             ax.set_xlabel("epoch")
         for name, rows in runs.items():
-            color = colors[name]
-            _line(loss_ax, rows, "loss", "-", color, name)
-            _line(top1_ax, rows, "top1", "-o", color, name)
-        loss_ax.legend(loc="upper right")
-        for ax in (loss_ax, top1_ax):
+            plot(*axes, name, rows)
+        axes[legend[0]].legend(loc=legend[1])
+        for ax in axes:
             _integer_ticks(ax, [r.get("epoch") for rows in runs.values() for r in rows])
         return fig
 
