@@ -150,6 +150,28 @@ def test_extract_copies_the_weights():
     assert model.head.weight.abs().sum() > 0
 
 
+@pytest.mark.parametrize("around", [False, True])
+def test_warm_start_writes_the_level1_paths_into_a_level2_supernet(around):
+    """Over the whole space every level-1 path (all 16 of the toy) gives the level-1 supernet's output; around a
+    distribution, that distribution's path does."""
+    from glit.recipes.train_supernet import inherit_level1
+
+    level1 = _supernet(_space("toy-L1"), seed=1).eval()
+    paths = [level1.space.fix(num_global_heads=[g0, g1]).sample(random.Random(0)) for g0 in range(4) for g1 in range(4)]
+    distribution = [2, 0] if around else None
+    space = TOY_SPACE.fix(num_global_heads=distribution) if around else TOY_SPACE
+    level2 = _supernet(space, seed=2).eval()
+    inherit_level1(level2, level1, distribution, "level1.pt")
+    x = _input(TOY)
+    with torch.no_grad():
+        for arch in paths:
+            if space.contains(arch):
+                assert (level2(x, arch) - level1(x, arch)).abs().max().item() <= 1e-10, arch
+    assert sum(space.contains(a) for a in paths) == (1 if around else 16)
+    with pytest.raises(GlitError, match="level2.pt: not a level-1 supernet"):
+        inherit_level1(level1, level2, None, "level2.pt")
+
+
 # -- what is shared: a weight means the same thing in every path ----------------------------------------------------
 
 

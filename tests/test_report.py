@@ -96,7 +96,7 @@ def make_run(root: Path, top1: dict[str, float] = TOP1) -> Path:
     level1 = glit.SearchSpace.from_preset("demo", 1)
     baseline = deit(level1.family).to_dict()
     budget = glit.cost(glit.Arch.from_dict(baseline)).macs
-    for folder, start in (("1-supernet", 40.0), ("4-supernet", 50.0)):
+    for folder, start in (("1-supernet", 40.0), ("4-supernet", 50.0), ("6-random/supernet", 45.0)):
         _write_lines(run / folder / "metrics.jsonl", [
             {"epoch": e, "loss": (100 - start) / 25 / e, "lr": 1e-3, "images_per_s": 800.0, "seconds": 2.0,
              "paths": ["a", "b"], "top1": start + 10 * e, "top1_paths": [start - 1 + 10 * e, start + 1 + 10 * e]}
@@ -108,7 +108,8 @@ def make_run(root: Path, top1: dict[str, float] = TOP1) -> Path:
         {"arch": r["arch"], "score": r["score"], "retrain_top1": None} for r in top]})
     level2 = glit.SearchSpace.from_preset("demo", 2, distribution=glit.Arch.from_dict(top[0]["arch"]))
     searched = _search(run / "5-search", _candidates(level2, 2, budget), budget)
-    random_best = _search(run / "6-random", _candidates(level2, 3, budget, base=58.0), budget)
+    whole = glit.SearchSpace.from_preset("demo", 2)
+    random_best = _search(run / "6-random" / "search", _candidates(whole, 3, budget, base=58.0), budget)
     archs = {"searched": searched["arch"], "baseline": baseline, "random": random_best["arch"]}
     scores = {"searched": searched["score"], "baseline": None, "random": random_best["score"]}
     summary = {"budget_macs": budget, "budget_text": f"MACs <= {budget / 1e6:.2f} M (exact)",

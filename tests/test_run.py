@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from glit import Arch, cost
+from glit import Arch, SearchSpace, cost
 from glit.presets import deit
 from glit.space import Family
 from helpers import assert_one_line_error, kill_when_exists, run_glit
@@ -17,8 +17,8 @@ TINY_RUN = ("--set", "supernet.optim.epochs=2", "--set", "supernet.optim.batch_s
             "--set", "search.population=4", "--set", "search.generations=2", "--set", "search.parents=2",
             "--set", "search.mutations=2", "--set", "search.crossovers=2", "--set", "search.topk=2",
             "--set", "search.topk_retrain_epochs=1", "--set", "data.search_size=200")
-STAGES = ("1-supernet", "2-search", "3-pick", "4-supernet", "5-search", "6-random", "7-searched", "8-baseline",
-          "9-random")
+STAGES = ("1-supernet", "2-search", "3-pick", "4-supernet", "5-search", "6-random/supernet", "6-random/search",
+          "7-searched", "8-baseline", "9-random")
 
 
 def without_timings(summary: dict) -> dict:
@@ -47,7 +47,7 @@ def test_every_stage_runs_and_the_summary_has_the_contract_keys(finished):
         arch = Arch.from_dict(row["arch"])
         assert row["params"] == cost(arch).params and row["macs"] == cost(arch).macs
         assert 0 <= row["top1"] <= 100
-        result = json.loads((out / STAGES[6 + ("searched", "baseline", "random").index(name)] / "result.json")
+        result = json.loads((out / STAGES[7 + ("searched", "baseline", "random").index(name)] / "result.json")
                             .read_text())
         assert result["top1"] == row["top1"]  # the test split, as retrained
     assert Arch.from_dict(summary["baseline"]["arch"]) == deit(Arch.from_dict(summary["baseline"]["arch"]).family)
@@ -59,21 +59,26 @@ def test_searched_and_random_respect_the_budget(finished):
     summary = json.loads((out / "summary.json").read_text())
     for name in ("searched", "random"):
         assert summary[name]["macs"] <= summary["budget_macs"]
-    for stage in ("2-search", "5-search", "6-random"):
+    for stage in ("2-search", "5-search", "6-random/search"):
         rows = [json.loads(line) for line in (out / stage / "candidates.jsonl").read_text().splitlines()]
         assert rows and all(r["macs"] <= summary["budget_macs"] for r in rows)
 
 
-def test_level2_keeps_the_level1_winner_and_random_uses_the_same_space(finished):
+def test_level2_keeps_the_level1_winner_and_random_searches_the_whole_space(finished):
     out, _ = finished
     winner = Arch.from_dict(json.loads((out / "3-pick" / "pick.json").read_text())["winner"])
     g = [b.num_global_heads for b in winner.blocks]
-    for stage in ("5-search", "6-random"):
-        for line in (out / stage / "candidates.jsonl").read_text().splitlines():
-            assert [b.num_global_heads for b in Arch.from_dict(json.loads(line)["arch"]).blocks] == g
+    for line in (out / "5-search" / "candidates.jsonl").read_text().splitlines():
+        assert [b.num_global_heads for b in Arch.from_dict(json.loads(line)["arch"]).blocks] == g
+    level1 = (out / "2-search" / "candidates.jsonl").read_text().splitlines()
     evo = (out / "5-search" / "candidates.jsonl").read_text().splitlines()
-    rnd = (out / "6-random" / "candidates.jsonl").read_text().splitlines()
-    assert len(evo) == len(rnd)  # the same number of scored candidates
+    rnd = [Arch.from_dict(json.loads(line)["arch"]) for line in
+           (out / "6-random" / "search" / "candidates.jsonl").read_text().splitlines()]
+    assert len(rnd) == len(level1) + len(evo)  # as many scored candidates as both levels together
+    whole = SearchSpace.from_preset("demo", 2)
+    assert all(whole.contains(a) for a in rnd)
+    assert len({tuple(b.num_global_heads for b in a.blocks) for a in rnd}) > 1  # the distribution varies too
+    assert json.loads((out / "6-random" / "supernet" / "space.json").read_text()) == whole.to_dict()
     assert Arch.from_dict(json.loads(evo[0])["arch"]) == winner  # the level-1 winner is the incumbent
     incumbent = json.loads((out / "summary.json").read_text())["search"]["level2_incumbent"]
     assert incumbent["score"] == json.loads(evo[0])["score"]
@@ -97,8 +102,9 @@ def test_report_is_self_contained_with_embedded_plots(finished):
 def test_a_second_run_recomputes_nothing(finished):
     out, _ = finished
     # split.json and candidates.jsonl are written only after a stage has loaded its data: unchanged, no reload.
-    files = [*out.glob("*/checkpoint.pt"), *out.glob("*/split.json"), *out.glob("*/candidates.jsonl")]
-    assert len(files) == 5 + 5 + 3  # two supernets and three retrains; three searches
+    files = [p for pattern in ("checkpoint.pt", "split.json", "candidates.jsonl")
+             for p in [*out.glob(f"*/{pattern}"), *out.glob(f"6-random/*/{pattern}")]]
+    assert len(files) == 6 + 6 + 3  # three supernets and three retrains; three searches
     before = {p: p.stat().st_mtime_ns for p in files}
     proc = run_glit("run", "demo", "--out", out, *TINY_RUN, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

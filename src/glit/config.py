@@ -82,7 +82,8 @@ class SupernetConfig:
 class SearchConfig:
     """Evolutionary (or random) search on a trained supernet (SPEC 1.4), and the hierarchy's choices (SPEC 1.3)."""
 
-    strategy: str = "evolution"  # evolution | random (the same number of scored candidates)
+    strategy: str = "evolution"  # evolution | random
+    random_candidates: int | None = None  # random: candidates scored; None: population x generations, as evolution
     population: int = 50
     generations: int = 20
     parents: int = 10  # top candidates kept as parents
@@ -97,7 +98,10 @@ class SearchConfig:
     batch_size: int = 256  # scoring batch
     topk: int = 5  # level 1: distributions kept
     topk_retrain_epochs: int = 0  # level 1: retrain each kept distribution this long and keep the best (0: off)
-    warm_start: bool = True  # glit run: warm-start the level-2 supernet from the level-1 supernet
+    warm_start: bool = True  # glit run: warm-start the level-2 supernets from the level-1 supernet
+    # glit run: epochs of the two level-2 supernets (around the winner, and over the whole space for the
+    # random-search baseline); None: supernet.optim.epochs
+    level2_epochs: int | None = None
     # glit run, level 2: keep the level-1 winner unless a candidate beats its score by this many binomial standard
     # errors of the search split (0: the best score wins)
     incumbent_margin: float = 2.0

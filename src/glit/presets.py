@@ -164,7 +164,7 @@ def run_preset(name: str):
             supernet=SupernetConfig(optim=OptimConfig(epochs=6, batch_size=128, lr=8e-3, warmup_epochs=1,
                                                       drop_path=0.0), eval_archs=2),
             search=SearchConfig(population=20, generations=5, parents=5, mutations=10, crossovers=10,
-                                bn_batches=2, batch_size=256),
+                                bn_batches=2, batch_size=256, level2_epochs=4),
         )
     deit_recipe = OptimConfig(epochs=300, batch_size=1024, lr=5e-4, amp="bf16")
     return Config(

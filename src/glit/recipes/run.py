@@ -7,12 +7,14 @@ Stages, each in its own folder under ``--out DIR``:
 3. ``3-pick``: the winning distribution: the best-scored one, or with ``search.topk_retrain_epochs`` > 0 the best
    after a short retraining of each (trained without the search split and scored on it, never on the test split);
 4. ``4-supernet``: the level-2 supernet around the winner (the details vary), warm-started from the level-1
-   supernet's path when ``search.warm_start``;
+   supernet's path when ``search.warm_start``, and trained for ``search.level2_epochs``;
 5. ``5-search``: the level-2 evolutionary search. The level-1 winner (its detail genes at their level-1 values) is
    the incumbent: it is scored first and stays the answer unless a candidate beats it by more than
    ``search.incumbent_margin`` standard errors of the search split;
-6. ``6-random``: the random-search baseline: the same level-2 space, supernet, budget and number of scored
-   candidates as stage 5, drawn at random;
+6. ``6-random``: the random-search baseline over the same whole space (every gene of every block free):
+   ``6-random/supernet``, a supernet over that space, warm-started from the level-1 supernet and trained like the
+   level-2 one; then ``6-random/search``, as many candidates as both levels scored together, drawn uniformly under
+   the same budget, the best-scored one winning;
 7. ``7-searched``, ``8-baseline``, ``9-random``: the searched architecture, the DeiT-style architecture (every head
    global, qkv_ratio 1, mlp_ratio 4) and the random-search winner, each trained from scratch with the same recipe
    and seed, and evaluated on the test split.
@@ -58,15 +60,22 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     # 3: the winning distribution
     winner = pick_distribution(cfg, out)
 
-    # 4-6: level 2, the details, and the random-search baseline on the same supernet
+    # 4-5: level 2, the details around the winning distribution
     distribution = [b.num_global_heads for b in winner.blocks]
-    level2 = updated(cfg, {"level": 2, "distribution": distribution})
+    level2 = updated(cfg, {"level": 2, "distribution": distribution,
+                           "supernet.optim.epochs": cfg.search.level2_epochs or cfg.supernet.optim.epochs})
     if cfg.search.warm_start:
         level2.supernet.warm_start = str(out / "1-supernet")
     train_supernet(level2, out / "4-supernet", resume=True)
     evo = search(updated(level2, {"search.strategy": "evolution"}), out / "4-supernet", out / "5-search", resume=True,
                  incumbent=winner)
-    rnd = search(updated(level2, {"search.strategy": "random"}), out / "4-supernet", out / "6-random", resume=True)
+
+    # 6: the random-search baseline: the whole space, its own supernet, as many candidates as both levels together
+    whole = updated(level2, {"distribution": None})
+    train_supernet(whole, out / "6-random" / "supernet", resume=True)
+    candidates = _count(out / "2-search") + evo["scored"]
+    rnd = search(updated(whole, {"search.strategy": "random", "search.random_candidates": candidates}),
+                 out / "6-random" / "supernet", out / "6-random" / "search", resume=True)
 
     # 7-9: retrain the three finalists with the same recipe and seed, evaluate on the test split
     space = SearchSpace.from_dict(json.loads((out / "1-supernet" / "space.json").read_text()))
@@ -136,3 +145,4 @@ def print_table(summary: dict) -> None:
 
 def _count(folder: Path) -> int:
     return len((folder / "candidates.jsonl").read_text().splitlines())
+

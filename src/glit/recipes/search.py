@@ -87,7 +87,11 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
     if state is not None and incumbent is not None and incumbent not in {c.arch for c in state.scored}:
         raise GlitError(f"{out / STATE}: this search was started without the incumbent architecture; "
                         "search into a new --out")
-    if state is not None and state.generation >= s.generations:
+    if s.random_candidates is not None and s.random_candidates < 1:
+        raise GlitError(f"search.random_candidates must be at least 1, got {s.random_candidates}")
+    candidates = s.random_candidates or s.population * s.generations
+    generations = s.generations if s.strategy == "evolution" else -(-candidates // s.population)
+    if state is not None and state.generation >= generations:
         return _summary(choose(state, incumbent, cfg), budget)  # a finished search: nothing to load or score
 
     data = load_data(cfg)
@@ -108,7 +112,6 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
     rng = random.Random(f"search:{cfg.seed}")
     evo = EvolutionConfig(s.population, s.generations, s.parents, s.mutations, s.crossovers, s.mutate_prob,
                           s.max_tries)
-    generations = s.generations
     bar = tqdm(total=generations, initial=state.generation if state else 0, desc=f"search ({s.strategy})",
                disable=None if dist.main else True, dynamic_ncols=True)
 
@@ -125,8 +128,7 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
     if s.strategy == "evolution":
         state = evolve(space, fitness, budget, evo, rng, state, save, seeds=[incumbent] if incumbent else [])
     elif s.strategy == "random":
-        state = random_search(space, fitness, budget, s.population * s.generations, s.population, rng, state, save,
-                              s.max_tries)
+        state = random_search(space, fitness, budget, candidates, s.population, rng, state, save, s.max_tries)
     else:
         raise GlitError(f"search.strategy must be evolution or random, got {s.strategy!r}")
     bar.close()

@@ -72,23 +72,39 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
 
 
 def warm_start(supernet: Supernet, cfg: Config, source: str) -> None:
-    """Seed a level-2 supernet with the level-1 supernet's weights for the winning distribution: the level-1 path
-    (detail genes at their level-1 values) is extracted and written into the same path of the level-2 supernet."""
+    """Seed a level-2 supernet with a level-1 supernet's weights (``cfg.supernet.warm_start``); see ``inherit_level1``."""
     from glit.recipes.search import supernet_checkpoint
 
-    if cfg.level != 2 or cfg.distribution is None:
-        raise GlitError("supernet.warm_start needs a level-2 supernet (level=2 and a distribution)")
+    if cfg.level != 2:
+        raise GlitError("supernet.warm_start needs a level-2 supernet (level=2)")
     ckpt, file = supernet_checkpoint(source)
-    level1 = SearchSpace.from_dict(ckpt["space"], f"{file}: space")
-    path = level1.fix(num_global_heads=list(cfg.distribution))
-    if not path.is_single():
-        raise GlitError(f"{file}: not a level-1 supernet (its space varies more than num_global_heads)")
-    arch = path.sample(random.Random(0))
-    if arch.family != supernet.family:
-        raise GlitError(f"{file}: its family differs from this supernet's")
-    source_net = Supernet(level1)
-    source_net.load_state_dict(ckpt["model"])
-    supernet.inherit(arch, source_net.extract(arch).to(supernet.cls_token.device))
+    level1 = Supernet(SearchSpace.from_dict(ckpt["space"], f"{file}: space"))
+    level1.load_state_dict(ckpt["model"])
+    inherit_level1(supernet, level1, cfg.distribution, str(file))
+
+
+def inherit_level1(supernet: Supernet, level1: Supernet, distribution: list[int] | None, where: str) -> None:
+    """Write the level-1 supernet's paths (detail genes at their level-1 values) into the same paths of ``supernet``.
+
+    Around a distribution, that is the one path of the distribution. Over the whole space (``distribution`` None),
+    it is one path per candidate number of global heads (path k gives every block its k-th candidate): together
+    they hold every weight of the level-1 supernet, and a weight that two paths share gets the same value from both.
+    """
+    space = level1.space
+    if space.fix(num_global_heads=[b.num_global_heads[0] for b in space.blocks]).size() != 1:
+        raise GlitError(f"{where}: not a level-1 supernet (its space varies more than num_global_heads)")
+    if space.family != supernet.family:
+        raise GlitError(f"{where}: its family differs from this supernet's")
+    if distribution is not None:
+        distributions = [list(distribution)]
+    else:
+        n = max(len(b.num_global_heads) for b in space.blocks)
+        distributions = [[b.num_global_heads[min(k, len(b.num_global_heads) - 1)] for b in space.blocks]
+                         for k in range(n)]
+    device = supernet.cls_token.device
+    for g in distributions:
+        arch = space.fix(num_global_heads=g).sample(random.Random(0))
+        supernet.inherit(arch, level1.extract(arch).to(device))
 
 
 def _take(loader, n):

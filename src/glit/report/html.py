@@ -15,7 +15,8 @@ from html import escape
 from pathlib import Path
 
 from glit.files import write_text_atomic
-from glit.report.read import FINAL_DIRS, FINALISTS, SEARCH_DIRS, STAGES, RunData, finite, generation_stats, read_run
+from glit.report.read import (FINAL_DIRS, FINALISTS, SEARCH_DIRS, STAGES, SUPERNET_DIRS, RunData, finite,
+                              generation_stats, read_run)
 
 
 def write_report(run_dir: Path) -> Path:
@@ -150,8 +151,10 @@ def render(run: RunData) -> str:
     parts.append(_headline(fin))
     parts.append("<p class='note'>All three are trained from scratch with the same recipe and seed and evaluated "
                  "on the held-out test split, which the search never sees. The search score is the top-1 on the "
-                 "search split (carved from the training set) with weights inherited from the level-2 supernet; "
-                 "the DeiT-style baseline lies outside the level-2 space, so it has none. "
+                 "search split (carved from the training set) with weights inherited from a supernet: the "
+                 "level-2 one for the searched architecture, the whole-space one for the random-search winner "
+                 "(so the two are not on one scale). The DeiT-style baseline lies outside both spaces, so it has "
+                 "none. "
                  + escape(_noise(run)) + "</p></section>")
 
     # -- the winning architecture
@@ -183,10 +186,11 @@ def render(run: RunData) -> str:
         parts.append(_img(plots.accuracy_vs_macs(run.candidates["level1"], run.candidates["level2"],
                                                  run.candidates["random"], run.pareto, run.budget_macs, finalists),
                           "search score against MACs", "No candidates to plot yet."))
-        parts.append("<p class='note'>Level-1 scores come from the level-1 supernet (only the global-head "
-                     "distribution varies, details fixed), level-2 and random-search scores from the level-2 "
-                     "supernet; compare the two levels with care. The Pareto front holds the level-2 candidates "
-                     "that no other beats on both score and MACs.</p>")
+        parts.append("<p class='note'>Each search scores with its own supernet: level 1 with the level-1 "
+                     "supernet (only the global-head distribution varies, details fixed), level 2 with the level-2 "
+                     "supernet around the winning distribution, and random search with a supernet over the whole "
+                     "space (every gene free). Compare scores across searches with care. The Pareto front holds the "
+                     "level-2 candidates that no other beats on both score and MACs.</p>")
     parts.append(generation_table(stats))
     parts.append("</section>")
 
@@ -197,7 +201,8 @@ def render(run: RunData) -> str:
         parts.append(_img(plots.training_curves(run.final_metrics), "training curves of the final models",
                           "No final model has finished an epoch yet."))
         parts.append("<h3>The supernets</h3>")
-        parts.append(_img(plots.supernet_curves(run.supernets["level1"], run.supernets["level2"]),
+        parts.append(_img(plots.supernet_curves(run.supernets["level1"], run.supernets["level2"],
+                                                run.supernets["random"]),
                           "supernet training curves", "No supernet has finished an epoch yet."))
     parts.append(_stage_table(run))
     parts.append("</section>")
@@ -231,7 +236,9 @@ def _data_text(cfg: dict) -> str | None:
 def _stage_table(run: RunData) -> str:
     """Where each stage of the pipeline stands. A stage is done once a later one has started (or the summary is
     written), except the stages that write a final file: the pick and the three trainings."""
-    totals = {"supernet": _dig(run.config, "supernet", "optim", "epochs"), "train": _dig(run.config, "train", "epochs")}
+    level1_epochs = _dig(run.config, "supernet", "optim", "epochs")
+    totals = {"level1": level1_epochs, "level2": _dig(run.config, "search", "level2_epochs") or level1_epochs,
+              "train": _dig(run.config, "train", "epochs")}
     started = [(run.run_dir / folder).exists() for folder, _ in STAGES]
     rows = []
     for i, (folder, label) in enumerate(STAGES):
@@ -241,9 +248,10 @@ def _stage_table(run: RunData) -> str:
                          "</span>", ""])
             continue
         done, detail = run.summary is not None or any(started[i + 1:]), ""
-        if folder.endswith("supernet"):
-            metrics = run.supernets["level1" if folder.startswith("1") else "level2"]
-            last, total = (metrics[-1] if metrics else {}), totals["supernet"]
+        if folder in SUPERNET_DIRS.values():
+            key = next(k for k, v in SUPERNET_DIRS.items() if v == folder)
+            last = run.supernets[key][-1] if run.supernets[key] else {}
+            total = totals["level1" if key == "level1" else "level2"]
             detail = f"{last.get('epoch', 0)}{'/' + str(total) if total else ''} epochs" + (
                 f", fixed-path top-1 {last['top1']:.2f}%" if finite(last.get("top1")) else "")
         elif folder in SEARCH_DIRS.values():

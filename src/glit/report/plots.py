@@ -69,7 +69,8 @@ def _render(draw) -> str:
 
 
 def search_progress(level1: list[dict] | None, level2: list[dict] | None, random: list[dict] | None) -> str | None:
-    """Best and mean search score per generation: level 1 on the left, level 2 (with random search) on the right.
+    """Best and mean search score per generation: level 1 on the left; level 2 and random search (over the whole
+    space, with its own supernet; a generation is one batch of candidates) on the right.
 
     Each argument is a list of ``{"generation", "best", "mean", "count"}`` rows, or None when that search is absent.
     """
@@ -79,7 +80,7 @@ def search_progress(level1: list[dict] | None, level2: list[dict] | None, random
     def draw():
         fig, (left, right) = _figure(2)
         panels = [(left, "Level 1: distribution of global heads", [("level 1", level1, LEVEL_COLORS["level1"])]),
-                  (right, "Level 2: details (same supernet for both)",
+                  (right, "Level 2 and random search (whole space)",
                    [("level-2 evolution", level2, LEVEL_COLORS["level2"]),
                     ("random search", random, LEVEL_COLORS["random"])])]
         for ax, title, series in panels:
@@ -128,7 +129,7 @@ def accuracy_vs_macs(level1: list[dict], level2: list[dict], random: list[dict],
         ax.set_ylabel("search-split top-1 (%), inherited weights")
         for rows, label, color, marker, size, alpha in [
             (level1, "level-1 candidates", LEVEL_COLORS["level1"], "o", 14, 0.4),
-            (random, "random-search candidates", LEVEL_COLORS["random"], "^", 16, 0.55),
+            (random, "random-search candidates, whole space", LEVEL_COLORS["random"], "^", 16, 0.55),
             (level2, "level-2 candidates", LEVEL_COLORS["level2"], "o", 14, 0.55),
         ]:
             if rows:
@@ -185,10 +186,13 @@ def training_curves(runs: dict[str, list[dict]]) -> str | None:
     return _epoch_curves(runs, ("Loss (solid: train, dashed: test)", "Test top-1 (%)"), plot, (1, "lower right"))
 
 
-def supernet_curves(level1: list[dict] | None, level2: list[dict] | None) -> str | None:
-    """Training loss and the search-split top-1 of a few fixed paths, per epoch, of the two supernets."""
-    runs = {name: rows for name, rows in (("level-1 supernet", level1), ("level-2 supernet", level2)) if rows}
-    colors = {"level-1 supernet": LEVEL_COLORS["level1"], "level-2 supernet": LEVEL_COLORS["level2"]}
+def supernet_curves(level1: list[dict] | None, level2: list[dict] | None,
+                    whole: list[dict] | None = None) -> str | None:
+    """Training loss and the search-split top-1 of a few fixed paths, per epoch, of the supernets: level 1, level 2
+    and the whole-space one of the random-search baseline."""
+    names = {"level-1 supernet": "level1", "level-2 supernet": "level2", "whole-space supernet (random)": "random"}
+    runs = {name: rows for name, rows in zip(names, (level1, level2, whole)) if rows}
+    colors = {name: LEVEL_COLORS[key] for name, key in names.items()}
 
     def plot(loss_ax, top1_ax, name, rows):
         _line(loss_ax, rows, "loss", "-", colors[name], name)

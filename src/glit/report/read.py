@@ -9,9 +9,11 @@ from pathlib import Path
 
 FINALISTS = ("searched", "baseline", "random")
 FINAL_DIRS = {"searched": "7-searched", "baseline": "8-baseline", "random": "9-random"}
-SEARCH_DIRS = {"level1": "2-search", "level2": "5-search", "random": "6-random"}
+SEARCH_DIRS = {"level1": "2-search", "level2": "5-search", "random": "6-random/search"}
+SUPERNET_DIRS = {"level1": "1-supernet", "level2": "4-supernet", "random": "6-random/supernet"}
 STAGES = (("1-supernet", "level-1 supernet"), ("2-search", "level-1 search"), ("3-pick", "pick the distribution"),
-          ("4-supernet", "level-2 supernet"), ("5-search", "level-2 search"), ("6-random", "random search"),
+          ("4-supernet", "level-2 supernet"), ("5-search", "level-2 search"),
+          ("6-random/supernet", "random search: whole-space supernet"), ("6-random/search", "random search"),
           ("7-searched", "retrain the searched architecture"), ("8-baseline", "train the DeiT-style baseline"),
           ("9-random", "retrain the random-search winner"))
 
@@ -83,8 +85,8 @@ def read_run(run_dir: Path) -> RunData:
         run.config = config if isinstance(config, dict) else {}
     summary = _json(run_dir / "summary.json")
     run.summary = summary if isinstance(summary, dict) else None
-    for level, folder in (("level1", "1-supernet"), ("level2", "4-supernet")):
-        run.supernets[level] = _jsonl(run_dir / folder / "metrics.jsonl")
+    for key, folder in SUPERNET_DIRS.items():
+        run.supernets[key] = _jsonl(run_dir / folder / "metrics.jsonl")
     for key, folder in SEARCH_DIRS.items():
         run.candidates[key] = [r for r in _jsonl(run_dir / folder / "candidates.jsonl")
                                if finite(r.get("macs")) and finite(r.get("score"))]
