@@ -72,6 +72,21 @@ def test_random_strategy_and_budget_flags(supernet, tmp_path):
     assert all(r["macs"] <= parse_count("1.8M") for r in rows)
 
 
+def test_random_search_scores_random_candidates_in_population_batches(supernet, tmp_path):
+    out = tmp_path / "random"
+    proc = run_glit("search", "--supernet", supernet, "--out", out, "--strategy", "random", *SMALL_SEARCH,
+                    "--set", "search.random_candidates=8")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [r["generation"] for r in read_candidates(out)] == [0] * 6 + [1] * 2  # population 6, then the rest
+    again = run_glit("search", "--supernet", supernet, "--out", out, "--strategy", "random", *SMALL_SEARCH,
+                     "--set", "search.random_candidates=8", "--resume")
+    assert again.returncode == 0 and len(read_candidates(out)) == 8  # finished: nothing more scored
+    bad = run_glit("search", "--supernet", supernet, "--out", tmp_path / "bad", "--strategy", "random",
+                   "--set", "search.random_candidates=-1")
+    assert_one_line_error(bad, "search.random_candidates")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_search_resumed_after_sigkill_equals_an_uninterrupted_search(supernet, tmp_path):
     args = ("--supernet", supernet, *SMALL_SEARCH, "--generations", "5")
     full = tmp_path / "full"

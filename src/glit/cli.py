@@ -224,11 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a supernet by uniform single-path sampling. Works under torchrun (DDP).")
     _add_run_flags(p, "epochs (sets supernet.optim.epochs)")
     p.add_argument("--level", type=int, choices=(1, 2), help="1: vary num_global_heads; 2: vary the details, with "
-                                                             "the distribution from --set distribution=[...]")
+                                                             "the distribution from --set distribution=[...], or "
+                                                             "every gene without one (the whole space)")
     p.add_argument("--distribution", metavar="FILE", help="level 2: take num_global_heads per block from this "
                                                           "architecture file (e.g. a level-1 search's best.json)")
     p.add_argument("--warm-start", metavar="DIR|FILE", help="level 2: seed the weights with the level-1 supernet's "
-                                                            "path for the distribution")
+                                                            "path for the distribution (whole space: all its paths)")
     p.set_defaults(func=cmd_train_supernet)
 
     p = sub.add_parser("search", help="evolutionary or random search on a trained supernet",
@@ -254,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="the whole pipeline: hierarchical search, retraining, baselines, report",
                        description="Level-1 supernet and search, level-2 supernet and search, random-search "
-                                   "baseline, then retraining of the searched, DeiT-style and random architectures "
+                                   "baseline over the whole space, then retraining of the searched, DeiT-style and random architectures "
                                    "with the same recipe. Writes summary.json and report.html. Run it again to "
                                    "continue where it stopped.")
     p.add_argument("preset_name", nargs="?", metavar="PRESET", help="demo (default), cifar, tiny, small or base")

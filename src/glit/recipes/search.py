@@ -75,9 +75,11 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
            incumbent: Arch | None = None) -> dict:
     out = Path(out)
     ckpt, file = supernet_checkpoint(supernet)
+    s = cfg.search
+    if s.random_candidates is not None and s.random_candidates < 1:
+        raise GlitError(f"search.random_candidates must be at least 1, got {s.random_candidates}")
     dist = init_distributed(cfg.device)
     resume_from = prepare_out(out, cfg, resume, dist, state=STATE)
-    s = cfg.search
     space = SearchSpace.from_dict(ckpt["space"], f"{file}: space")
     budget = make_budget(cfg, space)
     budget.check_feasible(space)
@@ -87,8 +89,6 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
     if state is not None and incumbent is not None and incumbent not in {c.arch for c in state.scored}:
         raise GlitError(f"{out / STATE}: this search was started without the incumbent architecture; "
                         "search into a new --out")
-    if s.random_candidates is not None and s.random_candidates < 1:
-        raise GlitError(f"search.random_candidates must be at least 1, got {s.random_candidates}")
     candidates = s.random_candidates or s.population * s.generations
     generations = s.generations if s.strategy == "evolution" else -(-candidates // s.population)
     if state is not None and state.generation >= generations:

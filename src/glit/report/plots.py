@@ -166,7 +166,7 @@ def accuracy_vs_macs(level1: list[dict], level2: list[dict], random: list[dict],
         handles, labels = ax.get_legend_handles_labels()
         for name, _, label in unscored:
             handles.append(Line2D([], [], marker="v", ls="none", ms=8, color=FINALIST_COLORS[name], mec="black"))
-            labels.append(f"{label}: no search score, marked at its MACs on the top edge")
+            labels.append(f"{label}: no search score, marked on the top edge")
         fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8)
         return fig
 

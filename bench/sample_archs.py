@@ -1,0 +1,45 @@
+"""Unsearched architectures: draw members of a preset's whole space uniformly under the DeiT-style MACs budget, and
+write each as an architecture file. Retrained with ``glit train``, they show what the search space gives without
+any search: the yardstick for the searched and random-search winners of ``glit run``.
+
+    python bench/sample_archs.py --preset cifar --n 3 --out runs/unsearched
+    for i in 0 1 2; do glit train --preset cifar --data data/cifar10-jpg --arch runs/unsearched/arch$i.json \
+        --out runs/unsearched/train$i; done
+
+Draw i uses ``random.Random(f"unsearched:{seed}:{i}")`` and is redrawn until it meets the budget, so the files
+depend only on the preset, the seed and i.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+from glit import SearchSpace, cost
+from glit.presets import deit
+from glit.search.budget import Budget
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="cifar")
+    parser.add_argument("--n", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+
+    space = SearchSpace.from_preset(args.preset, 2)
+    budget = Budget(cost(deit(space.family)).macs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for i in range(args.n):
+        rng = random.Random(f"unsearched:{args.seed}:{i}")
+        arch = next(a for a in iter(lambda: space.sample(rng), None) if budget(a))
+        (args.out / f"arch{i}.json").write_text(arch.to_json())
+        c = cost(arch)
+        print(f"arch{i}.json  G {[b.num_global_heads for b in arch.blocks]}  {c.params:,} params  "
+              f"{c.macs / 1e6:.2f} M MACs  (budget {budget.describe()})")
+
+
+if __name__ == "__main__":
+    main()
