@@ -34,7 +34,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for i in range(args.n):
         rng = random.Random(f"unsearched:{args.seed}:{i}")
-        arch = next(a for a in iter(lambda: space.sample(rng), None) if budget(a))
+        arch = space.sample(rng)
+        while not budget(arch):
+            arch = space.sample(rng)
         (args.out / f"arch{i}.json").write_text(arch.to_json())
         c = cost(arch)
         print(f"arch{i}.json  G {[b.num_global_heads for b in arch.blocks]}  {c.params:,} params  "

@@ -255,9 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="the whole pipeline: hierarchical search, retraining, baselines, report",
                        description="Level-1 supernet and search, level-2 supernet and search, random-search "
-                                   "baseline over the whole space, then retraining of the searched, DeiT-style and random architectures "
-                                   "with the same recipe. Writes summary.json and report.html. Run it again to "
-                                   "continue where it stopped.")
+                                   "baseline over the whole space, then retraining of the searched, DeiT-style "
+                                   "and random architectures with the same recipe. Writes summary.json and "
+                                   "report.html. Run it again to continue where it stopped.")
     p.add_argument("preset_name", nargs="?", metavar="PRESET", help="demo (default), cifar, tiny, small or base")
     _add_run_flags(p, "retraining epochs (sets train.epochs)")
     p.add_argument("--max-macs", metavar="M", help="MACs budget (default: the DeiT-style architecture's MACs)")

@@ -72,7 +72,7 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
 
 
 def warm_start(supernet: Supernet, cfg: Config, source: str) -> None:
-    """Seed a level-2 supernet with a level-1 supernet's weights (``cfg.supernet.warm_start``); see ``inherit_level1``."""
+    """Seed a level-2 supernet with the weights of the level-1 supernet in ``source``; see ``inherit_level1``."""
     from glit.recipes.search import supernet_checkpoint
 
     if cfg.level != 2:

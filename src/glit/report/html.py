@@ -15,8 +15,17 @@ from html import escape
 from pathlib import Path
 
 from glit.files import write_text_atomic
-from glit.report.read import (FINAL_DIRS, FINALISTS, SEARCH_DIRS, STAGES, SUPERNET_DIRS, RunData, finite,
-                              generation_stats, read_run)
+from glit.report.read import (
+    FINAL_DIRS,
+    FINALISTS,
+    SEARCH_DIRS,
+    STAGES,
+    SUPERNET_DIRS,
+    RunData,
+    finite,
+    generation_stats,
+    read_run,
+)
 
 
 def write_report(run_dir: Path) -> Path:
