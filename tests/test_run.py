@@ -118,6 +118,12 @@ def test_a_changed_config_is_an_error(finished):
     assert_one_line_error(proc, "train.lr")
 
 
+def test_bad_level2_epochs_is_an_error_before_anything_is_written(tmp_path):
+    proc = run_glit("run", "demo", "--out", tmp_path / "run", *TINY_RUN, "--set", "search.level2_epochs=0")
+    assert_one_line_error(proc, "search.level2_epochs")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_killed_during_a_stage_then_run_again_equals_an_uninterrupted_run(finished, tmp_path):
     out, _ = finished

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from glit.config import Config, updated
 from glit.cost import cost
+from glit.errors import GlitError
 from glit.files import write_json
 from glit.presets import deit
 from glit.recipes.search import make_budget, search
@@ -46,6 +47,8 @@ FINALISTS = ("searched", "baseline", "random")
 
 def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     out = Path(out)
+    if cfg.search.level2_epochs is not None and cfg.search.level2_epochs < 1:
+        raise GlitError(f"search.level2_epochs must be at least 1 (or null), got {cfg.search.level2_epochs}")
     dist = init_distributed(cfg.device)
     prepare_out(out, cfg, resume=True, dist=dist, state="summary.json")
     if dist.main and not (out / "run.json").exists():
@@ -145,4 +148,3 @@ def print_table(summary: dict) -> None:
 
 def _count(folder: Path) -> int:
     return len((folder / "candidates.jsonl").read_text().splitlines())
-
