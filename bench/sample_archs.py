@@ -1,4 +1,4 @@
-"""Unsearched architectures: draw members of a preset's whole space uniformly under the DeiT-style MACs budget, and
+"""Unsearched architectures: draw members of a preset's whole space uniformly under ``glit run``'s budget, and
 write each as an architecture file. Retrained with ``glit train``, they show what the search space gives without
 any search: the yardstick for the searched and random-search winners of ``glit run``.
 
@@ -17,8 +17,8 @@ import random
 from pathlib import Path
 
 from glit import SearchSpace, cost
-from glit.presets import deit
-from glit.search.budget import Budget
+from glit.presets import run_preset
+from glit.recipes.search import make_budget
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
 
     space = SearchSpace.from_preset(args.preset, 2)
-    budget = Budget(cost(deit(space.family)).macs)
+    budget = make_budget(run_preset(args.preset), space)  # as glit run: the DeiT-style MACs unless the preset sets one
     args.out.mkdir(parents=True, exist_ok=True)
     for i in range(args.n):
         rng = random.Random(f"unsearched:{args.seed}:{i}")

@@ -34,6 +34,7 @@ supernet:
 search:
   population: 6
   generations: 3
+  level2_epochs: 4
 """
 
 
@@ -170,6 +171,11 @@ def test_report_of_a_finished_run(finished_run):
                                                                  for b in winner["blocks"])
     assert "Level 1: the distribution of global heads" in page  # 3-pick is shown when present
     assert "still in progress" not in page
+    # the pipeline: supernet epochs out of supernet.optim.epochs (level 1) or search.level2_epochs (the other two)
+    for folder, epochs in (("1-supernet", "2/2"), ("4-supernet", "2/4"), ("6-random/supernet", "2/4"),
+                           ("6-random/search", None), ("7-searched", "3/3")):
+        row = re.search(f"<tr><td>{folder}</td>.*?</tr>", page).group(0)
+        assert "state done" in row and (epochs is None or f"{epochs} epochs" in row), row
 
 
 def test_report_says_when_the_searched_model_loses(tmp_path):

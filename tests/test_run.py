@@ -65,7 +65,7 @@ def test_searched_and_random_respect_the_budget(finished):
 
 
 def test_level2_keeps_the_level1_winner_and_random_searches_the_whole_space(finished):
-    out, _ = finished
+    out, proc = finished
     winner = Arch.from_dict(json.loads((out / "3-pick" / "pick.json").read_text())["winner"])
     g = [b.num_global_heads for b in winner.blocks]
     for line in (out / "5-search" / "candidates.jsonl").read_text().splitlines():
@@ -84,6 +84,8 @@ def test_level2_keeps_the_level1_winner_and_random_searches_the_whole_space(fini
     assert incumbent["score"] == json.loads(evo[0])["score"]
     searched = Arch.from_json(out / "5-search" / "best.json")
     assert (searched == winner) == incumbent["kept"]
+    verdict = "kept" if incumbent["kept"] else "replaced"
+    assert f"Level 2 {verdict} the level-1 winner's details" in proc.stdout  # the printed table says so too
 
 
 def test_report_is_self_contained_with_embedded_plots(finished):

@@ -58,7 +58,8 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     # 1-2: level 1, the distribution
     level1 = updated(cfg, {"level": 1, "distribution": None})
     train_supernet(level1, out / "1-supernet", resume=True)
-    search(updated(level1, {"search.strategy": "evolution"}), out / "1-supernet", out / "2-search", resume=True)
+    level1_search = search(updated(level1, {"search.strategy": "evolution"}), out / "1-supernet", out / "2-search",
+                           resume=True)
 
     # 3: the winning distribution
     winner = pick_distribution(cfg, out)
@@ -76,7 +77,7 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     # 6: the random-search baseline: the whole space, its own supernet, as many candidates as both levels together
     whole = updated(level2, {"distribution": None})
     train_supernet(whole, out / "6-random" / "supernet", resume=True)
-    candidates = _count(out / "2-search") + evo["scored"]
+    candidates = level1_search["scored"] + evo["scored"]
     rnd = search(updated(whole, {"search.strategy": "random", "search.random_candidates": candidates}),
                  out / "6-random" / "supernet", out / "6-random" / "search", resume=True)
 
@@ -90,7 +91,7 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
 
     budget = make_budget(cfg, space)
     summary = {"budget_macs": budget.max_macs, "budget_text": budget.describe(),
-               "search": {"level1_candidates": _count(out / "2-search"), "level2_candidates": evo["scored"],
+               "search": {"level1_candidates": level1_search["scored"], "level2_candidates": evo["scored"],
                           "random_candidates": rnd["scored"], "level2_incumbent": evo["incumbent"]}}
     for name in FINALISTS:
         c = cost(archs[name])
@@ -141,10 +142,6 @@ def print_table(summary: dict) -> None:
           f"vs random search: {vs_random:+.2f} points. Budget: {summary['budget_text']}.")
     incumbent = summary["search"].get("level2_incumbent")
     if incumbent:
-        print(f"Level 2 {'kept' if incumbent['kept'] else 'replaced'} the level-1 winner's details (search score "
-              f"{incumbent['score']:.2f}%, best level-2 candidate {incumbent['best_score']:.2f}%, margin "
-              f"{incumbent['margin_points']:.2f} points).")
+        from glit.report.html import incumbent_text
 
-
-def _count(folder: Path) -> int:
-    return len((folder / "candidates.jsonl").read_text().splitlines())
+        print(incumbent_text(incumbent))

@@ -31,7 +31,7 @@ from glit.nn import Supernet
 from glit.presets import deit
 from glit.search.budget import Budget, parse_count
 from glit.search.fitness import Batches, SupernetFitness
-from glit.search.strategy import Candidate, EvolutionConfig, SearchState, evolve, random_search
+from glit.search.strategy import Candidate, EvolutionConfig, SearchState, evolve, random_generations, random_search
 from glit.space import Arch, SearchSpace
 from glit.train.checkpoint import load_checkpoint
 from glit.train.dist import init_distributed
@@ -90,7 +90,7 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
         raise GlitError(f"{out / STATE}: this search was started without the incumbent architecture; "
                         "search into a new --out")
     candidates = s.random_candidates or s.population * s.generations
-    generations = s.generations if s.strategy == "evolution" else -(-candidates // s.population)
+    generations = s.generations if s.strategy == "evolution" else random_generations(candidates, s.population)
     if state is not None and state.generation >= generations:
         return _summary(choose(state, incumbent, cfg), budget)  # a finished search: nothing to load or score
 

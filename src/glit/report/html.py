@@ -246,8 +246,11 @@ def _stage_table(run: RunData) -> str:
     """Where each stage of the pipeline stands. A stage is done once a later one has started (or the summary is
     written), except the stages that write a final file: the pick and the three trainings."""
     level1_epochs = _dig(run.config, "supernet", "optim", "epochs")
-    totals = {"level1": level1_epochs, "level2": _dig(run.config, "search", "level2_epochs") or level1_epochs,
-              "train": _dig(run.config, "train", "epochs")}
+    level2_epochs = _dig(run.config, "search", "level2_epochs") or level1_epochs
+    supernet_epochs = {"level1": level1_epochs, "level2": level2_epochs, "random": level2_epochs}
+    train_epochs = _dig(run.config, "train", "epochs")
+    role = {folder: (kind, key) for kind, dirs in (("supernet", SUPERNET_DIRS), ("search", SEARCH_DIRS),
+                                                   ("final", FINAL_DIRS)) for key, folder in dirs.items()}
     started = [(run.run_dir / folder).exists() for folder, _ in STAGES]
     rows = []
     for i, (folder, label) in enumerate(STAGES):
@@ -257,24 +260,21 @@ def _stage_table(run: RunData) -> str:
                          "</span>", ""])
             continue
         done, detail = run.summary is not None or any(started[i + 1:]), ""
-        if folder in SUPERNET_DIRS.values():
-            key = next(k for k, v in SUPERNET_DIRS.items() if v == folder)
-            last = run.supernets[key][-1] if run.supernets[key] else {}
-            total = totals["level1" if key == "level1" else "level2"]
+        kind, key = role.get(folder, ("pick", None))
+        if kind == "supernet":
+            last, total = (run.supernets[key] or [{}])[-1], supernet_epochs[key]
             detail = f"{last.get('epoch', 0)}{'/' + str(total) if total else ''} epochs" + (
                 f", fixed-path top-1 {last['top1']:.2f}%" if finite(last.get("top1")) else "")
-        elif folder in SEARCH_DIRS.values():
-            key = next(k for k, v in SEARCH_DIRS.items() if v == folder)
+        elif kind == "search":
             result = run.results.get(key) or {}
             detail = f"{len(run.candidates[key])} scored" + (
                 f", best {result['score']:.2f}%" if finite(result.get("score")) else "")
-        elif folder == "3-pick":
+        elif kind == "pick":
             done = run.pick is not None
         else:
-            name = next(k for k, v in FINAL_DIRS.items() if v == folder)
-            f, total = run.finalists[name], totals["train"]
+            f = run.finalists[key]
             done = f["state"] == "done"
-            detail = f"{len(run.final_metrics[name])}{'/' + str(total) if total else ''} epochs" + (
+            detail = f"{len(run.final_metrics[key])}{'/' + str(train_epochs) if train_epochs else ''} epochs" + (
                 f", test top-1 {f['top1']:.2f}%" if finite(f.get("top1")) else "")
         state = "<span class='state done'>done</span>" if done else "<span class='state running'>in progress</span>"
         rows.append([escape(folder), escape(label), state, escape(detail)])

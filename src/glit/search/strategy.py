@@ -116,7 +116,7 @@ def random_search(space: SearchSpace, fitness: Fitness, budget: Budget, num_cand
                   on_generation: Callable[[SearchState], None] | None = None, max_tries: int = 1000) -> SearchState:
     """Score ``num_candidates`` distinct random architectures under the budget, ``batch_size`` per generation."""
     state = _start(state, rng)
-    generations = -(-num_candidates // batch_size)
+    generations = random_generations(num_candidates, batch_size)
     while state.generation < generations:
         seen = {c.arch for c in state.scored}
         want = min(batch_size, num_candidates - len(state.scored))
@@ -125,6 +125,11 @@ def random_search(space: SearchSpace, fitness: Fitness, budget: Budget, num_cand
         if on_generation:
             on_generation(state)
     return state
+
+
+def random_generations(num_candidates: int, batch_size: int) -> int:
+    """How many generations (batches, the last one maybe partial) random search takes to score ``num_candidates``."""
+    return -(-num_candidates // batch_size)
 
 
 def _start(state: SearchState | None, rng: random.Random) -> SearchState:
