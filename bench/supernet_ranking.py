@@ -5,11 +5,13 @@ has seen (those left out by ``data.train_subset``), and compare the two rankings
     python bench/supernet_ranking.py --run runs/cifar                     # both levels of a glit run
     python bench/supernet_ranking.py --run runs/cifar --level 1 --images 5000 --top 12 --bottom 3 \
         --distribution 0,0,0,3,3,3 --distribution 3,3,3,3,3,3
+    python bench/supernet_ranking.py --run runs/cifar --level 1 --supernet runs/cifar/6-random/supernet
 
 For each candidate it prints the search score (``data.search_size`` images) and the score on ``--images`` unseen
 images; then the Spearman correlation of the two. A high correlation with a flat unseen score across the top
 candidates means the supernet, not the split, cannot tell them apart. ``--distribution`` adds level-1 members by
-their global heads per block (level 1 only). Needs an ImageFolder run with ``data.train_subset`` set.
+their global heads per block (level 1 only), with the level-1 detail genes. ``--supernet`` scores them with another
+supernet that holds them, such as the whole-space one. Needs an ImageFolder run with ``data.train_subset`` set.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from glit import Arch, cost
 from glit.config import Config, apply
 from glit.data.build import eval_loader, load_data
 from glit.nn import Supernet
+from glit.presets import level1_genes
 from glit.search.fitness import Batches, score
 from glit.space import SearchSpace
 from glit.train.checkpoint import load_checkpoint
@@ -62,12 +65,15 @@ def main() -> None:
     p.add_argument("--top", type=int, default=12)
     p.add_argument("--bottom", type=int, default=3)
     p.add_argument("--distribution", action="append", default=[], help="level 1: global heads per block, 0,0,3,3")
+    p.add_argument("--supernet", type=Path, help="score with this supernet instead of the level's own (it must hold "
+                   "the candidates, e.g. the run's whole-space supernet 6-random/supernet)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     data = None  # both levels use the run's data and splits: read them once
     for level in args.level or (1, 2):
         supernet_dir, search_dir = (args.run / d for d in LEVELS[level])
+        supernet_dir = args.supernet or supernet_dir
         ckpt = load_checkpoint(supernet_dir / "checkpoint.pt")
         cfg = apply(Config(), ckpt["config"], str(supernet_dir))
         space = SearchSpace.from_dict(ckpt["space"])
@@ -89,7 +95,8 @@ def main() -> None:
         named = [(name, Arch.from_dict(r["arch"]), r["score"]) for name, r in picked]
         for text in args.distribution if level == 1 else ():
             g = [int(x) for x in text.split(",")]
-            named.append((f"G={g}", space.fix(num_global_heads=g).sample(random.Random(0)), None))
+            member = space.fix(num_global_heads=g, **level1_genes(cfg.preset))  # a supernet over any space
+            named.append((f"G={g}", member.sample(random.Random(0)), None))
         print(f"level {level}: {supernet_dir}; search split {cfg.data.search_size} images, unseen {args.images}")
         print(f"  {'candidate':<12} {'global heads':<22} {'MACs':>8} {'search':>7} {'unseen':>7}")
         pairs = []

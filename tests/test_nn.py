@@ -154,22 +154,48 @@ def test_extract_copies_the_weights():
 def test_warm_start_writes_the_level1_paths_into_a_level2_supernet(around):
     """Over the whole space every level-1 path (all 16 of the toy) gives the level-1 supernet's output; around a
     distribution, that distribution's path does."""
-    from glit.recipes.train_supernet import inherit_level1
+    from glit.recipes.train_supernet import inherit_paths
 
     level1 = _supernet(_space("toy-L1"), seed=1).eval()
     paths = [level1.space.fix(num_global_heads=[g0, g1]).sample(random.Random(0)) for g0 in range(4) for g1 in range(4)]
-    distribution = [2, 0] if around else None
-    space = TOY_SPACE.fix(num_global_heads=distribution) if around else TOY_SPACE
+    space = TOY_SPACE.fix(num_global_heads=[2, 0]) if around else TOY_SPACE
     level2 = _supernet(space, seed=2).eval()
-    inherit_level1(level2, level1, distribution, "level1.pt")
+    inherit_paths(level2, level1, "level1.pt")
     x = _input(TOY)
     with torch.no_grad():
         for arch in paths:
             if space.contains(arch):
                 assert (level2(x, arch) - level1(x, arch)).abs().max().item() <= 1e-10, arch
     assert sum(space.contains(a) for a in paths) == (1 if around else 16)
-    with pytest.raises(GlitError, match="level2.pt: not a level-1 supernet"):
-        inherit_level1(level1, level2, None, "level2.pt")
+    other = _supernet(TOY_SPACE.fix(kernel_size=7), seed=3)
+    with pytest.raises(GlitError, match="other.pt: shares no path with this supernet .block 0: no common kernel_size"):
+        inherit_paths(level1, other, "other.pt")
+
+
+@pytest.mark.parametrize("around", [False, True])
+def test_warm_start_from_a_whole_space_supernet_copies_every_weight(around):
+    """A supernet over the whole space seeds one over the whole space, or around a distribution, exactly: every path
+    (BatchNorm statistics included) gives the source's output."""
+    from glit.recipes.train_supernet import inherit_paths
+
+    source = _supernet(TOY_SPACE, seed=1)
+    with torch.no_grad():  # distinct BatchNorm statistics, so that copying them is checked too
+        for block in source.blocks:
+            block.local.bn.running_mean.uniform_(-1, 1)
+            block.local.bn.running_var.uniform_(0.5, 2)
+    source.eval()
+    space = TOY_SPACE.fix(num_global_heads=[2, 0]) if around else TOY_SPACE
+    target = _supernet(space, seed=2).eval()
+    inherit_paths(target, source, "whole.pt")
+    if not around:
+        for (name, a), b in zip(target.state_dict().items(), source.state_dict().values()):
+            assert torch.equal(a, b), name
+    x = _input(TOY)
+    rng = random.Random(0)
+    with torch.no_grad():
+        for _ in range(12):
+            arch = space.sample(rng)
+            assert (target(x, arch) - source(x, arch)).abs().max().item() <= 1e-10, arch
 
 
 # -- what is shared: a weight means the same thing in every path ----------------------------------------------------

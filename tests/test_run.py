@@ -126,6 +126,29 @@ def test_bad_level2_epochs_is_an_error_before_anything_is_written(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_bad_level1_supernet_is_an_error_before_anything_is_written(tmp_path):
+    proc = run_glit("run", "demo", "--out", tmp_path / "run", *TINY_RUN, "--set", "search.level1_supernet=all")
+    assert_one_line_error(proc, "search.level1_supernet", "'all'")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_whole_space_level1_supernet_is_searched_over_the_level1_space(tmp_path):
+    """``search.level1_supernet=whole``: the level-1 supernet trains on the whole space, the level-1 search still
+    varies only the distribution (detail genes at their level-1 values), and the run goes on to the end."""
+    out = tmp_path / "run"
+    proc = run_glit("run", "demo", "--out", out, *TINY_RUN, "--set", "search.level1_supernet=whole", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trained = SearchSpace.from_dict(json.loads((out / "1-supernet" / "space.json").read_text()))
+    assert trained == SearchSpace.from_preset("demo", 2)
+    level1 = SearchSpace.from_preset("demo", 1)
+    archs = [Arch.from_dict(json.loads(line)["arch"])
+             for line in (out / "2-search" / "candidates.jsonl").read_text().splitlines()]
+    assert archs and all(level1.contains(a) for a in archs)
+    assert len({tuple(b.num_global_heads for b in a.blocks) for a in archs}) > 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert all(summary[name]["macs"] <= summary["budget_macs"] for name in ("searched", "random"))
+
+
 @pytest.mark.slow
 def test_killed_during_a_stage_then_run_again_equals_an_uninterrupted_run(finished, tmp_path):
     out, _ = finished

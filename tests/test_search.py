@@ -148,6 +148,31 @@ def test_level2_supernet_from_a_level1_search_with_warm_start(supernet, tmp_path
     assert len(details) > 1  # level 2 varies the details
 
 
+def test_level1_search_on_a_whole_space_supernet(tmp_path):
+    """``glit search --level1`` varies only the distribution of a supernet trained over the whole space."""
+    whole = tmp_path / "sn"
+    proc = run_glit("train-supernet", "--preset", "demo", "--level", "2", "--epochs", "1", "--out", whole,
+                    *SMALL_SUPERNET)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "s"
+    proc = run_glit("search", "--supernet", whole, "--level1", "--out", out, *SMALL_SEARCH)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    archs = [Arch.from_dict(r["arch"]) for r in read_candidates(out)]
+    level1 = SearchSpace.from_preset("demo", 1)
+    assert len(archs) == 18 and all(level1.contains(a) for a in archs)
+    assert len({tuple(b.num_global_heads for b in a.blocks) for a in archs}) > 1
+
+
+def test_a_space_outside_the_supernets_is_an_error(supernet, tmp_path):
+    from glit.errors import GlitError
+    from glit.recipes.search import search, search_config, supernet_checkpoint
+
+    ckpt, file = supernet_checkpoint(supernet)
+    with pytest.raises(GlitError, match="the searched space is not part of the supernet's space"):
+        search(search_config(ckpt, file), supernet, tmp_path / "s", space=SearchSpace.from_preset("demo", 2))
+    assert not (tmp_path / "s").exists()
+
+
 def test_an_incumbent_is_scored_first_and_kept_unless_beaten_by_the_margin(supernet, tmp_path):
     incumbent = extremes(SearchSpace.from_preset("demo", 1))[0]  # the cheapest member: rarely the best scored
     file = tmp_path / "incumbent.json"

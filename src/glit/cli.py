@@ -137,8 +137,9 @@ def cmd_eval(args) -> None:
 
 
 def cmd_search(args) -> None:
-    from glit.presets import load_arch
+    from glit.presets import level1_genes, load_arch
     from glit.recipes.search import search, search_config, supernet_checkpoint
+    from glit.space import SearchSpace
 
     ckpt, file = supernet_checkpoint(args.supernet)
     flags = {"strategy": args.strategy, "max_macs": args.max_macs, "max_params": args.max_params,
@@ -146,7 +147,9 @@ def cmd_search(args) -> None:
     overrides = [f"search.{k}={v}" for k, v in flags.items() if v is not None] + args.set
     cfg = search_config(ckpt, file, overrides)
     incumbent = load_arch(args.incumbent) if args.incumbent else None
-    result = search(cfg, args.supernet, args.out, resume=args.resume, incumbent=incumbent)
+    space = SearchSpace.from_dict(ckpt["space"], f"{file}: space").fix(**level1_genes(cfg.preset)) \
+        if args.level1 else None
+    result = search(cfg, args.supernet, args.out, resume=args.resume, incumbent=incumbent, space=space)
     if _is_main():
         print(f"search: {result['scored']} candidates scored under {result['budget']}; best search-split top-1 "
               f"{result['score']:.2f}%, params {result['params']:,}, MACs {_fmt_count(result['macs'])}; "
@@ -228,8 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "every gene without one (the whole space)")
     p.add_argument("--distribution", metavar="FILE", help="level 2: take num_global_heads per block from this "
                                                           "architecture file (e.g. a level-1 search's best.json)")
-    p.add_argument("--warm-start", metavar="DIR|FILE", help="level 2: seed the weights with the level-1 supernet's "
-                                                            "path for the distribution (whole space: all its paths)")
+    p.add_argument("--warm-start", metavar="DIR|FILE", help="seed the weights with another supernet's paths that "
+                                                            "this space shares (a level-1 supernet: its paths for "
+                                                            "the distribution, or all of them for the whole space)")
     p.set_defaults(func=cmd_train_supernet)
 
     p = sub.add_parser("search", help="evolutionary or random search on a trained supernet",
@@ -250,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--incumbent", metavar="FILE", help="an architecture scored first and kept as the answer unless a "
                    "candidate beats it by search.incumbent_margin standard errors (glit run passes the level-1 "
                    "winner to the level-2 search)")
+    p.add_argument("--level1", action="store_true", help="search only the supernet's level-1 members (the detail "
+                   "genes at their level-1 values), e.g. on a supernet trained over the whole space")
     p.add_argument("--resume", action="store_true", help="continue the search in --out from search_state.json")
     p.set_defaults(func=cmd_search)
 

@@ -75,7 +75,7 @@ class SupernetConfig:
     masked_update: bool = True  # AdamW moves only the sampled path's weights and moment estimates
     eval_archs: int = 2  # architectures (fixed, seeded) scored on the search split after each evaluation
     bn_batches: int = 4  # batches for BatchNorm recalibration before each such score
-    warm_start: str | None = None  # level 2: a level-1 supernet checkpoint; its winner's path seeds the weights
+    warm_start: str | None = None  # a supernet checkpoint whose shared paths seed the weights
 
 
 @dataclass
@@ -98,6 +98,10 @@ class SearchConfig:
     batch_size: int = 256  # scoring batch
     topk: int = 5  # level 1: distributions kept
     topk_retrain_epochs: int = 0  # level 1: retrain each kept distribution this long and keep the best (0: off)
+    # glit run, level 1: "fixed" trains the level-1 supernet on the level-1 paths only (detail genes at their level-1
+    # values, SPEC 1.3); "whole" trains it on paths of the whole space (every gene sampled), and the level-1 search
+    # still scores each distribution with the level-1 detail genes
+    level1_supernet: str = "fixed"
     warm_start: bool = True  # glit run: warm-start the level-2 supernets from the level-1 supernet
     # glit run: epochs of the two level-2 supernets (around the winner, and over the whole space for the
     # random-search baseline); None: supernet.optim.epochs

@@ -261,6 +261,12 @@ class SearchSpace:
                 if value is not None and value not in getattr(choices, gene):
                     raise GlitError(f"arch: block {i}: {gene}={value!r} is outside the space {getattr(choices, gene)}")
 
+    def includes(self, other: SearchSpace) -> bool:
+        """Whether every architecture of ``other`` is in this space: the same family, and in every block each gene's
+        candidates a subset of this space's."""
+        return other.family == self.family and all(
+            set(getattr(o, g)) <= set(getattr(c, g)) for o, c in zip(other.blocks, self.blocks) for g in GENES)
+
     def contains(self, arch: Arch) -> bool:
         try:
             self.check(arch)

@@ -175,7 +175,7 @@ class Supernet(nn.Module):
 
         Each slice of the slicing rule is a box of a row-major view of its parameter, so the path's elements, in
         storage order, are exactly the standalone tensor's elements in order: ``masked_scatter`` puts them back.
-        Used to warm-start a level-2 supernet from the level-1 winner.
+        Used to warm-start one supernet from another (``recipes.train_supernet.inherit_paths``).
         """
         self.space.check(arch)
         for name in ("patch_embed", "norm", "head"):

@@ -2,12 +2,14 @@
 
 Stages, each in its own folder under ``--out DIR``:
 
-1. ``1-supernet``: the level-1 supernet (only ``num_global_heads`` varies), trained by uniform single-path sampling;
-2. ``2-search``: the level-1 evolutionary search under the budget; its top-k distributions are kept;
+1. ``1-supernet``: the level-1 supernet, trained by uniform single-path sampling on the level-1 paths (only
+   ``num_global_heads`` varies), or with ``search.level1_supernet`` "whole" on paths of the whole space;
+2. ``2-search``: the level-1 evolutionary search under the budget, over the level-1 space (the detail genes at their
+   level-1 values); its top-k distributions are kept;
 3. ``3-pick``: the winning distribution: the best-scored one, or with ``search.topk_retrain_epochs`` > 0 the best
    after a short retraining of each (trained without the search split and scored on it, never on the test split);
 4. ``4-supernet``: the level-2 supernet around the winner (the details vary), warm-started from the level-1
-   supernet's path when ``search.warm_start``, and trained for ``search.level2_epochs``;
+   supernet's paths when ``search.warm_start``, and trained for ``search.level2_epochs``;
 5. ``5-search``: the level-2 evolutionary search. The level-1 winner (its detail genes at their level-1 values) is
    the incumbent: it is scored first and stays the answer unless a candidate beats it by more than
    ``search.incumbent_margin`` standard errors of the search split;
@@ -34,7 +36,7 @@ from glit.config import Config, updated
 from glit.cost import cost
 from glit.errors import GlitError
 from glit.files import write_json
-from glit.presets import deit
+from glit.presets import deit, level1_genes
 from glit.recipes.search import make_budget, search
 from glit.recipes.train import train
 from glit.recipes.train_supernet import train_supernet
@@ -49,6 +51,8 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     out = Path(out)
     if cfg.search.level2_epochs is not None and cfg.search.level2_epochs < 1:
         raise GlitError(f"search.level2_epochs must be at least 1 (or null), got {cfg.search.level2_epochs}")
+    if cfg.search.level1_supernet not in ("fixed", "whole"):
+        raise GlitError(f"search.level1_supernet must be fixed or whole, got {cfg.search.level1_supernet!r}")
     dist = init_distributed(cfg.device)
     prepare_out(out, cfg, resume=True, dist=dist, state="summary.json")
     if dist.main and not (out / "run.json").exists():
@@ -57,9 +61,12 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
 
     # 1-2: level 1, the distribution
     level1 = updated(cfg, {"level": 1, "distribution": None})
-    train_supernet(level1, out / "1-supernet", resume=True)
+    whole_space = cfg.search.level1_supernet == "whole"
+    train_supernet(updated(cfg, {"level": 2, "distribution": None}) if whole_space else level1, out / "1-supernet",
+                   resume=True)
+    trained = SearchSpace.from_dict(json.loads((out / "1-supernet" / "space.json").read_text()))
     level1_search = search(updated(level1, {"search.strategy": "evolution"}), out / "1-supernet", out / "2-search",
-                           resume=True)
+                           resume=True, space=trained.fix(**level1_genes(cfg.preset)))
 
     # 3: the winning distribution
     winner = pick_distribution(cfg, out)
@@ -82,14 +89,13 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
                  out / "6-random" / "supernet", out / "6-random" / "search", resume=True)
 
     # 7-9: retrain the three finalists with the same recipe and seed, evaluate on the test split
-    space = SearchSpace.from_dict(json.loads((out / "1-supernet" / "space.json").read_text()))
-    archs = {"searched": evo["best"], "baseline": deit(space.family), "random": rnd["best"]}
+    archs = {"searched": evo["best"], "baseline": deit(trained.family), "random": rnd["best"]}
     scores = {"searched": evo["score"], "baseline": None, "random": rnd["score"]}
     results = {}
     for i, name in enumerate(FINALISTS):
         results[name] = train(cfg, archs[name], out / f"{7 + i}-{name}", resume=True)
 
-    budget = make_budget(cfg, space)
+    budget = make_budget(cfg, trained)
     summary = {"budget_macs": budget.max_macs, "budget_text": budget.describe(),
                "search": {"level1_candidates": level1_search["scored"], "level2_candidates": evo["scored"],
                           "random_candidates": rnd["scored"], "level2_incumbent": evo["incumbent"]}}

@@ -72,15 +72,20 @@ def make_budget(cfg: Config, space: SearchSpace) -> Budget:
 
 
 def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = False,
-           incumbent: Arch | None = None) -> dict:
+           incumbent: Arch | None = None, space: SearchSpace | None = None) -> dict:
+    """Search ``space`` (default: the supernet's whole space; else a part of it) on the supernet in ``supernet``."""
     out = Path(out)
     ckpt, file = supernet_checkpoint(supernet)
     s = cfg.search
     if s.random_candidates is not None and s.random_candidates < 1:
         raise GlitError(f"search.random_candidates must be at least 1, got {s.random_candidates}")
+    trained = SearchSpace.from_dict(ckpt["space"], f"{file}: space")
+    if space is None:
+        space = trained
+    elif not trained.includes(space):
+        raise GlitError(f"{file}: the searched space is not part of the supernet's space")
     dist = init_distributed(cfg.device)
     resume_from = prepare_out(out, cfg, resume, dist, state=STATE)
-    space = SearchSpace.from_dict(ckpt["space"], f"{file}: space")
     budget = make_budget(cfg, space)
     budget.check_feasible(space)
     if incumbent is not None:
@@ -102,7 +107,7 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
     if space.family.num_classes != data.num_classes:
         raise GlitError(f"{file}: the supernet has {space.family.num_classes} classes, the data {data.num_classes}")
 
-    model = Supernet(space).to(dist.device)
+    model = Supernet(trained).to(dist.device)
     model.load_state_dict(ckpt["model"])
     img = space.family.img_size
     calib = Batches(eval_loader(cfg, data.fit, img, s.batch_size), s.bn_batches, dist.device)

@@ -15,7 +15,7 @@ from glit.errors import GlitError
 from glit.files import write_json
 from glit.nn import Supernet
 from glit.recipes.common import init_generator, space_for
-from glit.space import SearchSpace
+from glit.space import DETAIL_GENES, GENES, SearchSpace
 from glit.train.bn import recalibrate_bn
 from glit.train.checkpoint import load_checkpoint
 from glit.train.dist import init_distributed
@@ -60,7 +60,7 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
         return {"top1": sum(top1) / max(len(top1), 1), "top1_paths": top1}
 
     if cfg.supernet.warm_start and checkpoint is None:
-        warm_start(supernet, cfg, cfg.supernet.warm_start)
+        warm_start(supernet, cfg.supernet.warm_start)
     if dist.main:
         write_json(out / "space.json", space.to_dict())
         write_json(out / "split.json", data.record)
@@ -71,40 +71,43 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     return {"out": str(out), "space_size": space.size(), "metrics": history[-1] if history else {}}
 
 
-def warm_start(supernet: Supernet, cfg: Config, source: str) -> None:
-    """Seed a level-2 supernet with the weights of the level-1 supernet in ``source``; see ``inherit_level1``."""
+def warm_start(supernet: Supernet, source: str) -> None:
+    """Seed ``supernet`` with the weights of the supernet in ``source``; see ``inherit_paths``."""
     from glit.recipes.search import supernet_checkpoint
 
-    if cfg.level != 2:
-        raise GlitError("supernet.warm_start needs a level-2 supernet (level=2)")
     ckpt, file = supernet_checkpoint(source)
-    level1 = Supernet(SearchSpace.from_dict(ckpt["space"], f"{file}: space"))
-    level1.load_state_dict(ckpt["model"])
-    inherit_level1(supernet, level1, cfg.distribution, str(file))
+    other = Supernet(SearchSpace.from_dict(ckpt["space"], f"{file}: space"))
+    other.load_state_dict(ckpt["model"])
+    inherit_paths(supernet, other, str(file))
 
 
-def inherit_level1(supernet: Supernet, level1: Supernet, distribution: list[int] | None, where: str) -> None:
-    """Write the level-1 supernet's paths (detail genes at their level-1 values) into the same paths of ``supernet``.
+def inherit_paths(supernet: Supernet, source: Supernet, where: str) -> None:
+    """Write ``source``'s weights into ``supernet`` along paths that both spaces hold.
 
-    Around a distribution, that is the one path of the distribution. Over the whole space (``distribution`` None),
-    it is one path per candidate number of global heads (path k gives every block its k-th candidate): together
-    they hold every weight of the level-1 supernet, and a weight that two paths share gets the same value from both.
+    Path k gives every block its k-th number of global heads that both spaces allow (one path per such number), and
+    each detail gene the largest value that both allow. From a level-1 supernet, these are its paths with the detail
+    genes at their level-1 values: around a distribution, the one path of that distribution; over the whole space,
+    one path per candidate number of global heads, which together hold every weight of the level-1 supernet. From a
+    supernet whose space includes this one's, the largest paths hold every weight of ``supernet``, so it becomes an
+    exact copy on its own space: every path gives the source's output. A weight that two paths share gets the same
+    value from both.
     """
-    space = level1.space
-    if space.fix(num_global_heads=[b.num_global_heads[0] for b in space.blocks]).size() != 1:
-        raise GlitError(f"{where}: not a level-1 supernet (its space varies more than num_global_heads)")
-    if space.family != supernet.family:
+    mine, theirs = supernet.space, source.space
+    if mine.family != theirs.family:
         raise GlitError(f"{where}: its family differs from this supernet's")
-    if distribution is not None:
-        distributions = [list(distribution)]
-    else:
-        n = max(len(b.num_global_heads) for b in space.blocks)
-        distributions = [[b.num_global_heads[min(k, len(b.num_global_heads) - 1)] for b in space.blocks]
-                         for k in range(n)]
+    shared = []  # per block, gene -> the candidates both spaces allow, in this space's order
+    for i, (a, b) in enumerate(zip(mine.blocks, theirs.blocks)):
+        common = {gene: [v for v in getattr(a, gene) if v in getattr(b, gene)] for gene in GENES}
+        empty = [gene for gene, values in common.items() if not values]
+        if empty:
+            raise GlitError(f"{where}: shares no path with this supernet (block {i}: no common {empty[0]})")
+        shared.append(common)
     device = supernet.cls_token.device
-    for g in distributions:
-        arch = space.fix(num_global_heads=g).sample(random.Random(0))
-        supernet.inherit(arch, level1.extract(arch).to(device))
+    genes = {gene: [max(c[gene]) for c in shared] for gene in DETAIL_GENES}
+    for k in range(max(len(c["num_global_heads"]) for c in shared)):
+        g = [c["num_global_heads"][min(k, len(c["num_global_heads"]) - 1)] for c in shared]
+        arch = mine.fix(num_global_heads=g, **genes).sample(random.Random(0))
+        supernet.inherit(arch, source.extract(arch).to(device))
 
 
 def _take(loader, n):

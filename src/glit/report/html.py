@@ -195,8 +195,11 @@ def render(run: RunData) -> str:
         parts.append(_img(plots.accuracy_vs_macs(run.candidates["level1"], run.candidates["level2"],
                                                  run.candidates["random"], run.pareto, run.budget_macs, finalists),
                           "search score against MACs", "No candidates to plot yet."))
+        whole = (run.config.get("search") or {}).get("level1_supernet") == "whole"
+        level1 = "trained over the whole space" if whole else "trained on the level-1 paths"
         parts.append("<p class='note'>Each search scores with its own supernet: level 1 with the level-1 "
-                     "supernet (only the global-head distribution varies, details fixed), level 2 with the level-2 "
+                     f"supernet ({level1}; the search varies only the global-head distribution, the details fixed "
+                     "at their level-1 values), level 2 with the level-2 "
                      "supernet around the winning distribution, and random search with a supernet over the whole "
                      "space (every gene free). Compare scores across searches with care. The Pareto front holds the "
                      "level-2 candidates that no other beats on both score and MACs.</p>")
