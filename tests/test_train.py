@@ -231,6 +231,14 @@ def test_output_folder_rules(tmp_path):
     assert not (tmp_path / "other").exists()
     assert (out / "checkpoint.pt").read_bytes() == first  # refused runs leave the folder alone
 
+    # A run written before a key existed (its config.yaml lacks it) continues: the key reads as its default.
+    config = out / "config.yaml"
+    config.write_text(re.sub(r"\n  level1_supernet: fixed\n", "\n", config.read_text()))
+    assert "level1_supernet" not in config.read_text()
+    done = run_glit(*args, "--out", out, "--resume")
+    assert done.returncode == 0, done.stderr
+    assert (out / "checkpoint.pt").read_bytes() == first  # finished: nothing recomputed
+
     (tmp_path / "empty").mkdir()
     done = run_glit(*args, "--out", tmp_path / "empty", "--resume")
     assert done.returncode == 0, done.stderr

@@ -2,7 +2,8 @@
 
 Keys are dotted paths into the dataclasses below, e.g. ``train.epochs=10`` or ``data.workers=0``. An unknown key is
 an error that lists the valid keys. ``glit ... --out DIR`` writes the resolved config to ``DIR/config.yaml``, and that
-file loads back with ``--config``.
+file loads back with ``--config``. A key added to glit later must default to the behaviour from before it existed:
+a stored config that lacks it reads as that default, so runs written by an older glit still continue.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import torch.distributed as td
 import yaml
 from torch import nn
 
-from glit.config import Config, OptimConfig
+from glit.config import Config, OptimConfig, apply
 from glit.errors import GlitError
 from glit.files import write_jsonl
 from glit.train.checkpoint import rng_state, save_checkpoint, set_rng_state
@@ -33,7 +33,9 @@ def prepare_out(out: Path, cfg: Config, resume: bool, dist: Dist, state: str = "
     """Check ``out`` against ``cfg`` and write ``config.yaml``. Returns the state file to resume from, if any."""
     config_file, ckpt_file = out / "config.yaml", out / state
     if config_file.exists():
-        old = yaml.safe_load(config_file.read_text()) or {}
+        # A key that the stored config lacks (one added to glit since) reads as its default, which keeps the
+        # behaviour from before the key existed: runs written by an older glit still continue.
+        old = apply(Config(), yaml.safe_load(config_file.read_text()) or {}, str(config_file)).to_dict()
         diff = _first_difference(old, cfg.to_dict())
         if diff:
             raise GlitError(f"{out}: holds a run with another config ({diff}); use another --out, or the same config")
