@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from glit import Arch, BlockGenes, Family, GlitError, SearchSpace
-from glit.presets import arch_preset
+from glit.presets import arch_preset, level1_genes
 from glit.space import GENES
 
 NAMES = ("demo", "cifar", "tiny")
@@ -190,6 +190,17 @@ def test_level1_fixes_the_detail_genes(name):
         SearchSpace.from_preset(name, 1, distribution=[0] * full.family.depth)
     with pytest.raises(GlitError, match="level"):
         SearchSpace.from_preset(name, 3)
+
+
+def test_a_space_includes_its_levels_but_not_the_other_way():
+    full, level1 = SearchSpace.from_preset("cifar", 2), SearchSpace.from_preset("cifar", 1)
+    around = SearchSpace.from_preset("cifar", 2, distribution=[3, 2, 1, 0, 1, 3])
+    assert full.includes(level1) and full.includes(around) and full.includes(full)
+    assert not level1.includes(full) and not around.includes(full) and not level1.includes(around)
+    assert level1 == full.fix(**level1_genes("cifar"))
+    assert full.includes(around.fix(mlp_ratio=2))
+    other_family = dataclasses.replace(level1, family=dataclasses.replace(level1.family, num_classes=100))
+    assert not full.includes(other_family)
 
 
 def test_level2_around_a_distribution_fixes_it():
