@@ -27,7 +27,7 @@ from glit import Arch, cost
 from glit.config import Config, apply
 from glit.data.build import eval_loader, load_data
 from glit.nn import Supernet
-from glit.presets import level1_genes
+from glit.presets import level1_part
 from glit.search.fitness import Batches, score
 from glit.space import SearchSpace
 from glit.train.checkpoint import load_checkpoint
@@ -95,7 +95,7 @@ def main() -> None:
         named = [(name, Arch.from_dict(r["arch"]), r["score"]) for name, r in picked]
         for text in args.distribution if level == 1 else ():
             g = [int(x) for x in text.split(",")]
-            member = space.fix(num_global_heads=g, **level1_genes(cfg.preset))  # a supernet over any space
+            member = level1_part(cfg.preset, space).fix(num_global_heads=g)  # a supernet over any space
             named.append((f"G={g}", member.sample(random.Random(0)), None))
         print(f"level {level}: {supernet_dir}; search split {cfg.data.search_size} images, unseen {args.images}")
         print(f"  {'candidate':<12} {'global heads':<22} {'MACs':>8} {'search':>7} {'unseen':>7}")

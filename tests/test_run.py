@@ -99,6 +99,7 @@ def test_report_is_self_contained_with_embedded_plots(finished):
     assert f"{summary['searched']['top1']:.2f}" in html
     verdict = "kept" if summary["search"]["level2_incumbent"]["kept"] else "replaced"
     assert f"Level 2 {verdict} the level-1 winner" in html
+    assert "level-1 supernet (trained on the level-1 paths;" in html  # the default, search.level1_supernet=fixed
 
 
 def test_a_second_run_recomputes_nothing(finished):
@@ -147,6 +148,7 @@ def test_a_whole_space_level1_supernet_is_searched_over_the_level1_space(tmp_pat
     assert len({tuple(b.num_global_heads for b in a.blocks) for a in archs}) > 1
     summary = json.loads((out / "summary.json").read_text())
     assert all(summary[name]["macs"] <= summary["budget_macs"] for name in ("searched", "random"))
+    assert "level-1 supernet (trained over the whole space;" in (out / "report.html").read_text()
 
 
 @pytest.mark.slow

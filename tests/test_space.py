@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from glit import Arch, BlockGenes, Family, GlitError, SearchSpace
-from glit.presets import arch_preset, level1_genes
+from glit.presets import arch_preset, level1_part
 from glit.space import GENES
 
 NAMES = ("demo", "cifar", "tiny")
@@ -197,7 +197,7 @@ def test_a_space_includes_its_levels_but_not_the_other_way():
     around = SearchSpace.from_preset("cifar", 2, distribution=[3, 2, 1, 0, 1, 3])
     assert full.includes(level1) and full.includes(around) and full.includes(full)
     assert not level1.includes(full) and not around.includes(full) and not level1.includes(around)
-    assert level1 == full.fix(**level1_genes("cifar"))
+    assert level1 == level1_part("cifar", full)
     assert full.includes(around.fix(mlp_ratio=2))
     other_family = dataclasses.replace(level1, family=dataclasses.replace(level1.family, num_classes=100))
     assert not full.includes(other_family)

@@ -137,7 +137,7 @@ def cmd_eval(args) -> None:
 
 
 def cmd_search(args) -> None:
-    from glit.presets import level1_genes, load_arch
+    from glit.presets import level1_part, load_arch
     from glit.recipes.search import search, search_config, supernet_checkpoint
     from glit.space import SearchSpace
 
@@ -147,8 +147,7 @@ def cmd_search(args) -> None:
     overrides = [f"search.{k}={v}" for k, v in flags.items() if v is not None] + args.set
     cfg = search_config(ckpt, file, overrides)
     incumbent = load_arch(args.incumbent) if args.incumbent else None
-    space = SearchSpace.from_dict(ckpt["space"], f"{file}: space").fix(**level1_genes(cfg.preset)) \
-        if args.level1 else None
+    space = level1_part(cfg.preset, SearchSpace.from_dict(ckpt["space"], f"{file}: space")) if args.level1 else None
     result = search(cfg, args.supernet, args.out, resume=args.resume, incumbent=incumbent, space=space)
     if _is_main():
         print(f"search: {result['scored']} candidates scored under {result['budget']}; best search-split top-1 "

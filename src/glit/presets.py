@@ -65,9 +65,9 @@ def _lookup(table: dict, name: str, what: str):
     return table[name]
 
 
-def level1_genes(name: str) -> dict:
-    """The detail genes that a preset's level 1 fixes, and their values: ``space.fix(**level1_genes(name))``."""
-    return dict(_lookup(SPACES, name, "space preset").level1)
+def level1_part(name: str, space: SearchSpace) -> SearchSpace:
+    """The level-1 members of ``space``: its detail genes fixed at preset ``name``'s level-1 values."""
+    return space.fix(**dict(_lookup(SPACES, name, "space preset").level1))
 
 
 def space_preset(name: str, level: int = 1, distribution: Arch | Sequence[int] | None = None) -> SearchSpace:
@@ -77,7 +77,7 @@ def space_preset(name: str, level: int = 1, distribution: Arch | Sequence[int] |
     if level == 1:
         if distribution is not None:
             raise GlitError("a level-1 space searches the distribution; do not pass one")
-        return full.fix(**level1_genes(name))
+        return level1_part(name, full)
     if level == 2:
         if distribution is None:
             return full

@@ -36,11 +36,11 @@ from glit.config import Config, updated
 from glit.cost import cost
 from glit.errors import GlitError
 from glit.files import write_json
-from glit.presets import deit, level1_genes
+from glit.presets import deit, level1_part
 from glit.recipes.search import make_budget, search
 from glit.recipes.train import train
 from glit.recipes.train_supernet import train_supernet
-from glit.space import Arch, SearchSpace
+from glit.space import Arch
 from glit.train.dist import barrier, init_distributed
 from glit.train.fit import prepare_out
 
@@ -62,11 +62,10 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     # 1-2: level 1, the distribution
     level1 = updated(cfg, {"level": 1, "distribution": None})
     whole_space = cfg.search.level1_supernet == "whole"
-    train_supernet(updated(cfg, {"level": 2, "distribution": None}) if whole_space else level1, out / "1-supernet",
-                   resume=True)
-    trained = SearchSpace.from_dict(json.loads((out / "1-supernet" / "space.json").read_text()))
+    trained = train_supernet(updated(cfg, {"level": 2, "distribution": None}) if whole_space else level1,
+                             out / "1-supernet", resume=True)["space"]
     level1_search = search(updated(level1, {"search.strategy": "evolution"}), out / "1-supernet", out / "2-search",
-                           resume=True, space=trained.fix(**level1_genes(cfg.preset)))
+                           resume=True, space=level1_part(cfg.preset, trained))
 
     # 3: the winning distribution
     winner = pick_distribution(cfg, out)

@@ -37,7 +37,7 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     if checkpoint is not None and checkpoint.get("kind") == "supernet" and checkpoint["epoch"] >= o.epochs:
         done = SearchSpace.from_dict(checkpoint["space"])
         if done.blocks == SearchSpace.from_preset(cfg.preset, cfg.level, cfg.distribution).blocks:
-            return {"out": str(out), "space_size": done.size(), "metrics": checkpoint["metrics"][-1]}  # finished
+            return {"out": str(out), "space": done, "metrics": checkpoint["metrics"][-1]}  # finished
 
     data = load_data(cfg)
     space = space_for(cfg, data.num_classes)
@@ -68,7 +68,7 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
                   evaluate_fn=score, num_classes=data.num_classes, masked_update=cfg.supernet.masked_update,
                   checkpoint=checkpoint, desc="supernet",
                   payload={"kind": "supernet", "space": space.to_dict(), "split": data.record})
-    return {"out": str(out), "space_size": space.size(), "metrics": history[-1] if history else {}}
+    return {"out": str(out), "space": space, "metrics": history[-1] if history else {}}
 
 
 def warm_start(supernet: Supernet, source: str) -> None:
