@@ -3,10 +3,10 @@
 from glit.cost import Cost, cost
 from glit.errors import GlitError
 from glit.space import Arch, BlockGenes, Family, SearchSpace
+from glit.version import __version__
 
-__version__ = "0.1.0"
-
-__all__ = ["Arch", "BlockGenes", "Cost", "Family", "GlitError", "SearchSpace", "Supernet", "build_model", "cost"]
+__all__ = ["__version__", "Arch", "BlockGenes", "Cost", "Family", "GlitError", "SearchSpace", "Supernet", "build_model",
+           "cost"]
 
 
 def __getattr__(name):

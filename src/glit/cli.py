@@ -173,6 +173,30 @@ def cmd_run(args) -> None:
         print(f"summary: {args.out}/summary.json; report: {args.out}/report.html")
 
 
+def cmd_truth(args) -> None:
+    from glit.config import load_config
+    from glit.recipes.truth import truth
+
+    cfg = load_config(args.preset, args.config, args.set)
+    cfg.data.source, cfg.data.root = ("folder", args.data) if args.data else (cfg.data.source, cfg.data.root)
+    if args.max_macs is not None:
+        cfg.search.max_macs = args.max_macs
+    result = truth(cfg, args.out, args.archs, _int_list(args.seeds, "--seeds"), args.jobs, args.threads)
+    if _is_main():
+        rows = result["rows"]
+        seeds = sorted({r["seed"] for r in rows})
+        per_seed = ", ".join(f"{sum(r['seed'] == s for r in rows)} on seed {s}" for s in seeds)
+        print(f"truth: {len(rows)} trainings in {args.out}/truth.jsonl ({per_seed}); "
+              f"score a supernet against it with: glit rank --supernet DIR --truth {args.out}/truth.jsonl")
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise GlitError(f"{flag}: expected comma-separated integers such as 0,1, got {text!r}") from None
+
+
 def _summary(what: str, metrics: dict, out) -> None:
     if _is_main() and metrics:
         top1 = f", search-split top-1 {metrics['top1']:.2f}%" if "top1" in metrics else ""
@@ -267,6 +291,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_flags(p, "retraining epochs (sets train.epochs)")
     p.add_argument("--max-macs", metavar="M", help="MACs budget (default: the DeiT-style architecture's MACs)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("truth", help="ground truth: train a stratified sample of architectures from scratch",
+                       description="Train a stratified sample of the preset's whole space under the budget from "
+                                   "scratch with the preset's retraining recipe, and record each test top-1 in "
+                                   "DIR/truth.jsonl, the ground truth for glit rank. Run it again to continue after "
+                                   "an interruption, or with more --archs or --seeds to extend the same file. Works "
+                                   "under torchrun (each rank trains its own models).")
+    p.add_argument("preset", help="run preset: demo, cifar, tiny, small or base")
+    p.add_argument("--data", metavar="DIR", help="an ImageFolder tree in place of the preset's data")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder: truth.jsonl, sample.json, runs/")
+    p.add_argument("--archs", type=int, default=24, help="train the first N architectures of the sample (default: "
+                                                         "24)")
+    p.add_argument("--seeds", default="0", metavar="S,S", help="training seeds, each for every architecture "
+                   "(default: 0); e.g. --archs 24 --seeds 0, then --archs 8 --seeds 1 for a noise ceiling")
+    p.add_argument("--max-macs", metavar="M", help="MACs budget of the sample (default: the DeiT-style MACs)")
+    p.add_argument("--jobs", type=int, help="worker processes (default: one per GPU; on CPU, one per core up to 2)")
+    p.add_argument("--threads", type=int, help="intra-op threads per worker (default: the cores / --jobs)")
+    p.add_argument("--config", metavar="FILE", help="a YAML config; keys as in DIR/config.yaml of any run")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set train.epochs=4 (repeatable)")
+    p.set_defaults(func=cmd_truth)
 
     p = sub.add_parser("train", help="train one architecture from scratch",
                        description="Train one architecture from scratch (retraining or a baseline) and evaluate "

@@ -12,17 +12,19 @@ from glit.nn import build_model
 from glit.recipes.common import arch_for_data, init_generator
 from glit.space import Arch
 from glit.train.checkpoint import load_checkpoint
-from glit.train.dist import init_distributed
+from glit.train.dist import Dist, init_distributed
 from glit.train.fit import fit, prepare_out
 from glit.train.loop import evaluate
 
 
-def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdout: bool = False) -> dict:
+def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdout: bool = False,
+          dist: Dist | None = None) -> dict:
     """Train ``arch`` from scratch on the whole training set and report top-1 on the test split. With ``holdout``
     (the hierarchy's optional short retraining of the top-k), train without the search split and report top-1 on
-    it instead: choices made during the search never see the test split."""
+    it instead: choices made during the search never see the test split. ``dist`` (default: the process group that
+    torchrun describes, or one process) lets ``glit truth`` train one model per process under torchrun."""
     out = Path(out)
-    dist = init_distributed(cfg.device)
+    dist = dist or init_distributed(cfg.device)
     resume_from = prepare_out(out, cfg, resume, dist)
     checkpoint = load_checkpoint(resume_from) if resume_from else None
     o = cfg.train
