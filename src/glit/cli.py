@@ -190,6 +190,14 @@ def cmd_truth(args) -> None:
               f"score a supernet against it with: glit rank --supernet DIR --truth {args.out}/truth.jsonl")
 
 
+def cmd_rank(args) -> None:
+    from glit.recipes.rank import format_rank, rank
+
+    result = rank(args.supernet, args.truth, args.data, args.set, level1=args.level1)
+    if _is_main():
+        print(json.dumps(result) if args.json else format_rank(result))
+
+
 def _int_list(text: str, flag: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
@@ -312,6 +320,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set train.epochs=4 (repeatable)")
     p.set_defaults(func=cmd_truth)
+
+    p = sub.add_parser("rank", help="how well a supernet ranks the architectures of a ground truth",
+                       description="Score every architecture of a glit truth file that the supernet's space holds, "
+                                   "exactly as the search scores a candidate, and print Kendall tau, Spearman rho, "
+                                   "precision at 5 and regret against the mean test top-1 over seeds, with the "
+                                   "noise ceiling (Kendall tau between two training seeds).")
+    p.add_argument("--supernet", required=True, metavar="DIR|FILE", help="a glit train-supernet output folder or "
+                                                                         "its checkpoint.pt")
+    p.add_argument("--truth", required=True, metavar="FILE", help="a truth.jsonl written by glit truth")
+    p.add_argument("--level1", action="store_true", help="rank only the level-1 members of the supernet's space, as "
+                                                         "the level-1 search scores them")
+    p.add_argument("--data", metavar="DIR", help="the supernet's ImageFolder tree, if it has moved")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set search.bn_batches=8 (repeatable)")
+    p.add_argument("--json", action="store_true", help="print one JSON object: n, kendall_tau, spearman_rho, "
+                                                       "precision_at_5, regret, noise_ceiling_tau, pairs, ...")
+    p.set_defaults(func=cmd_rank)
 
     p = sub.add_parser("train", help="train one architecture from scratch",
                        description="Train one architecture from scratch (retraining or a baseline) and evaluate "

@@ -13,6 +13,7 @@ are ``unused`` (never trained or searched on: ``bench/supernet_ranking.py`` scor
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from dataclasses import dataclass
 
@@ -67,6 +68,14 @@ def load_data(cfg: Config) -> Data:
     }
     return Data(train.subset(fit_idx), train.subset(search_idx), train.subset(sorted(order)), test,
                 train.subset(rest), record)
+
+
+def fingerprint(record: dict) -> str:
+    """A short digest of the data a model was trained on that does not depend on where the tree lies: the source, the
+    classes, the number of training and test images, and the training subset. ``glit truth`` records it, and
+    ``glit rank`` checks that a supernet saw the same data."""
+    keys = ("source", "classes", "train_images", "test_size", "train_subset", "split_seed")
+    return hashlib.sha256(json.dumps({k: record.get(k) for k in keys}, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def train_loader(cfg: Config, source: Source, img_size: int, batch_size: int, rank: int = 0, world: int = 1):

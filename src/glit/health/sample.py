@@ -56,14 +56,14 @@ def global_band(arch: Arch) -> str:
 
 def stratified_sample(whole: SearchSpace, level1: SearchSpace, anchors: Sequence[Member],
                       budget: Callable[[Arch], bool], macs: Callable[[Arch], float], n: int,
-                      seed: int = 0) -> list[Member]:
+                      seed: int = 0, max_tries: int = MAX_TRIES) -> list[Member]:
     """The first ``n`` members: the ``anchors`` that meet the budget, then the cycle of cells (module docstring).
 
     A cell with no member under the budget (a tight ``--max-macs`` can empty the ``many`` band) falls back to its
     kind alone, and the stratum says so (``whole/any``)."""
     members = [m for m in anchors if budget(m.arch)][:n]
     taken = {m.arch for m in members}
-    cut = _lighter_cut(whole, budget, macs, seed)
+    cut = _lighter_cut(whole, budget, macs, seed, max_tries)
     i = 0
     while len(members) < n:
         kind, band, weight = CYCLE[i % len(CYCLE)]
@@ -74,12 +74,12 @@ def stratified_sample(whole: SearchSpace, level1: SearchSpace, anchors: Sequence
             return (global_band(arch) == band
                     and (weight is None or (macs(arch) < cut) == (weight == "lighter")))
 
-        arch = _draw(space, rng, lambda a: a not in taken and budget(a) and fits(a))
+        arch = _draw(space, rng, lambda a: a not in taken and budget(a) and fits(a), max_tries)
         stratum = "/".join(x for x in (kind, band, weight) if x)
         if arch is None:
-            arch, stratum = _draw(space, rng, lambda a: a not in taken and budget(a)), f"{kind}/any"
+            arch, stratum = _draw(space, rng, lambda a: a not in taken and budget(a), max_tries), f"{kind}/any"
         if arch is None:
-            raise GlitError(f"truth: no new {kind} member under the budget in {MAX_TRIES} draws "
+            raise GlitError(f"truth: no new {kind} member under the budget in {max_tries} draws "
                             f"({len(members)} found); lower --archs or raise the budget")
         members.append(Member(arch, stratum))
         taken.add(arch)
@@ -88,23 +88,23 @@ def stratified_sample(whole: SearchSpace, level1: SearchSpace, anchors: Sequence
 
 
 def _lighter_cut(space: SearchSpace, budget: Callable[[Arch], bool], macs: Callable[[Arch], float],
-                 seed: int) -> float:
+                 seed: int, max_tries: int) -> float:
     """The 25th percentile of the MACs of uniform draws from ``space`` under the budget."""
     rng = random.Random(f"truth-quartile:{seed}")
     values = []
-    for _ in range(MAX_TRIES):
+    for _ in range(max_tries):
         if len(values) >= QUANTILE_DRAWS:
             break
         arch = space.sample(rng)
         if budget(arch):
             values.append(macs(arch))
     if not values:
-        raise GlitError(f"truth: no member of the space under the budget in {MAX_TRIES} draws; raise the budget")
+        raise GlitError(f"truth: no member of the space under the budget in {max_tries} draws; raise the budget")
     return sorted(values)[len(values) // 4]
 
 
-def _draw(space: SearchSpace, rng: random.Random, accept: Callable[[Arch], bool]) -> Arch | None:
-    for _ in range(MAX_TRIES):
+def _draw(space: SearchSpace, rng: random.Random, accept: Callable[[Arch], bool], max_tries: int) -> Arch | None:
+    for _ in range(max_tries):
         arch = space.sample(rng)
         if accept(arch):
             return arch

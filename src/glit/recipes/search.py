@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from glit.config import Config, apply
 from glit.cost import cost
-from glit.data.build import eval_loader, load_data
+from glit.data.build import Data, eval_loader, load_data
 from glit.errors import GlitError
 from glit.files import write_json, write_jsonl
 from glit.nn import Supernet
@@ -34,7 +34,7 @@ from glit.search.fitness import Batches, SupernetFitness
 from glit.search.strategy import Candidate, EvolutionConfig, SearchState, evolve, random_generations, random_search
 from glit.space import Arch, SearchSpace
 from glit.train.checkpoint import load_checkpoint
-from glit.train.dist import init_distributed
+from glit.train.dist import Dist, init_distributed
 from glit.train.fit import prepare_out
 
 STATE = "search_state.json"
@@ -59,6 +59,24 @@ def search_config(ckpt: dict, file: Path, overrides: list[str] = ()) -> Config:
     for assignment in overrides:
         set_value(cfg, assignment)
     return cfg
+
+
+def supernet_fitness(cfg: Config, ckpt: dict, file: Path, data: Data, dist: Dist) -> SupernetFitness:
+    """How the search scores a candidate of the supernet in ``ckpt``: inherited weights, BatchNorm recalibrated on
+    ``search.bn_batches`` training batches, top-1 on the search split. The data must be the supernet's own."""
+    trained = SearchSpace.from_dict(ckpt["space"], f"{file}: space")
+    recorded = ckpt.get("split", {}).get("search_indices_sha256")
+    if recorded and recorded != data.record["search_indices_sha256"]:
+        raise GlitError(f"{file}: the supernet was trained with another search split; search with its data and "
+                        "data.split_seed, data.search_size and data.train_subset")
+    if trained.family.num_classes != data.num_classes:
+        raise GlitError(f"{file}: the supernet has {trained.family.num_classes} classes, the data {data.num_classes}")
+    model = Supernet(trained).to(dist.device)
+    model.load_state_dict(ckpt["model"])
+    s, img = cfg.search, trained.family.img_size
+    calib = Batches(eval_loader(cfg, data.fit, img, s.batch_size), s.bn_batches, dist.device)
+    held = Batches(eval_loader(cfg, data.search, img, s.batch_size), None, dist.device)
+    return SupernetFitness(model, calib, held, dist, cfg.supernet.optim.amp)
 
 
 def make_budget(cfg: Config, space: SearchSpace) -> Budget:
@@ -99,21 +117,7 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
     if state is not None and state.generation >= generations:
         return _summary(choose(state, incumbent, cfg), budget)  # a finished search: nothing to load or score
 
-    data = load_data(cfg)
-    recorded = ckpt.get("split", {}).get("search_indices_sha256")
-    if recorded and recorded != data.record["search_indices_sha256"]:
-        raise GlitError(f"{file}: the supernet was trained with another search split; search with its data and "
-                        "data.split_seed, data.search_size and data.train_subset")
-    if space.family.num_classes != data.num_classes:
-        raise GlitError(f"{file}: the supernet has {space.family.num_classes} classes, the data {data.num_classes}")
-
-    model = Supernet(trained).to(dist.device)
-    model.load_state_dict(ckpt["model"])
-    img = space.family.img_size
-    calib = Batches(eval_loader(cfg, data.fit, img, s.batch_size), s.bn_batches, dist.device)
-    held = Batches(eval_loader(cfg, data.search, img, s.batch_size), None, dist.device)
-    fitness = SupernetFitness(model, calib, held, dist, cfg.supernet.optim.amp)
-
+    fitness = supernet_fitness(cfg, ckpt, file, load_data(cfg), dist)
     rng = random.Random(f"search:{cfg.seed}")
     evo = EvolutionConfig(s.population, s.generations, s.parents, s.mutations, s.crossovers, s.mutate_prob,
                           s.max_tries)

@@ -27,7 +27,6 @@ import contextlib
 import dataclasses
 import datetime
 import fcntl
-import hashlib
 import json
 import multiprocessing
 import os
@@ -42,9 +41,10 @@ from tqdm import tqdm
 
 from glit.config import Config, updated
 from glit.cost import cost
-from glit.data.build import load_data
+from glit.data.build import fingerprint, load_data
 from glit.errors import GlitError
 from glit.files import write_json, write_jsonl
+from glit.health.metrics import read_truth
 from glit.health.sample import Member, stratified_sample
 from glit.presets import deit, level1_part
 from glit.recipes.common import arch_for_data
@@ -81,19 +81,23 @@ def truth(cfg: Config, out: str | Path, archs: int, seeds: Sequence[int], jobs: 
     if jobs is not None and jobs < 1 or threads is not None and threads < 1:
         raise GlitError("--jobs and --threads must be at least 1")
     data = load_data(updated(cfg, {"data.cache": "no"}))  # lists the tree (classes, splits); no decoding
-    members = sample(cfg, data.num_classes, archs)
+    recorded = json.loads((out / "sample.json").read_text())["members"] if (out / "sample.json").exists() else []
+    members = sample(cfg, data.num_classes, max(archs, len(recorded)))
+    if any(row["arch"] != m.arch.to_dict() for row, m in zip(recorded, members)):
+        raise GlitError(f"{out / 'sample.json'}: holds another sample (drawn by another glit, or for other data); "
+                        "use another --out")
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
         _join_ranks()
     prepare_out(out, cfg, resume=True, dist=Dist(rank=rank, world=world), state=TRUTH)
     (out / "runs").mkdir(exist_ok=True)
-    fingerprint = data_fingerprint(data.record)
+    data_id = fingerprint(data.record)
     if rank == 0:
-        write_json(out / "sample.json", {"preset": cfg.preset, "budget": make_budget(cfg, _whole(cfg, data.num_classes))
-                                         .describe(), "data": fingerprint, "members": [_member_row(i, m) for i, m in
-                                                                                        enumerate(members)]})
-    todo = [Job(i, s, m) for s in seeds for i, m in enumerate(members)]
-    context = {"preset": cfg.preset, "data": fingerprint}
+        budget = make_budget(cfg, _whole(cfg, data.num_classes)).describe()
+        write_json(out / "sample.json", {"preset": cfg.preset, "budget": budget, "data": data_id,
+                                         "members": [_member_row(i, m) for i, m in enumerate(members)]})
+    todo = [Job(i, s, m) for s in seeds for i, m in enumerate(members[:archs])]
+    context = {"preset": cfg.preset, "data": data_id}
     if world > 1:  # torchrun: this rank is one worker on its own device
         local = int(os.environ.get("LOCAL_RANK", "0"))
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
@@ -120,14 +124,6 @@ def sample(cfg: Config, num_classes: int, archs: int) -> list[Member]:
     anchors = [Member(deit(whole.family), "deit"), Member(all_local, "all-local")]
     return stratified_sample(whole, level1, anchors, budget, lambda a: cost(a, budget.convention).macs, archs,
                              SAMPLE_SEED)
-
-
-def data_fingerprint(record: dict) -> str:
-    """What the trained models saw, in a short digest that does not depend on where the tree lies: the classes, the
-    number of training and test images, and the training subset."""
-    keys = ("source", "classes", "train_images", "test_size", "train_subset", "split_seed")
-    text = json.dumps({k: record.get(k) for k in keys}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def work(cfg: Config, out: Path, todo: list[Job], context: dict, device: torch.device, threads: int) -> None:
@@ -165,32 +161,13 @@ def collect(out: Path) -> list[dict]:
     Under a lock, so that workers finishing together do not drop each other's rows."""
     with open(out / ".truth.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        rows = {_row_key(r): r for r in read_rows(out / TRUTH)}
+        rows = {_row_key(r): r for r in read_truth(out / TRUTH)}
         for file in sorted((out / "runs").glob("*/row.json")):
             row = json.loads(file.read_text())
             rows.setdefault(_row_key(row), row)
         ordered = sorted(rows.values(), key=lambda r: (r["seed"], r.get("index", 0), json.dumps(r["arch"])))
         write_jsonl(out / TRUTH, ordered)
     return ordered
-
-
-def read_rows(path: Path) -> list[dict]:
-    """The rows of a ``truth.jsonl``; a malformed line is an error that names the file and the line."""
-    if not path.exists():
-        return []
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise GlitError(f"{path}: line {n}: malformed JSON ({err.msg})") from None
-        missing = [k for k in ("arch", "seed", "top1") if not isinstance(row, dict) or k not in row]
-        if missing:
-            raise GlitError(f"{path}: line {n}: missing key {missing[0]!r}")
-        rows.append(row)
-    return rows
 
 
 def default_jobs(device: str) -> int:
@@ -277,7 +254,7 @@ def _claim(path: Path):
 def _done(out: Path, job: Job) -> bool:
     if (out / "runs" / job.name / "row.json").exists():
         return True
-    return _key(job) in {_row_key(r) for r in read_rows(out / TRUTH)}
+    return _key(job) in {_row_key(r) for r in read_truth(out / TRUTH)}
 
 
 def _key(job: Job) -> tuple:

@@ -1,0 +1,114 @@
+"""How well a supernet ranks architectures against ground truth: the figures ``glit rank`` prints. No torch.
+
+- **Kendall tau-b and Spearman rho** between the supernet's scores and the mean ground-truth top-1 over seeds
+  (scipy's ``kendalltau`` and ``spearmanr``; both handle ties).
+- **Precision at k**: the share of the true top k that the supernet also puts in its top k.
+- **Regret**: the true top-1 of the supernet's favourite minus the true best (0 is perfect; it is never positive).
+- **Noise ceiling**: Kendall tau between the seed-0 and seed-1 top-1 of the architectures trained with both seeds,
+  over the whole truth file. Two retrainings of the same architectures agree only this well, so a supernet ranking
+  near it is as good as retraining noise lets anyone measure.
+
+Ties in the supernet's score (a 1,000-image search split scores in steps of 0.1 points) are broken by the order of
+the truth file, for precision and regret alike. A figure that needs more architectures than there are is ``None``
+(tau and rho need 3, precision at k needs more than k).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from scipy import stats
+
+from glit.errors import GlitError
+from glit.space import Arch
+
+
+@dataclass
+class Truth:
+    """One architecture of a truth file and its test top-1 per seed."""
+
+    arch: Arch
+    top1: dict[int, float]
+
+    @property
+    def mean(self) -> float:
+        return sum(self.top1.values()) / len(self.top1)
+
+
+def read_truth(path: str | Path) -> list[dict]:
+    """The rows of a ``truth.jsonl`` (empty when the file does not exist); a malformed line is an error that names
+    the file and the line."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise GlitError(f"{path}: line {n}: malformed JSON ({err.msg})") from None
+        missing = [k for k in ("arch", "seed", "top1") if not isinstance(row, dict) or k not in row]
+        if missing:
+            raise GlitError(f"{path}: line {n}: missing key {missing[0]!r}")
+        rows.append(row)
+    return rows
+
+
+def group(rows: Sequence[dict], where: str = "truth") -> list[Truth]:
+    """Rows of a ``truth.jsonl`` (one per architecture and seed) -> one ``Truth`` per architecture, in file order.
+    A seed that appears twice for one architecture is an error."""
+    by_arch: dict[Arch, Truth] = {}
+    for n, row in enumerate(rows, 1):
+        arch = Arch.from_dict(row["arch"], f"{where}: line {n}: arch")
+        top1, seed = row["top1"], row["seed"]
+        if not isinstance(top1, (int, float)) or isinstance(top1, bool) or not math.isfinite(top1):
+            raise GlitError(f"{where}: line {n}: top1 must be a number, got {top1!r}")
+        entry = by_arch.setdefault(arch, Truth(arch, {}))
+        if seed in entry.top1:
+            raise GlitError(f"{where}: line {n}: seed {seed} appears twice for one architecture")
+        entry.top1[seed] = float(top1)
+    return list(by_arch.values())
+
+
+def rank_metrics(scores: Sequence[float], truth: Sequence[float], k: int = 5) -> dict:
+    """Kendall tau, Spearman rho, precision at ``k`` and regret of ``scores`` against ``truth`` (same order)."""
+    n = len(scores)
+    if n != len(truth):
+        raise ValueError("scores and truth differ in length")
+    out = {"n": n, "kendall_tau": None, "kendall_p": None, "spearman_rho": None, f"precision_at_{k}": None,
+           "regret": None}
+    if n == 0:
+        return out
+    if n >= 3:
+        tau = stats.kendalltau(scores, truth)
+        rho = stats.spearmanr(scores, truth)
+        out.update(kendall_tau=_finite(tau.statistic), kendall_p=_finite(tau.pvalue),
+                   spearman_rho=_finite(rho.statistic))
+    by_score, by_truth = _order(scores), _order(truth)
+    if n > k:
+        out[f"precision_at_{k}"] = len(set(by_score[:k]) & set(by_truth[:k])) / k
+    out["regret"] = truth[by_score[0]] - max(truth)
+    return out
+
+
+def noise_ceiling(truths: Sequence[Truth], seeds: tuple[int, int] = (0, 1)) -> dict:
+    """Kendall tau between the top-1 of two seeds over the architectures trained with both."""
+    a, b = seeds
+    both = [t for t in truths if a in t.top1 and b in t.top1]
+    tau = stats.kendalltau([t.top1[a] for t in both], [t.top1[b] for t in both]).statistic if len(both) >= 3 else None
+    return {"noise_ceiling_tau": _finite(tau), "noise_ceiling_n": len(both), "noise_ceiling_seeds": list(seeds)}
+
+
+def _order(values: Sequence[float]) -> list[int]:
+    """Indices, best first; ties keep their order."""
+    return sorted(range(len(values)), key=lambda i: -values[i])
+
+
+def _finite(x) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
