@@ -3,6 +3,7 @@ SIGKILL, the budget, and a changed config."""
 
 import base64
 import json
+import random
 import re
 
 import pytest
@@ -133,12 +134,31 @@ def test_bad_level1_supernet_is_an_error_before_anything_is_written(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_a_whole_space_level1_supernet_is_searched_over_the_level1_space(tmp_path):
-    """``search.level1_supernet=whole``: the level-1 supernet trains on the whole space, the level-1 search still
-    varies only the distribution (detail genes at their level-1 values), and the run goes on to the end."""
-    out = tmp_path / "run"
+def demo_truth(path, n_level1=4, n_whole=5):
+    """A hand-made truth file of level-1 and whole-space demo members (made-up top-1s)."""
+    whole, level1 = SearchSpace.from_preset("demo", 2), SearchSpace.from_preset("demo", 1)
+    archs = list(dict.fromkeys([level1.sample(random.Random(i)) for i in range(n_level1)]
+                               + [whole.sample(random.Random(10 + i)) for i in range(n_whole)]))
+    path.write_text("".join(json.dumps({"arch": a.to_dict(), "seed": 0, "top1": 50.0 + i}) + "\n"
+                            for i, a in enumerate(archs)))
+    return path, archs
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory):
+    """A run with search.level1_supernet=whole, whose folder holds a truth.jsonl from the start."""
+    out = tmp_path_factory.mktemp("whole") / "run"
+    out.mkdir()
+    _, archs = demo_truth(out / "truth.jsonl")
     proc = run_glit("run", "demo", "--out", out, *TINY_RUN, "--set", "search.level1_supernet=whole", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc, archs
+
+
+def test_a_whole_space_level1_supernet_is_searched_over_the_level1_space(whole_run):
+    """``search.level1_supernet=whole``: the level-1 supernet trains on the whole space, the level-1 search still
+    varies only the distribution (detail genes at their level-1 values), and the run goes on to the end."""
+    out, _, _ = whole_run
     trained = SearchSpace.from_dict(json.loads((out / "1-supernet" / "space.json").read_text()))
     assert trained == SearchSpace.from_preset("demo", 2)
     level1 = SearchSpace.from_preset("demo", 1)
@@ -149,6 +169,35 @@ def test_a_whole_space_level1_supernet_is_searched_over_the_level1_space(tmp_pat
     summary = json.loads((out / "summary.json").read_text())
     assert all(summary[name]["macs"] <= summary["budget_macs"] for name in ("searched", "random"))
     assert "level-1 supernet (trained over the whole space;" in (out / "report.html").read_text()
+
+
+def test_a_run_reports_supernet_health_against_a_truth_file(whole_run, tmp_path):
+    out, proc, archs = whole_run
+    health = json.loads((out / "summary.json").read_text())["health"]["supernets"]
+    level1 = SearchSpace.from_preset("demo", 1)
+    level2 = SearchSpace.from_dict(json.loads((out / "4-supernet" / "space.json").read_text()))
+    assert health["level1"]["n"] == sum(level1.contains(a) for a in archs)  # the level-1 part, as searched
+    assert health["random"]["n"] == len(archs) and health["random"]["skipped"] == 0
+    inside = sum(level2.contains(a) for a in archs)
+    assert health["level2"]["n"] == inside and (inside > 0 or "none of its" in health["level2"]["error"])
+    ranked = run_glit("rank", "--supernet", out / "6-random" / "supernet", "--truth", out / "truth.jsonl", "--json")
+    assert ranked.returncode == 0, ranked.stderr[-3000:]
+    cached = json.loads((out / "health.json").read_text())["supernets"]["random"]
+    assert cached["pairs"] == json.loads(ranked.stdout)["pairs"]  # scored as glit rank scores
+    assert health["random"]["kendall_tau"] == json.loads(ranked.stdout)["kendall_tau"]
+    assert "supernet health against" in proc.stdout
+    assert "Supernet health" in (out / "report.html").read_text()
+
+    # A finished run takes another truth file later (--set run.truth), and a missing one is an error.
+    other, archs = demo_truth(tmp_path / "other.jsonl", n_level1=6, n_whole=0)
+    again = run_glit("run", "demo", "--out", out, *TINY_RUN, "--set", "search.level1_supernet=whole",
+                     "--set", f"run.truth={other}", timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    health = json.loads((out / "summary.json").read_text())["health"]
+    assert health["truth"] == str(other) and health["supernets"]["random"]["n"] == len(archs)
+    missing = run_glit("run", "demo", "--out", out, *TINY_RUN, "--set", "search.level1_supernet=whole",
+                       "--set", f"run.truth={tmp_path / 'none.jsonl'}")
+    assert_one_line_error(missing, "run.truth", "none.jsonl")
 
 
 @pytest.mark.slow

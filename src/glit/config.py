@@ -113,6 +113,15 @@ class SearchConfig:
 
 
 @dataclass
+class RunConfig:
+    """``glit run`` only: what the pipeline reports besides its own results."""
+
+    # a glit truth file (truth.jsonl) for the same preset and data: the summary and the report give each supernet's
+    # Kendall tau and regret against it; None: DIR/truth.jsonl when the run folder holds one
+    truth: str | None = None
+
+
+@dataclass
 class Config:
     preset: str = "demo"  # the space preset: model family and candidate sets
     seed: int = 0
@@ -124,6 +133,7 @@ class Config:
     train: OptimConfig = field(default_factory=OptimConfig)  # retraining / baselines
     supernet: SupernetConfig = field(default_factory=SupernetConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -10,25 +10,30 @@ are counted as skipped, never scored.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from tqdm import tqdm
 
-from glit.data.build import fingerprint, load_data
+from glit.config import Config
+from glit.data.build import Data, fingerprint, load_data
 from glit.errors import GlitError
+from glit.files import write_json
 from glit.health.metrics import group, noise_ceiling, rank_metrics, read_truth
 from glit.presets import level1_part
 from glit.recipes.search import search_config, supernet_checkpoint, supernet_fitness
 from glit.space import SearchSpace
-from glit.train.dist import init_distributed
+from glit.train.dist import Dist, init_distributed
 
 CHUNK = 8  # architectures per progress-bar step (and per spread over ranks under torchrun)
 
 
 def rank(supernet: str | Path, truth_file: str | Path, data_dir: str | None = None, overrides: list[str] = (),
-         level1: bool = False, progress: bool = True) -> dict:
+         level1: bool = False, progress: bool = True, data: Data | None = None) -> dict:
     """The rank figures of the supernet in ``supernet`` (a folder or checkpoint) against ``truth_file``, with the
-    pairs it scored: ``{"arch", "score", "truth_top1", "seeds"}``, in the file's order."""
+    pairs it scored: ``{"arch", "score", "truth_top1", "seeds"}``, in the file's order. ``data``: the supernet's
+    data, already loaded (default: load it from the supernet's config)."""
     ckpt, file = supernet_checkpoint(supernet)
     cfg = search_config(ckpt, file, overrides)
     if data_dir:
@@ -45,7 +50,7 @@ def rank(supernet: str | Path, truth_file: str | Path, data_dir: str | None = No
                         f"{' (level-1 part)' if level1 else ''}; was it measured for another preset or data?")
 
     dist = init_distributed(cfg.device)
-    data = load_data(cfg)
+    data = data or load_data(cfg)
     measured_on = {r["data"] for r in rows if "data" in r}
     if measured_on and measured_on != {fingerprint(data.record)}:
         raise GlitError(f"{truth_file}: measured on other data than the supernet's (data fingerprint "
@@ -63,6 +68,50 @@ def rank(supernet: str | Path, truth_file: str | Path, data_dir: str | None = No
             "truth": str(truth_file), "level1": level1,
             "pairs": [{"arch": t.arch.to_dict(), "score": s, "truth_top1": t.mean, "seeds": sorted(t.top1)}
                       for t, s in zip(held, scores)]}
+
+
+HEALTH = (("level1", "1-supernet", True), ("level2", "4-supernet", False), ("random", "6-random/supernet", False))
+HEALTH_KEYS = ("n", "skipped", "kendall_tau", "spearman_rho", "precision_at_5", "regret", "noise_ceiling_tau",
+               "noise_ceiling_n")
+
+
+def supernet_health(run_dir: Path, truth_file: Path, cfg: Config, dist: Dist) -> dict:
+    """Each supernet of a ``glit run`` folder ranked against ``truth_file`` as its search used it: the level-1
+    supernet on its level-1 part, the level-2 and whole-space ones on their spaces. Written, pairs included, to
+    ``run_dir/health.json``, and reused while the truth file is unchanged. A supernet that cannot be ranked (no
+    architecture of the file in its space, other data) gets ``n`` 0 and the reason, and the run goes on."""
+    digest = hashlib.sha256(truth_file.read_bytes()).hexdigest()
+    cache = run_dir / "health.json"
+    old = json.loads(cache.read_text()) if cache.exists() else {}
+    supernets = old.get("supernets", {}) if old.get("truth_sha256") == digest else {}
+    todo = [h for h in HEALTH if h[0] not in supernets]
+    data = load_data(cfg) if todo else None  # decoded once for the three supernets (they share the run's data)
+    for name, folder, level1 in todo:
+        try:
+            supernets[name] = rank(run_dir / folder, truth_file, level1=level1, progress=False, data=data)
+        except GlitError as err:
+            supernets[name] = {"n": 0, "error": str(err)}
+    supernets = {name: supernets[name] for name, _, _ in HEALTH}
+    if dist.main and todo:
+        write_json(cache, {"truth": str(truth_file), "truth_sha256": digest, "supernets": supernets})
+    return {"truth": str(truth_file), "supernets": {name: {k: r[k] for k in (*HEALTH_KEYS, "error") if k in r}
+                                                    for name, r in supernets.items()}}
+
+
+def health_lines(health: dict) -> list[str]:
+    """One line per supernet, for the table that ``glit run`` prints."""
+    lines = [f"supernet health against {health['truth']}:"]
+    names = {"level1": "level-1 supernet (level-1 part)", "level2": "level-2 supernet", "random": "whole-space "
+             "supernet (random search)"}
+    for name, r in health["supernets"].items():
+        if not r.get("n"):
+            lines.append(f"  {names[name]:<36} not ranked: {r.get('error', 'no architecture of the file')}")
+            continue
+        tau = "-" if r["kendall_tau"] is None else f"{r['kendall_tau']:.2f}"
+        ceiling = "-" if r.get("noise_ceiling_tau") is None else f"{r['noise_ceiling_tau']:.2f}"
+        lines.append(f"  {names[name]:<36} Kendall tau {tau:>5} over {r['n']} architectures, regret "
+                     f"{r['regret']:+.2f} points (noise ceiling {ceiling})")
+    return lines
 
 
 def format_rank(result: dict) -> str:

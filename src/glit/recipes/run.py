@@ -37,6 +37,7 @@ from glit.cost import cost
 from glit.errors import GlitError
 from glit.files import write_json
 from glit.presets import deit, level1_part
+from glit.recipes.rank import health_lines, supernet_health
 from glit.recipes.search import make_budget, search
 from glit.recipes.train import train
 from glit.recipes.train_supernet import train_supernet
@@ -53,6 +54,9 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
         raise GlitError(f"search.level2_epochs must be at least 1 (or null), got {cfg.search.level2_epochs}")
     if cfg.search.level1_supernet not in ("fixed", "whole"):
         raise GlitError(f"search.level1_supernet must be fixed or whole, got {cfg.search.level1_supernet!r}")
+    truth_file = Path(cfg.run.truth) if cfg.run.truth else out / "truth.jsonl"
+    if cfg.run.truth and not truth_file.is_file():
+        raise GlitError(f"run.truth: {truth_file}: no such file (a truth.jsonl written by glit truth)")
     dist = init_distributed(cfg.device)
     prepare_out(out, cfg, resume=True, dist=dist, state="summary.json")
     if dist.main and not (out / "run.json").exists():
@@ -103,6 +107,8 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
         summary[name] = {"arch": archs[name].to_dict(), "params": c.params, "macs": c.macs,
                          "top1": results[name]["top1"], "train_seconds": results[name]["train_seconds"],
                          "search_score": scores[name]}
+    if truth_file.is_file():  # supernet health: how well each supernet ranks a ground truth
+        summary["health"] = supernet_health(out, truth_file, cfg, dist)
     if dist.main:
         write_json(out / "summary.json", summary)
         from glit.report import write_report
@@ -150,3 +156,5 @@ def print_table(summary: dict) -> None:
         from glit.report.html import incumbent_text
 
         print(incumbent_text(incumbent))
+    if summary.get("health"):
+        print("\n".join(health_lines(summary["health"])))

@@ -204,6 +204,8 @@ def render(run: RunData) -> str:
                      "space (every gene free). Compare scores across searches with care. The Pareto front holds the "
                      "level-2 candidates that no other beats on both score and MACs.</p>")
     parts.append(generation_table(stats))
+    if run.summary and isinstance(run.summary.get("health"), dict):
+        parts.append(health_table(run.summary["health"]))
     parts.append("</section>")
 
     # -- training
@@ -386,6 +388,37 @@ def generation_table(stats: dict[str, list[dict]]) -> str:
         body.append("<tr>" + "".join(cells) + "</tr>")
     return ("<h3>Per generation <span class='muted'>(search-split top-1, %)</span></h3><div class='scroll'>"
             f"<table class='gens'><thead>{head}</thead><tbody>{''.join(body)}</tbody></table></div>")
+
+
+def health_table(health: dict) -> str:
+    """How well each supernet ranks a ground truth (``glit truth``), next to the search it drove."""
+    names = {"level1": ("Level-1 supernet", "level-1 search (its level-1 members)"),
+             "level2": ("Level-2 supernet", "level-2 search"),
+             "random": ("Whole-space supernet", "random search")}
+    rows = []
+    ceiling = None
+    for name, r in (health.get("supernets") or {}).items():
+        label, drove = names.get(name, (name, "?"))
+        if not isinstance(r, dict):
+            continue
+        ceiling = r.get("noise_ceiling_tau") if finite(r.get("noise_ceiling_tau")) else ceiling
+        if not r.get("n"):
+            rows.append([escape(label), escape(drove), "0", f"<span class='muted'>{escape(r.get('error', ''))}</span>",
+                         "", "", "", ""])
+            continue
+        rows.append([escape(label), escape(drove), str(r["n"]),
+                     *(escape(f"{r[k]:.2f}") if finite(r.get(k)) else "—" for k in ("kendall_tau", "spearman_rho")),
+                     escape(f"{r['precision_at_5']:.1f}") if finite(r.get("precision_at_5")) else "—",
+                     escape(f"{r['regret']:+.2f}") if finite(r.get("regret")) else "—",
+                     str(r.get("skipped", "—"))])
+    note = (f"Noise ceiling: Kendall τ {ceiling:.2f} between two training seeds of the same architectures, what a "
+            "perfect supernet could reach given retraining noise. " if finite(ceiling) else "")
+    return ("<h3>Supernet health</h3>" + table(["Supernet", "Drove", "Ranked", "Kendall τ", "Spearman ρ",
+                                                "Precision at 5", "Regret (points)", "Skipped"], rows)
+            + f"<p class='note'>Each supernet scores the architectures of {escape(str(health.get('truth')))} "
+              "(trained from scratch by glit truth) that its search could pick, as the search scores a candidate, "
+              "against their mean test top-1 over seeds. Regret is the true top-1 of its favourite minus the true "
+              f"best. {note}</p>")
 
 
 def incumbent_text(inc: dict) -> str:

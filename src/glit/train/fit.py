@@ -25,7 +25,7 @@ from glit.train.dist import Dist, barrier
 from glit.train.loop import Step, train_one_epoch
 from glit.train.optim import make_optimizer
 
-IGNORED_ON_RESUME = ("data.workers",)  # keys that may change between a run and its resumption
+IGNORED_ON_RESUME = ("data.workers", "run.truth")  # keys that may change between a run and its resumption
 TIMING_KEYS = ("images_per_s", "seconds")  # the metrics that depend on the machine, not on the run
 
 
