@@ -14,7 +14,7 @@ from glit.config import load_config
 from glit.health.sample import CYCLE, global_band, stratified_sample
 from glit.presets import deit, level1_part
 from glit.recipes.truth import sample
-from helpers import assert_one_line_error, kill_when_exists, run_glit
+from helpers import assert_one_line_error, kill_when_exists, run_glit, torchrun
 
 TINY = ("--set", "train.epochs=2", "--set", "train.batch_size=64", "--set", "data.search_size=200")
 KEYS = {"arch", "params", "macs", "seed", "top1", "train_seconds", "glit"}
@@ -158,3 +158,15 @@ def test_truth_random_draws_do_not_depend_on_the_global_rng():
     a = sample(cfg, 10, 8)
     random.seed(2)
     assert sample(cfg, 10, 8) == a
+
+
+def test_under_torchrun_each_rank_trains_its_own_models(three, tmp_path):
+    out, _ = three
+    ranks = tmp_path / "ranks"
+    proc = torchrun("-m", "glit", "truth", "demo", "--out", ranks, "--archs", "3", "--threads", "1", *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    strip = [{k: v for k, v in r.items() if k not in ("train_seconds", "glit")} for r in rows(ranks)]
+    assert strip == [{k: v for k, v in r.items() if k not in ("train_seconds", "glit")} for r in rows(out)]
+    for name in ("a000-s0", "a001-s0", "a002-s0"):
+        assert (ranks / "runs" / name / "log.txt").read_text().count("train epoch 1/2") == 1
+    assert "3 trainings" in proc.stdout
