@@ -22,6 +22,7 @@ import random
 from pathlib import Path
 
 import torch
+from scipy import stats
 
 from glit import Arch, cost
 from glit.config import Config, apply
@@ -33,28 +34,6 @@ from glit.space import SearchSpace
 from glit.train.checkpoint import load_checkpoint
 
 LEVELS = {1: ("1-supernet", "2-search"), 2: ("4-supernet", "5-search")}
-
-
-def ranks(xs: list[float]) -> list[float]:
-    order = sorted(range(len(xs)), key=xs.__getitem__)
-    r = [0.0] * len(xs)
-    i = 0
-    while i < len(order):  # average ranks over ties
-        j = i
-        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            r[order[k]] = (i + j) / 2
-        i = j + 1
-    return r
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    ra, rb = ranks(a), ranks(b)
-    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
-    var = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
-    return cov / var if var else float("nan")
 
 
 def main() -> None:
@@ -109,7 +88,7 @@ def main() -> None:
                 pairs.append((recorded, s))
         if len(pairs) > 2:
             print(f"  Spearman(search, unseen) over the {len(pairs)} searched candidates: "
-                  f"{spearman(*map(list, zip(*pairs))):.2f}")
+                  f"{stats.spearmanr(*zip(*pairs)).statistic:.2f}")
 
 
 if __name__ == "__main__":
