@@ -8,7 +8,7 @@ import random
 import pytest
 from scipy import stats
 
-from glit import Arch, SearchSpace
+from glit import Arch, SearchSpace, cost
 from glit.errors import GlitError
 from glit.health.metrics import Truth, group, noise_ceiling, rank_metrics, read_truth
 from glit.presets import level1_part
@@ -103,6 +103,8 @@ def test_rank_scores_what_the_space_holds_and_matches_scipy(supernet, tmp_path):
     assert r["kendall_tau"] == pytest.approx(stats.kendalltau(scores, truths).statistic)
     assert r["spearman_rho"] == pytest.approx(stats.spearmanr(scores, truths).statistic)
     assert r["noise_ceiling_n"] == 6 and r["noise_ceiling_tau"] == pytest.approx(1.0)
+    macs = [cost(Arch.from_dict(p["arch"])).macs for p in r["pairs"]]
+    assert r["macs_kendall_tau"] == pytest.approx(stats.kendalltau(macs, truths).statistic)
     assert {"n", "kendall_tau", "spearman_rho", "precision_at_5", "regret", "noise_ceiling_tau", "pairs"} <= r.keys()
 
     # A hand-made truth whose answer is known: the supernet's own order, then its reverse.

@@ -17,6 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from glit.config import Config
+from glit.cost import cost
 from glit.data.build import Data, fingerprint, load_data
 from glit.errors import GlitError
 from glit.files import write_json
@@ -64,15 +65,16 @@ def rank(supernet: str | Path, truth_file: str | Path, data_dir: str | None = No
         bar.update(len(held[i:i + CHUNK]))
     bar.close()
     result = rank_metrics(scores, [t.mean for t in held])
-    return {**result, **noise_ceiling(truths), "skipped": len(truths) - len(held), "supernet": str(file),
-            "truth": str(truth_file), "level1": level1,
+    macs = rank_metrics([cost(t.arch).macs for t in held], [t.mean for t in held])["kendall_tau"]
+    return {**result, "macs_kendall_tau": macs, **noise_ceiling(truths), "skipped": len(truths) - len(held),
+            "supernet": str(file), "truth": str(truth_file), "level1": level1,
             "pairs": [{"arch": t.arch.to_dict(), "score": s, "truth_top1": t.mean, "seeds": sorted(t.top1)}
                       for t, s in zip(held, scores)]}
 
 
 HEALTH = (("level1", "1-supernet", True), ("level2", "4-supernet", False), ("random", "6-random/supernet", False))
-HEALTH_KEYS = ("n", "skipped", "kendall_tau", "spearman_rho", "precision_at_5", "regret", "noise_ceiling_tau",
-               "noise_ceiling_n")
+HEALTH_KEYS = ("n", "skipped", "kendall_tau", "spearman_rho", "precision_at_5", "regret", "macs_kendall_tau",
+               "noise_ceiling_tau", "noise_ceiling_n")
 
 
 def supernet_health(run_dir: Path, truth_file: Path, cfg: Config, dist: Dist) -> dict:
@@ -128,6 +130,8 @@ def format_rank(result: dict) -> str:
 
     lines += [f"  Kendall tau {num(result['kendall_tau'])} (p {num(result['kendall_p'], '{:.2g}')}), "
               f"Spearman rho {num(result['spearman_rho'])}, n = {result['n']}",
+              f"  MACs alone rank them with Kendall tau {num(result['macs_kendall_tau'])} (the trivial predictor to "
+              "beat)",
               f"  precision at 5 {num(result['precision_at_5'], '{:.2f}')}; regret "
               f"{num(result['regret'], '{:+.2f}')} points (true top-1 of the supernet's favourite minus the true best)",
               f"  noise ceiling: Kendall tau {num(result['noise_ceiling_tau'])} between seeds "

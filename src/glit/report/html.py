@@ -404,21 +404,24 @@ def health_table(health: dict) -> str:
         ceiling = r.get("noise_ceiling_tau") if finite(r.get("noise_ceiling_tau")) else ceiling
         if not r.get("n"):
             rows.append([escape(label), escape(drove), "0", f"<span class='muted'>{escape(r.get('error', ''))}</span>",
-                         "", "", "", ""])
+                         "", "", "", "", ""])
             continue
         rows.append([escape(label), escape(drove), str(r["n"]),
-                     *(escape(f"{r[k]:.2f}") if finite(r.get(k)) else "—" for k in ("kendall_tau", "spearman_rho")),
+                     *(escape(f"{r[k]:.2f}") if finite(r.get(k)) else "—"
+                       for k in ("kendall_tau", "spearman_rho", "macs_kendall_tau")),
                      escape(f"{r['precision_at_5']:.1f}") if finite(r.get("precision_at_5")) else "—",
                      escape(f"{r['regret']:+.2f}") if finite(r.get("regret")) else "—",
                      str(r.get("skipped", "—"))])
     note = (f"Noise ceiling: Kendall τ {ceiling:.2f} between two training seeds of the same architectures, what a "
             "perfect supernet could reach given retraining noise. " if finite(ceiling) else "")
     return ("<h3>Supernet health</h3>" + table(["Supernet", "Drove", "Ranked", "Kendall τ", "Spearman ρ",
-                                                "Precision at 5", "Regret (points)", "Skipped"], rows)
+                                                "τ of MACs alone", "Precision at 5", "Regret (points)", "Skipped"],
+                                               rows)
             + f"<p class='note'>Each supernet scores the architectures of {escape(str(health.get('truth')))} "
               "(trained from scratch by glit truth) that its search could pick, as the search scores a candidate, "
               "against their mean test top-1 over seeds. Regret is the true top-1 of its favourite minus the true "
-              f"best. {note}</p>")
+              "best. τ of MACs alone is how well the architectures' MACs rank them: the trivial predictor a "
+              f"supernet should beat. {note}</p>")
 
 
 def incumbent_text(inc: dict) -> str:
