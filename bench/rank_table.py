@@ -1,0 +1,69 @@
+"""The supernet-health table of ``bench/RESULTS.md``: ``glit rank`` for several supernets against one truth file,
+with two diagnostics of what limits each ranking.
+
+    python bench/rank_table.py --truth bench/truth/cifar.jsonl --data data/cifar10-jpg \
+        fixed=runs/sn-fixed whole=runs/sn-whole whole-level1=runs/sn-whole:level1 random=runs/sn-random
+
+Each positional argument is ``NAME=DIR`` (a supernet folder), with ``:level1`` to rank only its level-1 members as
+the level-1 search does. Besides the figures of ``glit rank`` it prints, per supernet:
+
+- ``split SE``: the binomial standard error of one score on the search split at the mean score, against ``score
+  spread``, the standard deviation of the scores over the ranked architectures: when the two are alike, the
+  search split's noise alone can reorder the ranking;
+- ``tau mixes``: Kendall tau over the ranked architectures other than the DeiT-style and all-local anchors, the
+  pure designs that are easy to rank last: how well the supernet orders the plateau of mixes the search chooses from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+
+from scipy import stats
+
+from glit.recipes.rank import rank
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--truth", required=True)
+    p.add_argument("--data", help="the supernets' ImageFolder tree, if it has moved")
+    p.add_argument("--json", help="also write every result (pairs included) to this file")
+    p.add_argument("supernets", nargs="+", metavar="NAME=DIR[:level1]")
+    args = p.parse_args()
+    anchors = {json.dumps(json.loads(line)["arch"]) for line in open(args.truth)
+               if json.loads(line).get("stratum") in ("deit", "all-local")}
+    results = {}
+    print("| supernet | ranked | skipped | Kendall τ (p) | Spearman ρ | precision@5 | regret | τ of MACs | τ mixes "
+          "| score spread / split SE | noise ceiling τ (n) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for spec in args.supernets:
+        name, _, folder = spec.partition("=")
+        folder, _, level = folder.partition(":")
+        r = rank(folder, args.truth, args.data, level1=level == "level1", progress=False)
+        results[name] = r
+        mixes = [pair for pair in r["pairs"] if json.dumps(pair["arch"]) not in anchors]
+        tau_mixes = stats.kendalltau([m["score"] for m in mixes], [m["truth_top1"] for m in mixes]).statistic \
+            if len(mixes) >= 3 else math.nan
+        scores = [pair["score"] for pair in r["pairs"]]
+        mean = statistics.fmean(scores) / 100
+        size = json.load(open(f"{folder}/split.json"))["search_size"]
+        se = 100 * math.sqrt(mean * (1 - mean) / size)
+        spread = statistics.stdev(scores) if len(scores) > 1 else math.nan
+
+        def f(x, fmt="{:.2f}"):
+            return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+
+        print(f"| {name} | {r['n']} | {r['skipped']} | {f(r['kendall_tau'])} ({f(r['kendall_p'], '{:.2g}')}) | "
+              f"{f(r['spearman_rho'])} | {f(r['precision_at_5'], '{:.1f}')} | {f(r['regret'], '{:+.2f}')} | "
+              f"{f(r['macs_kendall_tau'])} | {f(tau_mixes)} ({len(mixes)}) | {spread:.2f} / {se:.2f} | "
+              f"{f(r['noise_ceiling_tau'])} ({r['noise_ceiling_n']}) |", flush=True)
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(results, out, indent=1)
+
+
+if __name__ == "__main__":
+    main()
