@@ -129,6 +129,7 @@ def sample(cfg: Config, num_classes: int, archs: int) -> list[Member]:
 def work(cfg: Config, out: Path, todo: list[Job], context: dict, device: torch.device, threads: int) -> None:
     """One worker: train every job that is neither finished nor claimed by another worker, in order."""
     torch.set_num_threads(threads)
+    version = version_string()  # the code this worker loaded, not whatever the checkout holds when a job ends
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist = Dist(device=device)
@@ -151,7 +152,7 @@ def work(cfg: Config, out: Path, todo: list[Job], context: dict, device: torch.d
             arch = Arch.from_json(folder / "arch.json")
             write_json(folder / "row.json", {
                 "arch": arch.to_dict(), "params": result["params"], "macs": result["macs"], "seed": job.seed,
-                "top1": result["top1"], "train_seconds": result["train_seconds"], "glit": version_string(),
+                "top1": result["top1"], "train_seconds": result["train_seconds"], "glit": version,
                 "index": job.index, "stratum": job.member.stratum, **context})
         collect(out)
 
