@@ -147,8 +147,11 @@ def cmd_search(args) -> None:
     overrides = [f"search.{k}={v}" for k, v in flags.items() if v is not None] + args.set
     cfg = search_config(ckpt, file, overrides)
     incumbent = load_arch(args.incumbent) if args.incumbent else None
-    space = level1_part(cfg.preset, SearchSpace.from_dict(ckpt["space"], f"{file}: space")) if args.level1 else None
-    result = search(cfg, args.supernet, args.out, resume=args.resume, incumbent=incumbent, space=space)
+    trained = SearchSpace.from_dict(ckpt["space"], f"{file}: space")
+    space = level1_part(cfg.preset, trained) if args.level1 else None
+    marginal = trained if args.level1 and cfg.search.level1_scoring == "marginal" else None
+    result = search(cfg, args.supernet, args.out, resume=args.resume, incumbent=incumbent, space=space,
+                    marginal=marginal)
     if _is_main():
         print(f"search: {result['scored']} candidates scored under {result['budget']}; best search-split top-1 "
               f"{result['score']:.2f}%, params {result['params']:,}, MACs {_fmt_count(result['macs'])}; "
@@ -193,7 +196,7 @@ def cmd_truth(args) -> None:
 def cmd_rank(args) -> None:
     from glit.recipes.rank import format_rank, rank
 
-    result = rank(args.supernet, args.truth, args.data, args.set, level1=args.level1)
+    result = rank(args.supernet, args.truth, args.data, args.set, level1=args.level1, scoring=args.scoring)
     if _is_main():
         print(json.dumps(result) if args.json else format_rank(result))
 
@@ -286,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "candidate beats it by search.incumbent_margin standard errors (glit run passes the level-1 "
                    "winner to the level-2 search)")
     p.add_argument("--level1", action="store_true", help="search only the supernet's level-1 members (the detail "
-                   "genes at their level-1 values), e.g. on a supernet trained over the whole space")
+                   "genes at their level-1 values), e.g. on a supernet trained over the whole space; with --set "
+                   "search.level1_scoring=marginal each scores as the mean of search.marginal_samples detail settings")
     p.add_argument("--resume", action="store_true", help="continue the search in --out from search_state.json")
     p.set_defaults(func=cmd_search)
 
@@ -331,6 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truth", required=True, metavar="FILE", help="a truth.jsonl written by glit truth")
     p.add_argument("--level1", action="store_true", help="rank only the level-1 members of the supernet's space, as "
                                                          "the level-1 search scores them")
+    p.add_argument("--scoring", choices=("arch", "level1", "marginal"), default="arch",
+                   help="an architecture's score: its own (default, as level 2 and random search score), or its "
+                        "distribution's as level 1 scores it: with the level-1 details (level1), or the mean over "
+                        "search.marginal_samples detail settings drawn under the budget (marginal)")
     p.add_argument("--data", metavar="DIR", help="the supernet's ImageFolder tree, if it has moved")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set search.bn_batches=8 (repeatable)")

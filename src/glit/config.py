@@ -103,6 +103,11 @@ class SearchConfig:
     # values, SPEC 1.3); "whole" trains it on paths of the whole space (every gene sampled), and the level-1 search
     # still scores each distribution with the level-1 detail genes
     level1_supernet: str = "fixed"
+    # level 1: "fixed" scores a distribution with its detail genes at their level-1 values (SPEC 1.3); "marginal"
+    # scores it as the mean over search.marginal_samples detail settings drawn under the budget (glit.search.marginal;
+    # needs a supernet trained over the whole space)
+    level1_scoring: str = "fixed"
+    marginal_samples: int = 4
     warm_start: bool = True  # glit run: warm-start the level-2 supernets from the level-1 supernet
     # glit run: epochs of the two level-2 supernets (around the winner, and over the whole space for the
     # random-search baseline); None: supernet.optim.epochs

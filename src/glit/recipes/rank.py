@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from pathlib import Path
 
 from tqdm import tqdm
@@ -23,18 +24,28 @@ from glit.errors import GlitError
 from glit.files import write_json
 from glit.health.metrics import group, noise_ceiling, rank_metrics, read_truth
 from glit.presets import level1_part
-from glit.recipes.search import search_config, supernet_checkpoint, supernet_fitness
+from glit.recipes.search import make_budget, search_config, supernet_checkpoint, supernet_fitness
+from glit.search.marginal import marginal_fitness
 from glit.space import SearchSpace
 from glit.train.dist import Dist, init_distributed
 
 CHUNK = 8  # architectures per progress-bar step (and per spread over ranks under torchrun)
 
 
+SCORINGS = ("arch", "level1", "marginal")
+
+
 def rank(supernet: str | Path, truth_file: str | Path, data_dir: str | None = None, overrides: list[str] = (),
-         level1: bool = False, progress: bool = True, data: Data | None = None) -> dict:
+         level1: bool = False, progress: bool = True, data: Data | None = None, scoring: str = "arch") -> dict:
     """The rank figures of the supernet in ``supernet`` (a folder or checkpoint) against ``truth_file``, with the
     pairs it scored: ``{"arch", "score", "truth_top1", "seeds"}``, in the file's order. ``data``: the supernet's
-    data, already loaded (default: load it from the supernet's config)."""
+    data, already loaded (default: load it from the supernet's config).
+
+    ``scoring`` says what an architecture's score is: ``arch``, its own (as level 2 and random search score); or
+    its distribution's, as level 1 scores it: ``level1``, with the detail genes at their level-1 values, or
+    ``marginal``, the mean over ``search.marginal_samples`` detail settings drawn under the budget."""
+    if scoring not in SCORINGS:
+        raise GlitError(f"scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
     ckpt, file = supernet_checkpoint(supernet)
     cfg = search_config(ckpt, file, overrides)
     if data_dir:
@@ -57,6 +68,10 @@ def rank(supernet: str | Path, truth_file: str | Path, data_dir: str | None = No
         raise GlitError(f"{truth_file}: measured on other data than the supernet's (data fingerprint "
                         f"{sorted(measured_on)[0]}, the supernet's {fingerprint(data.record)})")
     fitness = supernet_fitness(cfg, ckpt, file, data, dist)
+    if scoring == "level1":
+        fitness = _by_level1_member(fitness, level1_part(cfg.preset, trained))
+    elif scoring == "marginal":
+        fitness = marginal_fitness(fitness, trained, make_budget(cfg, trained), cfg.search.marginal_samples, cfg.seed)
     scores = []
     bar = tqdm(total=len(held), desc="rank", unit="arch", disable=None if progress and dist.main else True,
                dynamic_ncols=True)
@@ -67,7 +82,7 @@ def rank(supernet: str | Path, truth_file: str | Path, data_dir: str | None = No
     result = rank_metrics(scores, [t.mean for t in held])
     macs = rank_metrics([cost(t.arch).macs for t in held], [t.mean for t in held])["kendall_tau"]
     return {**result, "macs_kendall_tau": macs, **noise_ceiling(truths), "skipped": len(truths) - len(held),
-            "supernet": str(file), "truth": str(truth_file), "level1": level1,
+            "supernet": str(file), "truth": str(truth_file), "level1": level1, "scoring": scoring,
             "pairs": [{"arch": t.arch.to_dict(), "score": s, "truth_top1": t.mean, "seeds": sorted(t.top1)}
                       for t, s in zip(held, scores)]}
 
@@ -116,9 +131,21 @@ def health_lines(health: dict) -> list[str]:
     return lines
 
 
+def _by_level1_member(fitness, members: SearchSpace):
+    """Score each architecture as its distribution's only member of ``members`` (the level-1 part)."""
+
+    def score(archs):
+        return fitness([members.fix(num_global_heads=[b.num_global_heads for b in a.blocks]).sample(random.Random(0))
+                        for a in archs])
+
+    return score
+
+
 def format_rank(result: dict) -> str:
     """The table and figures that ``glit rank`` prints."""
-    lines = [f"{result['supernet']}{' (level-1 part)' if result['level1'] else ''} against {result['truth']}: "
+    how = {"arch": "", "level1": ", each scored by its distribution with the level-1 details",
+           "marginal": ", each scored by its distribution, details marginalised"}[result["scoring"]]
+    lines = [f"{result['supernet']}{' (level-1 part)' if result['level1'] else ''}{how} against {result['truth']}: "
              f"{result['n']} architectures scored, {result['skipped']} outside the space skipped",
              f"  {'global heads':<24} {'score':>7} {'truth':>7} {'seeds':>6}"]
     for p in sorted(result["pairs"], key=lambda p: -p["score"]):

@@ -5,7 +5,8 @@ Stages, each in its own folder under ``--out DIR``:
 1. ``1-supernet``: the level-1 supernet, trained by uniform single-path sampling on the level-1 paths (only
    ``num_global_heads`` varies), or with ``search.level1_supernet`` "whole" on paths of the whole space;
 2. ``2-search``: the level-1 evolutionary search under the budget, over the level-1 space (the detail genes at their
-   level-1 values); its top-k distributions are kept;
+   level-1 values), or with ``search.level1_scoring`` "marginal" each distribution scored as the mean of several
+   detail settings drawn for it (``glit.search.marginal``); its top-k distributions are kept;
 3. ``3-pick``: the winning distribution: the best-scored one, or with ``search.topk_retrain_epochs`` > 0 the best
    after a short retraining of each (trained without the search split and scored on it, never on the test split);
 4. ``4-supernet``: the level-2 supernet around the winner (the details vary), warm-started from the level-1
@@ -54,6 +55,11 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
         raise GlitError(f"search.level2_epochs must be at least 1 (or null), got {cfg.search.level2_epochs}")
     if cfg.search.level1_supernet not in ("fixed", "whole"):
         raise GlitError(f"search.level1_supernet must be fixed or whole, got {cfg.search.level1_supernet!r}")
+    if cfg.search.level1_scoring not in ("fixed", "marginal"):
+        raise GlitError(f"search.level1_scoring must be fixed or marginal, got {cfg.search.level1_scoring!r}")
+    if cfg.search.level1_scoring == "marginal" and cfg.search.level1_supernet != "whole":
+        raise GlitError("search.level1_scoring=marginal draws detail settings from the level-1 supernet: set "
+                        "search.level1_supernet=whole")
     truth_file = Path(cfg.run.truth) if cfg.run.truth else out / "truth.jsonl"
     if cfg.run.truth and not truth_file.is_file():
         raise GlitError(f"run.truth: {truth_file}: no such file (a truth.jsonl written by glit truth)")
@@ -68,8 +74,9 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     whole_space = cfg.search.level1_supernet == "whole"
     trained = train_supernet(updated(cfg, {"level": 2, "distribution": None}) if whole_space else level1,
                              out / "1-supernet", resume=True)["space"]
+    marginal = trained if cfg.search.level1_scoring == "marginal" else None
     level1_search = search(updated(level1, {"search.strategy": "evolution"}), out / "1-supernet", out / "2-search",
-                           resume=True, space=level1_part(cfg.preset, trained))
+                           resume=True, space=level1_part(cfg.preset, trained), marginal=marginal)
 
     # 3: the winning distribution
     winner = pick_distribution(cfg, out)

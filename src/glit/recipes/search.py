@@ -31,6 +31,7 @@ from glit.nn import Supernet
 from glit.presets import deit
 from glit.search.budget import Budget, parse_count
 from glit.search.fitness import Batches, SupernetFitness
+from glit.search.marginal import marginal_fitness
 from glit.search.strategy import Candidate, EvolutionConfig, SearchState, evolve, random_generations, random_search
 from glit.space import Arch, SearchSpace
 from glit.train.checkpoint import load_checkpoint
@@ -90,8 +91,11 @@ def make_budget(cfg: Config, space: SearchSpace) -> Budget:
 
 
 def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = False,
-           incumbent: Arch | None = None, space: SearchSpace | None = None) -> dict:
-    """Search ``space`` (default: the supernet's whole space; else a part of it) on the supernet in ``supernet``."""
+           incumbent: Arch | None = None, space: SearchSpace | None = None,
+           marginal: SearchSpace | None = None) -> dict:
+    """Search ``space`` (default: the supernet's whole space; else a part of it) on the supernet in ``supernet``.
+    With ``marginal`` (a part of the supernet's space), each candidate scores as the mean of
+    ``search.marginal_samples`` members of ``marginal`` with its distribution (``glit.search.marginal``)."""
     out = Path(out)
     ckpt, file = supernet_checkpoint(supernet)
     s = cfg.search
@@ -102,6 +106,10 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
         space = trained
     elif not trained.includes(space):
         raise GlitError(f"{file}: the searched space is not part of the supernet's space")
+    if marginal is not None and not trained.includes(marginal):
+        raise GlitError(f"{file}: the space of the marginalised details is not part of the supernet's space")
+    if s.marginal_samples < 1:
+        raise GlitError(f"search.marginal_samples must be at least 1, got {s.marginal_samples}")
     dist = init_distributed(cfg.device)
     resume_from = prepare_out(out, cfg, resume, dist, state=STATE)
     budget = make_budget(cfg, space)
@@ -118,6 +126,8 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
         return _summary(choose(state, incumbent, cfg), budget)  # a finished search: nothing to load or score
 
     fitness = supernet_fitness(cfg, ckpt, file, load_data(cfg), dist)
+    if marginal is not None:
+        fitness = marginal_fitness(fitness, marginal, budget, s.marginal_samples, cfg.seed)
     rng = random.Random(f"search:{cfg.seed}")
     evo = EvolutionConfig(s.population, s.generations, s.parents, s.mutations, s.crossovers, s.mutate_prob,
                           s.max_tries)
