@@ -66,6 +66,13 @@ class OptimConfig:
     amp: str = "none"  # none | bf16 (CPU and GPU) | fp16 (GPU, with gradient scaling)
     ema: float = 0.0  # EMA decay of the weights (0: off); evaluation then uses the EMA weights
     eval_every: int = 1  # evaluate every this many epochs (and always after the last)
+    # Training length sized by the data (glit.train.optim.sized). With `images` set, a run sees about that many
+    # images in all, whatever the size of its training set: epochs = images / training images, rounded and kept within
+    # [min_epochs, max_epochs], and warmup_epochs scales with them (so warm-up covers the same number of images).
+    # `epochs` is then the length at the preset's reference size. None: `epochs` as given, whatever the data.
+    images: int | None = None
+    min_epochs: int = 1
+    max_epochs: int | None = None
 
 
 @dataclass

@@ -83,8 +83,7 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
 
     # 4-5: level 2, the details around the winning distribution
     distribution = [b.num_global_heads for b in winner.blocks]
-    level2 = updated(cfg, {"level": 2, "distribution": distribution,
-                           "supernet.optim.epochs": cfg.search.level2_epochs or cfg.supernet.optim.epochs})
+    level2 = updated(cfg, {"level": 2, "distribution": distribution, **level2_length(cfg)})
     if cfg.search.warm_start:
         level2.supernet.warm_start = str(out / "1-supernet")
     train_supernet(level2, out / "4-supernet", resume=True)
@@ -125,6 +124,17 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     return summary
 
 
+def level2_length(cfg: Config) -> dict:
+    """The config changes that give both level-2 supernets ``search.level2_epochs`` (and, with the length sized by
+    the data, the same share of ``supernet.optim.images``)."""
+    o = cfg.supernet.optim
+    epochs = cfg.search.level2_epochs or o.epochs
+    changes = {"supernet.optim.epochs": epochs}
+    if o.images is not None:
+        changes["supernet.optim.images"] = round(o.images * epochs / o.epochs)
+    return changes
+
+
 def pick_distribution(cfg: Config, out: Path) -> Arch:
     """The level-1 winner: the best-scored distribution, or the best of the top-k after a short retraining."""
     folder = out / "3-pick"
@@ -132,7 +142,7 @@ def pick_distribution(cfg: Config, out: Path) -> Arch:
     candidates = [{"arch": row["arch"], "score": row["score"], "retrain_top1": None} for row in topk]
     epochs = cfg.search.topk_retrain_epochs
     if epochs > 0:
-        short = updated(cfg, {"train.epochs": epochs})
+        short = updated(cfg, {"train.epochs": epochs, "train.images": None})  # exactly that many epochs
         for i, row in enumerate(candidates):
             result = train(short, Arch.from_dict(row["arch"]), folder / f"top{i + 1}", resume=True, holdout=True)
             row["retrain_top1"] = result["top1"]

@@ -15,6 +15,7 @@ from glit.train.checkpoint import load_checkpoint
 from glit.train.dist import Dist, init_distributed
 from glit.train.fit import fit, prepare_out
 from glit.train.loop import evaluate
+from glit.train.optim import describe_length, sized
 
 
 def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdout: bool = False,
@@ -27,17 +28,21 @@ def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdou
     dist = dist or init_distributed(cfg.device)
     resume_from = prepare_out(out, cfg, resume, dist)
     checkpoint = load_checkpoint(resume_from) if resume_from else None
-    o = cfg.train
-    if checkpoint is not None and checkpoint.get("kind") == "model" and checkpoint["epoch"] >= o.epochs:
+    if checkpoint is not None and checkpoint.get("kind") == "model":
+        split = checkpoint.get("split", {})
+        images = split.get("fit_size", 0) + (0 if holdout else split.get("search_size", 0))
         done = Arch.from_dict(checkpoint["arch"])
-        if done.blocks == arch.blocks:  # a finished run of this architecture: nothing to load or train
-            return _result(done, checkpoint["metrics"], holdout)
+        if checkpoint["epoch"] >= sized(cfg.train, images).epochs and done.blocks == arch.blocks:
+            return _result(done, checkpoint["metrics"], holdout)  # a finished run: nothing to load or train
 
     data = load_data(cfg)
     arch = arch_for_data(arch, data.num_classes)
     img = arch.family.img_size
     train_set, test_set = (data.fit, data.search) if holdout else (data.full, data.test)
+    o = sized(cfg.train, len(train_set))
     loader = train_loader(cfg, train_set, img, o.batch_size // dist.world, dist.rank, dist.world)
+    if dist.main:
+        print(describe_length(o, len(train_set), len(loader), "train"), flush=True)
     test = eval_loader(cfg, test_set, img, o.batch_size, dist.rank, dist.world)
 
     model = build_model(arch, drop_path=o.drop_path, generator=init_generator(cfg.seed)).to(dist.device)

@@ -21,6 +21,7 @@ from glit.train.checkpoint import load_checkpoint
 from glit.train.dist import init_distributed
 from glit.train.fit import fit, prepare_out
 from glit.train.loop import evaluate
+from glit.train.optim import describe_length, sized
 
 
 def path_sampler(space: SearchSpace, seed: int):
@@ -33,16 +34,20 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     dist = init_distributed(cfg.device)
     resume_from = prepare_out(out, cfg, resume, dist)
     checkpoint = load_checkpoint(resume_from) if resume_from else None
-    o = cfg.supernet.optim
-    if checkpoint is not None and checkpoint.get("kind") == "supernet" and checkpoint["epoch"] >= o.epochs:
+    if checkpoint is not None and checkpoint.get("kind") == "supernet":
         done = SearchSpace.from_dict(checkpoint["space"])
-        if done.blocks == SearchSpace.from_preset(cfg.preset, cfg.level, cfg.distribution).blocks:
+        images = checkpoint.get("split", {}).get("fit_size", 0)
+        finished = checkpoint["epoch"] >= sized(cfg.supernet.optim, images).epochs
+        if finished and done.blocks == SearchSpace.from_preset(cfg.preset, cfg.level, cfg.distribution).blocks:
             return {"out": str(out), "space": done, "metrics": checkpoint["metrics"][-1]}  # finished
 
     data = load_data(cfg)
     space = space_for(cfg, data.num_classes)
     img = space.family.img_size
+    o = sized(cfg.supernet.optim, len(data.fit))
     loader = train_loader(cfg, data.fit, img, o.batch_size // dist.world, dist.rank, dist.world)
+    if dist.main:
+        print(describe_length(o, len(data.fit), len(loader), "supernet"), flush=True)
     search = eval_loader(cfg, data.search, img, o.batch_size, dist.rank, dist.world)
     calib = eval_loader(cfg, data.fit, img, o.batch_size)  # the same batches on every rank
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 from torch import Tensor, nn
 
 from glit.config import OptimConfig
+from glit.errors import GlitError
 
 NO_DECAY_NAMES = ("pos_embed", "cls_token")
 
@@ -19,6 +21,27 @@ def make_optimizer(model: nn.Module, o: OptimConfig) -> torch.optim.AdamW:
         (no_decay if p.ndim <= 1 or name.endswith(NO_DECAY_NAMES) else decay).append(p)
     groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=scaled_lr(o))
+
+
+def sized(o: OptimConfig, train_images: int) -> OptimConfig:
+    """The recipe for a training set of ``train_images`` images: with ``o.images`` set, about ``o.images`` images
+    seen in all (epochs within ``[o.min_epochs, o.max_epochs]``, warm-up scaled alike); else ``o`` as it is."""
+    if o.images is None:
+        return o
+    if o.images < 1 or o.min_epochs < 1 or o.max_epochs is not None and o.max_epochs < o.min_epochs:
+        raise GlitError(f"images must be positive and 1 <= min_epochs <= max_epochs, got images={o.images}, "
+                        f"min_epochs={o.min_epochs}, max_epochs={o.max_epochs}")
+    epochs = max(o.min_epochs, round(o.images / max(train_images, 1)))
+    if o.max_epochs is not None:
+        epochs = min(epochs, o.max_epochs)
+    return dataclasses.replace(o, epochs=epochs, warmup_epochs=o.warmup_epochs * epochs / max(o.epochs, 1))
+
+
+def describe_length(o: OptimConfig, train_images: int, steps_per_epoch: int, what: str) -> str:
+    """One line: how long a training runs on this data (what ``glit run`` and the training commands print)."""
+    rule = f" ({o.images:,} images in all, sized to this data)" if o.images is not None else ""
+    return (f"{what}: {train_images:,} training images: {o.epochs} epochs{rule} of {steps_per_epoch} steps, "
+            f"{o.epochs * steps_per_epoch:,} steps in all")
 
 
 def scaled_lr(o: OptimConfig) -> float:
