@@ -84,6 +84,12 @@ class SupernetConfig:
     eval_archs: int = 2  # architectures (fixed, seeded) scored on the search split after each evaluation
     bn_batches: int = 4  # batches for BatchNorm recalibration before each such score
     warm_start: str | None = None  # a supernet checkpoint whose shared paths seed the weights
+    # BigNAS's sandwich rule, an option (SPEC 1.3 trains one uniform path per step): each step trains the largest and
+    # the smallest member by MACs and `sandwich` uniform paths on the same batch, and updates once with their summed
+    # gradients; with `distill`, every path but the largest learns the largest's soft predictions (in-place
+    # distillation) instead of the labels. A step then costs about sandwich + 2 single-path steps. 0: off.
+    sandwich: int = 0
+    distill: bool = True
 
 
 @dataclass

@@ -10,6 +10,7 @@ import random
 from pathlib import Path
 
 from glit.config import Config
+from glit.cost import extremes
 from glit.data.build import eval_loader, load_data, train_loader
 from glit.errors import GlitError
 from glit.files import write_json
@@ -24,13 +25,24 @@ from glit.train.loop import evaluate
 from glit.train.optim import describe_length, sized
 
 
-def path_sampler(space: SearchSpace, seed: int):
-    """The architecture of a global step: a function of (seed, step) only."""
-    return lambda step: space.sample(random.Random(f"path:{seed}:{step}"))
+def path_sampler(space: SearchSpace, seed: int, sandwich: int = 0):
+    """The architecture of a global step: a function of (seed, step) only. With the sandwich rule, the list of the
+    step's paths: the largest and the smallest member by MACs, then ``sandwich`` uniform draws."""
+    if sandwich == 0:
+        return lambda step: space.sample(random.Random(f"path:{seed}:{step}"))
+    smallest, largest = extremes(space, "macs")
+
+    def paths(step):
+        rng = random.Random(f"path:{seed}:{step}")
+        return [largest, smallest, *(space.sample(rng) for _ in range(sandwich))]
+
+    return paths
 
 
 def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     out = Path(out)
+    if cfg.supernet.sandwich < 0:
+        raise GlitError(f"supernet.sandwich must be 0 (off) or more random paths, got {cfg.supernet.sandwich}")
     dist = init_distributed(cfg.device)
     resume_from = prepare_out(out, cfg, resume, dist)
     checkpoint = load_checkpoint(resume_from) if resume_from else None
@@ -69,8 +81,10 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     if dist.main:
         write_json(out / "space.json", space.to_dict())
         write_json(out / "split.json", data.record)
-    history = fit(supernet, cfg, o, loader, out, dist, arch_for_step=path_sampler(space, cfg.seed),
+    sandwich = cfg.supernet.sandwich
+    history = fit(supernet, cfg, o, loader, out, dist, arch_for_step=path_sampler(space, cfg.seed, sandwich),
                   evaluate_fn=score, num_classes=data.num_classes, masked_update=cfg.supernet.masked_update,
+                  distill=cfg.supernet.distill and sandwich > 0,
                   checkpoint=checkpoint, desc="supernet",
                   payload={"kind": "supernet", "space": space.to_dict(), "split": data.record})
     return {"out": str(out), "space": space, "metrics": history[-1] if history else {}}

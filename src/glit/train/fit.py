@@ -52,7 +52,8 @@ def prepare_out(out: Path, cfg: Config, resume: bool, dist: Dist, state: str = "
 
 def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: Dist, *,
         arch_for_step: Callable, evaluate_fn: Callable[[nn.Module], dict], payload: dict, num_classes: int,
-        masked_update: bool = False, checkpoint: dict | None = None, desc: str = "train") -> list[dict]:
+        masked_update: bool = False, distill: bool = False, checkpoint: dict | None = None,
+        desc: str = "train") -> list[dict]:
     """Train ``model`` for ``o.epochs`` epochs, resuming from ``checkpoint``; returns the metrics of every epoch.
 
     ``payload`` (the space or the architecture, and what the run records) goes into each checkpoint.
@@ -64,7 +65,7 @@ def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: 
             raise GlitError("amp=fp16 needs a GPU; use amp=bf16 on CPU")
         scaler = torch.amp.GradScaler("cuda")
     ema = copy.deepcopy(model).requires_grad_(False) if o.ema > 0 else None
-    step = Step(o, cfg.aug, num_classes, cfg.seed, arch_for_step, masked_update, scaler, ema)
+    step = Step(o, cfg.aug, num_classes, cfg.seed, arch_for_step, masked_update, scaler, ema, distill)
     history, start = [], 0
     torch.manual_seed(cfg.seed * 1000 + dist.rank)  # drop path reads the global RNG; offset by rank
     if checkpoint is not None:
@@ -125,7 +126,10 @@ def _tensorboard(out: Path):
 
 def _digests(archs: list, dist: Dist) -> list[str]:
     """A digest of the paths each rank trained this epoch (standalone: all None). Equal on every rank by design."""
-    digest = hashlib.sha256(repr([a.to_dict() if a else None for a in archs]).encode()).hexdigest()[:16]
+    def plain(a):
+        return [plain(x) for x in a] if isinstance(a, list) else a.to_dict() if a else None
+
+    digest = hashlib.sha256(repr([plain(a) for a in archs]).encode()).hexdigest()[:16]
     return _gather(digest, dist)
 
 

@@ -36,6 +36,7 @@ class Step:
     masked_update: bool = False
     scaler: torch.amp.GradScaler | None = None
     ema: nn.Module | None = None
+    distill: bool = False  # sandwich rule: paths after the first learn its soft predictions, not the labels
 
 
 def autocast(device: torch.device, amp: str):
@@ -64,15 +65,20 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
         x, y = x.to(dist.device, non_blocking=True), y.to(dist.device, non_blocking=True)
         mix_rng = torch.Generator().manual_seed(hash((step.seed, global_step, dist.rank)) & (2**63 - 1))
         x, targets = mix_batch(x, y, step.num_classes, step.aug, mix_rng)
-        with autocast(dist.device, step.optim.amp):
-            logits = model(x, arch)
-        loss = soft_target_cross_entropy(logits.float(), targets)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            raise GlitError(f"{desc}: loss is {loss_value} at epoch {epoch + 1}, step {i + 1}; stopped, and the last "
-                            "good checkpoint is kept (lower optim lr, or try amp=none)")
         optimizer.zero_grad(set_to_none=True)
-        (step.scaler.scale(loss) if step.scaler else loss).backward()
+        paths = arch if isinstance(arch, list) else [arch]  # a list: the sandwich rule's paths, largest first
+        for k, path in enumerate(paths):
+            with autocast(dist.device, step.optim.amp):
+                logits = model(x, path)
+            loss = soft_target_cross_entropy(logits.float(), targets)
+            if k == 0:
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise GlitError(f"{desc}: loss is {loss_value} at epoch {epoch + 1}, step {i + 1}; stopped, and "
+                                    "the last good checkpoint is kept (lower optim lr, or try amp=none)")
+                if step.distill and len(paths) > 1:  # in-place distillation: the others learn the largest's output
+                    targets = F.softmax(logits.detach().float(), dim=-1)
+            (step.scaler.scale(loss) if step.scaler else loss).backward()
         sync_grads(model, dist)
         if step.optim.clip_grad > 0:
             if step.scaler:
@@ -87,7 +93,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
                 optimizer.step()
 
         if step.masked_update and arch is not None:
-            masked_step(optimizer, model.path_masks(arch), apply)
+            masked_step(optimizer, union_masks([model.path_masks(path) for path in paths]), apply)
         else:
             apply()
         if step.ema is not None:
@@ -101,6 +107,15 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
     total_loss, seen = all_sum([total_loss, seen], dist)
     return {"loss": total_loss / max(seen, 1), "lr": lr, "images_per_s": seen / elapsed, "seconds": elapsed,
             "archs": archs}
+
+
+def union_masks(masks: list[dict]) -> dict:
+    """The elements that any of several paths uses, per parameter."""
+    union = dict(masks[0])
+    for more in masks[1:]:
+        for p, m in more.items():
+            union[p] = union[p] | m if p in union else m
+    return union
 
 
 @torch.no_grad()
