@@ -7,6 +7,7 @@ import random
 import re
 
 import pytest
+import yaml
 
 from glit import Arch, SearchSpace, cost
 from glit.presets import deit
@@ -223,3 +224,34 @@ def test_level1_winner_is_the_best_topk_distribution_after_a_short_retraining(fi
         assert result["split"] == "search" and row["retrain_top1"] == result["top1"]  # never the test split
     best = max(pick["candidates"], key=lambda r: r["retrain_top1"])
     assert pick["winner"] == best["arch"]
+
+
+def test_marginal_level1_scoring_and_two_level2_searches_run_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    proc = run_glit("run", "demo", "--out", out, *TINY_RUN, "--set", "search.level1_supernet=whole",
+                    "--set", "search.level1_scoring=marginal", "--set", "search.marginal_samples=2",
+                    "--set", "search.level2_topk=2", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    runs = summary["search"]["level2_runs"]
+    topk = [Arch.from_dict(r["arch"]) for r in json.loads((out / "2-search" / "topk.json").read_text())]
+    picked = Arch.from_dict(json.loads((out / "3-pick" / "pick.json").read_text())["winner"])
+    second = next(a for a in topk if a != picked)
+    assert [r["distribution"] for r in runs] == [[b.num_global_heads for b in a.blocks] for a in (picked, second)]
+    results = [json.loads((out / folder / "result.json").read_text()) for folder in ("5-search", "5-search-2")]
+    best = max(range(2), key=lambda j: (results[j]["score"], -j))
+    assert [r["won"] for r in runs] == [j == best for j in range(2)]
+    assert summary["searched"]["arch"] == results[best]["arch"]
+    level2 = [len((out / f / "candidates.jsonl").read_text().splitlines()) for f in ("5-search", "5-search-2")]
+    assert summary["search"]["level2_candidates"] == sum(level2)
+    assert summary["search"]["random_candidates"] == summary["search"]["level1_candidates"] + sum(level2)
+    epochs = [len((out / f / "metrics.jsonl").read_text().splitlines())
+              for f in ("4-supernet", "4-supernet-2", "6-random/supernet")]
+    assert epochs == [2, 2, 4]  # the random baseline's supernet trains as long as both level-2 supernets
+    assert yaml.safe_load((out / "2-search" / "config.yaml").read_text())["search"]["level1_scoring"] == "marginal"
+
+
+def test_level2_topk_beyond_the_level1_topk_is_an_error(tmp_path):
+    proc = run_glit("run", "demo", "--out", tmp_path / "run", *TINY_RUN, "--set", "search.level2_topk=3")
+    assert_one_line_error(proc, "search.level2_topk", "3")
+    assert not (tmp_path / "run").exists()

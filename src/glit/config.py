@@ -121,6 +121,10 @@ class SearchConfig:
     # needs a supernet trained over the whole space)
     level1_scoring: str = "fixed"
     marginal_samples: int = 4
+    # glit run: how many of the level-1 top-k distributions get a level-2 supernet and search of their own (the best
+    # level-2 score wins; few-shot NAS by distribution); the random-search baseline's supernet trains as long as all
+    # of them together
+    level2_topk: int = 1
     warm_start: bool = True  # glit run: warm-start the level-2 supernets from the level-1 supernet
     # glit run: epochs of the two level-2 supernets (around the winner, and over the whole space for the
     # random-search baseline); None: supernet.optim.epochs

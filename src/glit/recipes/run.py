@@ -10,7 +10,9 @@ Stages, each in its own folder under ``--out DIR``:
 3. ``3-pick``: the winning distribution: the best-scored one, or with ``search.topk_retrain_epochs`` > 0 the best
    after a short retraining of each (trained without the search split and scored on it, never on the test split);
 4. ``4-supernet``: the level-2 supernet around the winner (the details vary), warm-started from the level-1
-   supernet's paths when ``search.warm_start``, and trained for ``search.level2_epochs``;
+   supernet's paths when ``search.warm_start``, and trained for ``search.level2_epochs``; with
+   ``search.level2_topk`` k > 1, also ``4-supernet-2`` ... ``4-supernet-k`` around the next best distributions of
+   the level-1 top-k (and ``5-search-2`` ...), the best search score of the k level-2 searches winning;
 5. ``5-search``: the level-2 evolutionary search. The level-1 winner (its detail genes at their level-1 values) is
    the incumbent: it is scored first and stays the answer unless a candidate beats it by more than
    ``search.incumbent_margin`` standard errors of the search split;
@@ -57,6 +59,9 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
         raise GlitError(f"search.level1_supernet must be fixed or whole, got {cfg.search.level1_supernet!r}")
     if cfg.search.level1_scoring not in ("fixed", "marginal"):
         raise GlitError(f"search.level1_scoring must be fixed or marginal, got {cfg.search.level1_scoring!r}")
+    if not 1 <= cfg.search.level2_topk <= cfg.search.topk:
+        raise GlitError(f"search.level2_topk must be between 1 and search.topk ({cfg.search.topk}), got "
+                        f"{cfg.search.level2_topk}")
     if cfg.search.level1_scoring == "marginal" and cfg.search.level1_supernet != "whole":
         raise GlitError("search.level1_scoring=marginal draws detail settings from the level-1 supernet: set "
                         "search.level1_supernet=whole")
@@ -81,19 +86,26 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     # 3: the winning distribution
     winner = pick_distribution(cfg, out)
 
-    # 4-5: level 2, the details around the winning distribution
-    distribution = [b.num_global_heads for b in winner.blocks]
-    level2 = updated(cfg, {"level": 2, "distribution": distribution, **level2_length(cfg)})
-    if cfg.search.warm_start:
-        level2.supernet.warm_start = str(out / "1-supernet")
-    train_supernet(level2, out / "4-supernet", resume=True)
-    evo = search(updated(level2, {"search.strategy": "evolution"}), out / "4-supernet", out / "5-search", resume=True,
-                 incumbent=winner)
+    # 4-5: level 2, the details around the winning distribution (and the next best ones, with search.level2_topk)
+    level2_runs = []
+    for j, incumbent in enumerate(level2_distributions(cfg, out, winner)):
+        folder = "" if j == 0 else f"-{j + 1}"
+        level2 = updated(cfg, {"level": 2, "distribution": [b.num_global_heads for b in incumbent.blocks],
+                               **level2_length(cfg)})
+        if cfg.search.warm_start:
+            level2.supernet.warm_start = str(out / "1-supernet")
+        train_supernet(level2, out / f"4-supernet{folder}", resume=True)
+        level2_runs.append(search(updated(level2, {"search.strategy": "evolution"}), out / f"4-supernet{folder}",
+                                  out / f"5-search{folder}", resume=True, incumbent=incumbent))
+    evo = max(level2_runs, key=lambda r: r["score"])  # ties go to the first, the level-1 winner's
 
-    # 6: the random-search baseline: the whole space, its own supernet, as many candidates as both levels together
-    whole = updated(level2, {"distribution": None})
+    # 6: the random-search baseline: the whole space, its own supernet (as many epochs as all level-2 supernets),
+    # as many candidates as both levels together
+    whole = updated(cfg, {"level": 2, "distribution": None, **level2_length(cfg, len(level2_runs))})
+    if cfg.search.warm_start:
+        whole.supernet.warm_start = str(out / "1-supernet")
     train_supernet(whole, out / "6-random" / "supernet", resume=True)
-    candidates = level1_search["scored"] + evo["scored"]
+    candidates = level1_search["scored"] + sum(r["scored"] for r in level2_runs)
     rnd = search(updated(whole, {"search.strategy": "random", "search.random_candidates": candidates}),
                  out / "6-random" / "supernet", out / "6-random" / "search", resume=True)
 
@@ -106,8 +118,13 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
 
     budget = make_budget(cfg, trained)
     summary = {"budget_macs": budget.max_macs, "budget_text": budget.describe(),
-               "search": {"level1_candidates": level1_search["scored"], "level2_candidates": evo["scored"],
+               "search": {"level1_candidates": level1_search["scored"],
+                          "level2_candidates": sum(r["scored"] for r in level2_runs),
                           "random_candidates": rnd["scored"], "level2_incumbent": evo["incumbent"]}}
+    if len(level2_runs) > 1:
+        summary["search"]["level2_runs"] = [
+            {"distribution": [b.num_global_heads for b in r["best"].blocks], "score": r["score"],
+             "folder": f"5-search{'' if j == 0 else f'-{j + 1}'}", "won": r is evo} for j, r in enumerate(level2_runs)]
     for name in FINALISTS:
         c = cost(archs[name])
         summary[name] = {"arch": archs[name].to_dict(), "params": c.params, "macs": c.macs,
@@ -124,15 +141,24 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     return summary
 
 
-def level2_length(cfg: Config) -> dict:
-    """The config changes that give both level-2 supernets ``search.level2_epochs`` (and, with the length sized by
-    the data, the same share of ``supernet.optim.images``)."""
+def level2_length(cfg: Config, times: int = 1) -> dict:
+    """The config changes that give a supernet ``times`` x ``search.level2_epochs`` (and, with the length sized by
+    the data, the same share of ``supernet.optim.images``): each level-2 supernet gets it once, and the whole-space
+    supernet of the random-search baseline as many times as there are level-2 supernets."""
     o = cfg.supernet.optim
-    epochs = cfg.search.level2_epochs or o.epochs
+    epochs = times * (cfg.search.level2_epochs or o.epochs)
     changes = {"supernet.optim.epochs": epochs}
     if o.images is not None:
         changes["supernet.optim.images"] = round(o.images * epochs / o.epochs)
     return changes
+
+
+def level2_distributions(cfg: Config, out: Path, winner: Arch) -> list[Arch]:
+    """The level-1 members that level 2 searches around: the winner, then the next best distributions of the level-1
+    top-k (``search.level2_topk`` in all; few-shot NAS by distribution: each gets its own level-2 supernet)."""
+    k = cfg.search.level2_topk
+    topk = [Arch.from_dict(row["arch"]) for row in json.loads((out / "2-search" / "topk.json").read_text())]
+    return [winner, *[a for a in topk if a != winner]][:k]
 
 
 def pick_distribution(cfg: Config, out: Path) -> Arch:
