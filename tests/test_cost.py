@@ -27,6 +27,9 @@ def _sampled_archs() -> list[Arch]:
         if level == 1:
             around = SearchSpace.from_preset(name, 2, distribution=space.sample(rng))
             archs += [around.sample(rng) for _ in range(2)]
+        else:
+            paper = SearchSpace.from_preset(name, 2, level2_space="paper")
+            archs += [paper.sample(rng) for _ in range(2)]
     return archs + [arch_preset("glit-tiny-released"), arch_preset("deit-tiny")]
 
 
@@ -133,6 +136,7 @@ def test_glit_convention_counts_the_first_pointwise_conv_once(arch):
 SPACES = {f"{name}-L{level}": SearchSpace.from_preset(name, level)
           for name in ("demo", "cifar", "tiny") for level in (1, 2)}
 SPACES["demo-L2-around"] = SearchSpace.from_preset("demo", 2, distribution=[0, 3, 1, 2])
+SPACES["cifar-paper"] = SearchSpace.from_preset("cifar", 2, level2_space="paper")
 
 
 @pytest.mark.parametrize("key", ["macs", "params"])
@@ -161,6 +165,13 @@ def test_extremes_are_exact_by_enumeration(toy_family):
         values = [getattr(c, key) for c in costs]
         assert getattr(glit.cost(smallest), key) == min(values)
         assert getattr(glit.cost(largest), key) == max(values)
+    paper = space.pin([("local", "mlp_ratio", 2), ("mixed", "qkv_ratio", 0.5), ("mixed", "kernel_size", 3)])
+    held = [a for a in archs if paper.contains(a)]
+    assert len(held) == paper.size()
+    for key in ("macs", "params"):  # exact with pins too
+        smallest, largest = extremes(paper, key=key)
+        values = [getattr(glit.cost(a), key) for a in held]
+        assert (getattr(glit.cost(smallest), key), getattr(glit.cost(largest), key)) == (min(values), max(values))
     # The largest by MACs has every gene at its largest value in the all-local or the mixed blocks.
     assert extremes(space)[1].blocks[0] in [BlockGenes(g, 2, 6, 4, 7).canonical(3) for g in (0, 1, 2)]
     with pytest.raises(GlitError, match="key"):

@@ -18,11 +18,16 @@ TOY_SPACE = SearchSpace.uniform(TOY, num_global_heads=(0, 1, 2, 3), qkv_ratio=(0
                                 conv_ratio=(1, 2, 4), kernel_size=(3, 5, 7))
 
 
+TOY_PINS = (("local", "mlp_ratio", 4), ("mixed", "qkv_ratio", 1), ("mixed", "kernel_size", 5))
+
+
 def _space(name: str) -> SearchSpace:
     if name == "toy-L1":
         return TOY_SPACE.fix(qkv_ratio=1, mlp_ratio=4, conv_ratio=1, kernel_size=5)
     if name == "toy-L2":
         return TOY_SPACE
+    if name.endswith("-paper"):  # the authors' level-2 space (pins)
+        return SearchSpace.from_preset(name.split("-")[0], 2, level2_space="paper")
     preset, level = name.split("-")[:2]
     if name.endswith("-around"):
         distribution = SearchSpace.from_preset(preset, 1).sample(random.Random(name))
@@ -59,7 +64,7 @@ def _input(family: Family, batch: int = 2, seed: int = 0) -> torch.Tensor:
 
 
 EQUIVALENCE = {"demo-L1": 4, "demo-L2": 4, "demo-L2-around": 3, "cifar-L1": 3, "cifar-L2": 3, "toy-L1": 2,
-               "toy-L2": 4}
+               "toy-L2": 4, "demo-paper": 3}
 
 
 def test_equivalence_covers_enough_architectures():
@@ -172,10 +177,10 @@ def test_warm_start_writes_the_level1_paths_into_a_level2_supernet(around):
         inherit_paths(level1, other, "other.pt")
 
 
-@pytest.mark.parametrize("around", [False, True])
+@pytest.mark.parametrize("around", [False, True, "paper"])
 def test_warm_start_from_a_whole_space_supernet_copies_every_weight(around):
-    """A supernet over the whole space seeds one over the whole space, or around a distribution, exactly: every path
-    (BatchNorm statistics included) gives the source's output."""
+    """A supernet over the whole space seeds one over the whole space, around a distribution, or over the authors'
+    pinned space, exactly: every path (BatchNorm statistics included) gives the source's output."""
     from glit.recipes.train_supernet import inherit_paths
 
     source = _supernet(TOY_SPACE, seed=1)
@@ -184,10 +189,11 @@ def test_warm_start_from_a_whole_space_supernet_copies_every_weight(around):
             block.local.bn.running_mean.uniform_(-1, 1)
             block.local.bn.running_var.uniform_(0.5, 2)
     source.eval()
-    space = TOY_SPACE.fix(num_global_heads=[2, 0]) if around else TOY_SPACE
+    space = TOY_SPACE.fix(num_global_heads=[2, 0]) if around is True else TOY_SPACE.pin(TOY_PINS) if around else \
+        TOY_SPACE
     target = _supernet(space, seed=2).eval()
     inherit_paths(target, source, "whole.pt")
-    if not around:
+    if around is not True:  # the pinned space's paths still reach every weight
         for (name, a), b in zip(target.state_dict().items(), source.state_dict().values()):
             assert torch.equal(a, b), name
     x = _input(TOY)

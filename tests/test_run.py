@@ -226,12 +226,18 @@ def test_level1_winner_is_the_best_topk_distribution_after_a_short_retraining(fi
     assert pick["winner"] == best["arch"]
 
 
-def test_marginal_level1_scoring_and_two_level2_searches_run_end_to_end(tmp_path):
+def test_marginal_level1_scoring_two_level2_searches_and_the_paper_space_run_end_to_end(tmp_path):
     out = tmp_path / "run"
     proc = run_glit("run", "demo", "--out", out, *TINY_RUN, "--set", "search.level1_supernet=whole",
                     "--set", "search.level1_scoring=marginal", "--set", "search.marginal_samples=2",
-                    "--set", "search.level2_topk=2", timeout=900)
+                    "--set", "search.level2_topk=2", "--set", "search.level2_space=paper", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    paper = SearchSpace.from_preset("demo", 2, level2_space="paper")
+    for folder in ("1-supernet", "4-supernet", "4-supernet-2", "6-random/supernet"):
+        assert paper.includes(SearchSpace.from_dict(json.loads((out / folder / "space.json").read_text())))
+    for folder in ("5-search", "5-search-2", "6-random/search"):
+        rows = (out / folder / "candidates.jsonl").read_text().splitlines()
+        assert all(paper.contains(Arch.from_dict(json.loads(line)["arch"])) for line in rows)
     summary = json.loads((out / "summary.json").read_text())
     runs = summary["search"]["level2_runs"]
     topk = [Arch.from_dict(r["arch"]) for r in json.loads((out / "2-search" / "topk.json").read_text())]

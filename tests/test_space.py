@@ -16,6 +16,7 @@ from glit.space import GENES
 
 NAMES = ("demo", "cifar", "tiny")
 FIXED = {f"{name}-L{level}": SearchSpace.from_preset(name, level) for name in NAMES for level in (1, 2)}
+FIXED.update({f"{name}-paper": SearchSpace.from_preset(name, 2, level2_space="paper") for name in NAMES})
 PROPERTY = settings(max_examples=50, deadline=None)
 seeds = st.integers(0, 2**32 - 1)
 
@@ -24,11 +25,12 @@ seeds = st.integers(0, 2**32 - 1)
 def spaces(draw) -> SearchSpace:
     """A preset's level-1 or full level-2 space, or a level-2 space around a sampled level-1 architecture."""
     name = draw(st.sampled_from(NAMES))
-    kind = draw(st.sampled_from(("L1", "L2", "L2-around")))
-    if kind != "L2-around":
+    kind = draw(st.sampled_from(("L1", "L2", "L2-around", "paper", "paper-around")))
+    if not kind.endswith("-around"):
         return FIXED[f"{name}-{kind}"]
     distribution = FIXED[f"{name}-L1"].sample(random.Random(draw(seeds)))
-    return SearchSpace.from_preset(name, 2, distribution=distribution)
+    return SearchSpace.from_preset(name, 2, distribution=distribution,
+                                   level2_space="paper" if kind.startswith("paper") else "full")
 
 
 def _replace_block(arch: Arch, i: int, **genes) -> Arch:
@@ -401,3 +403,42 @@ def test_family_validation():
         Family(img_size=16, patch_size=4, embed_dim=25, num_heads=3, depth=2, num_classes=5)
     with pytest.raises(GlitError, match="depth"):
         Family(img_size=16, patch_size=4, embed_dim=24, num_heads=3, depth=0, num_classes=5)
+
+
+# -- the authors' level-2 space (pins) --------------------------------------------------------------------------------
+
+
+def test_the_paper_space_holds_exactly_the_released_glit_tiny_choices():
+    released = arch_preset("glit-tiny-released")
+    around = SearchSpace.from_preset("tiny", 2, distribution=released, level2_space="paper")
+    assert around.contains(released)
+    qkv, mlp, conv, kernel = (0.5, 1, 2), (2, 4, 6), (1, 2, 4), (17, 31, 45)
+    for i, genes in enumerate(released.blocks):
+        g = genes.num_global_heads
+        if g == 3:  # all global: qkv_ratio x mlp_ratio
+            allowed = [BlockGenes(3, q, m, None, None) for q in qkv for m in mlp]
+        elif g == 0:  # all local: kernel_size x conv_ratio, mlp_ratio 4
+            allowed = [BlockGenes(0, None, 4, e, k) for k in kernel for e in conv]
+        else:  # mixed: conv_ratio x mlp_ratio, qkv_ratio 1, kernel 31
+            allowed = [BlockGenes(g, 1, m, e, 31) for e in conv for m in mlp]
+        assert sorted(around.block_options(i), key=repr) == sorted(allowed, key=repr), i
+    assert around.size() == 9 ** 12
+    whole = SearchSpace.from_preset("tiny", 2, level2_space="paper")
+    assert [len(whole.block_options(i)) for i in range(12)] == [36] * 12  # 9 for each of the 4 numbers of heads
+    assert whole.contains(released) and whole.includes(around)
+
+
+def test_the_paper_space_rejects_what_its_pins_forbid_and_round_trips():
+    full = SearchSpace.from_preset("cifar", 2)
+    paper = SearchSpace.from_preset("cifar", 2, level2_space="paper")
+    assert full.includes(paper) and not paper.includes(full)
+    local = _replace_block(level1_part("cifar", full).fix(num_global_heads=0).sample(random.Random(0)), 2,
+                           mlp_ratio=6)
+    assert full.contains(local)
+    with pytest.raises(GlitError, match="block 2: outside the space, whose local blocks have mlp_ratio=4"):
+        paper.check(local)
+    assert SearchSpace.from_dict(json.loads(json.dumps(paper.to_dict()))) == paper
+    assert "pins" not in full.to_dict()  # space.json files of the full space are unchanged
+    assert level1_part("cifar", paper).size() == level1_part("cifar", full).size()  # level 1 is the same
+    with pytest.raises(GlitError, match="search.level2_space"):
+        SearchSpace.from_preset("cifar", 2, level2_space="authors")

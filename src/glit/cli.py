@@ -23,7 +23,7 @@ def cmd_space(args) -> None:
     from glit.cost import cost, extremes
     from glit.space import GENES, SearchSpace
 
-    space = SearchSpace.from_preset(args.preset, level=args.level)
+    space = SearchSpace.from_preset(args.preset, level=args.level, level2_space=args.space)
     fam = space.family
     rows = []
     for key in ("macs", "params"):
@@ -45,6 +45,8 @@ def cmd_space(args) -> None:
         groups.setdefault(text, []).append(i)
     for text, idx in groups.items():
         print(f"  {'every block' if len(idx) == fam.depth else 'blocks ' + str(idx)}: {text}")
+    if space.pins:
+        print("  pinned: " + ", ".join(f"{gene} {value:g} in {kind} blocks" for kind, gene, value in space.pins))
     print(f"  distinct architectures: {space.size():.4g} ({space.size()})")
     print(f"  gene combinations (the paper's count): {space.num_gene_combinations():.4g}")
     for name, c in rows:
@@ -247,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("preset", help="space preset: demo, cifar, tiny, small or base")
     p.add_argument("--level", type=int, choices=(1, 2), default=1,
                    help="1: only num_global_heads varies; 2: every gene varies (default: 1)")
+    p.add_argument("--space", choices=("full", "paper"), default="full",
+                   help="level 2: every detail gene free (full, default), or the authors' nine options per block")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_space)
 

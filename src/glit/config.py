@@ -125,6 +125,9 @@ class SearchConfig:
     # level-2 score wins; few-shot NAS by distribution); the random-search baseline's supernet trains as long as all
     # of them together
     level2_topk: int = 1
+    # the level-2 space (and the whole space of the random baseline and of a whole-space level-1 supernet): "full",
+    # every detail gene free in every block; "paper", the authors' nine options per block (presets.paper_pins)
+    level2_space: str = "full"
     warm_start: bool = True  # glit run: warm-start the level-2 supernets from the level-1 supernet
     # glit run: epochs of the two level-2 supernets (around the winner, and over the whole space for the
     # random-search baseline); None: supernet.optim.epochs

@@ -108,8 +108,8 @@ def extremes(space: SearchSpace, key: str = "macs", convention: str = "exact") -
         raise GlitError(f"unknown cost key {key!r} (valid: macs, params)")
     fam = space.family
     lo, hi = [], []
-    for choices in space.blocks:
-        options = choices.options(fam.num_heads)
+    for i in range(fam.depth):
+        options = space.block_options(i)
         totals = [(getattr(block_cost(fam, o, convention).total, key), i) for i, o in enumerate(options)]
         lo.append(options[min(totals)[1]])
         hi.append(options[max(totals)[1]])

@@ -70,10 +70,28 @@ def level1_part(name: str, space: SearchSpace) -> SearchSpace:
     return space.fix(**dict(_lookup(SPACES, name, "space preset").level1))
 
 
-def space_preset(name: str, level: int = 1, distribution: Arch | Sequence[int] | None = None) -> SearchSpace:
+def paper_pins(name: str) -> tuple[tuple[str, str, float], ...]:
+    """The authors' level-2 space (their released ``glit_models.py``) as pins on the full space: all-global blocks
+    choose qkv_ratio x mlp_ratio; all-local blocks kernel_size x conv_ratio, mlp_ratio at its level-1 value (4);
+    mixed blocks conv_ratio x mlp_ratio, qkv_ratio (1) and kernel_size (the middle one) at their level-1 values.
+    Nine options per block of each kind; the released GLiT-Tiny fits it."""
+    level1 = dict(_lookup(SPACES, name, "space preset").level1)
+    return (("local", "mlp_ratio", level1["mlp_ratio"]), ("mixed", "qkv_ratio", level1["qkv_ratio"]),
+            ("mixed", "kernel_size", level1["kernel_size"]))
+
+
+LEVEL2_SPACES = ("full", "paper")
+
+
+def space_preset(name: str, level: int = 1, distribution: Arch | Sequence[int] | None = None,
+                 level2_space: str = "full") -> SearchSpace:
     """See ``SearchSpace.from_preset``."""
     preset = _lookup(SPACES, name, "space preset")
+    if level2_space not in LEVEL2_SPACES:
+        raise GlitError(f"search.level2_space must be full or paper, got {level2_space!r}")
     full = preset.full_space()
+    if level2_space == "paper":
+        full = full.pin(paper_pins(name))
     if level == 1:
         if distribution is not None:
             raise GlitError("a level-1 space searches the distribution; do not pass one")

@@ -182,9 +182,21 @@ class BlockChoices:
         return list(seen)
 
 
+KINDS = ("global", "mixed", "local")  # a block whose heads are all global, both kinds, or all local
+
+
+def block_kind(num_global_heads: int, num_heads: int) -> str:
+    return "global" if num_global_heads == num_heads else "local" if num_global_heads == 0 else "mixed"
+
+
 @dataclass(frozen=True)
 class SearchSpace:
-    """A set of architectures of one family: per block, the candidate values of each gene.
+    """A set of architectures of one family: per block, the candidate values of each gene, and optionally ``pins``:
+    genes held at one value in the blocks of one kind, as ``(kind, gene, value)``.
+
+    Pins express the authors' level-2 space (``presets.PAPER_PINS``): all-global blocks choose qkv_ratio x
+    mlp_ratio, all-local blocks kernel_size x conv_ratio with mlp_ratio pinned, mixed blocks conv_ratio x mlp_ratio
+    with qkv_ratio and kernel_size pinned. Sampling, mutation and crossover apply the pins to every block they make.
 
     ``sample`` draws G uniformly, then each gene that applies uniformly. In a level-1 space (only G varies) and in
     a level-2 space (G fixed) that is exactly uniform over the space's distinct architectures.
@@ -192,12 +204,18 @@ class SearchSpace:
 
     family: Family
     blocks: tuple[BlockChoices, ...]
+    pins: tuple[tuple[str, str, float], ...] = ()
 
     def __post_init__(self):
         fam = self.family
         object.__setattr__(self, "blocks", tuple(self.blocks))
+        object.__setattr__(self, "pins", tuple(sorted(tuple(p) for p in self.pins)))
         if len(self.blocks) != fam.depth:
             raise GlitError(f"space: {len(self.blocks)} blocks of choices, but the family's depth is {fam.depth}")
+        for kind, gene, _ in self.pins:
+            if kind not in KINDS or gene not in DETAIL_GENES:
+                raise GlitError(f"space: a pin needs a kind in {KINDS} and a gene in {DETAIL_GENES}, got {kind!r}, "
+                                f"{gene!r}")
         for i, choices in enumerate(self.blocks):
             for gene in GENES:
                 values = getattr(choices, gene)
@@ -205,6 +223,21 @@ class SearchSpace:
                     raise GlitError(f"space: block {i}: {gene} needs distinct candidates, got {values!r}")
             for option in choices.options(fam.num_heads):
                 _check_block(fam, option, f"space: block {i}")
+            kinds = {o.num_global_heads: o for o in self.block_options(i)}
+            for g in choices.num_global_heads:
+                if g not in kinds:
+                    raise GlitError(f"space: block {i}: no {block_kind(g, fam.num_heads)} block with "
+                                    f"num_global_heads={g} meets the pins {list(self.pins)}")
+
+    def pinned(self, genes: BlockGenes) -> BlockGenes:
+        """``genes`` with the pins of its kind applied (a gene that does not apply stays ``None``)."""
+        kind = block_kind(genes.num_global_heads, self.family.num_heads)
+        values = {gene: value for k, gene, value in self.pins if k == kind}
+        return dataclasses.replace(genes, **values).canonical(self.family.num_heads) if values else genes
+
+    def block_options(self, i: int) -> list[BlockGenes]:
+        """Every distinct block that block ``i`` of this space allows, pins included."""
+        return [o for o in self.blocks[i].options(self.family.num_heads) if self.pinned(o) == o]
 
     # -- construction -------------------------------------------------------------------------------------------
 
@@ -224,14 +257,16 @@ class SearchSpace:
         return cls(arch.family, tuple(blocks))
 
     @classmethod
-    def from_preset(cls, name: str, level: int = 1, distribution: Arch | Sequence[int] | None = None) -> SearchSpace:
+    def from_preset(cls, name: str, level: int = 1, distribution: Arch | Sequence[int] | None = None,
+                    level2_space: str = "full") -> SearchSpace:
         """A preset's space. Level 1 varies only ``num_global_heads``. Level 2 fixes the distribution (the number of
         global heads per block, from ``distribution``) and varies the other genes. Level 2 with no distribution
         leaves every gene free: it is the union of all level-2 spaces, and a supernet built on it can host any of them.
+        ``level2_space`` "paper" gives level 2 the authors' 9 options per block (see the class docstring).
         """
         from glit.presets import space_preset
 
-        return space_preset(name, level, distribution)
+        return space_preset(name, level, distribution, level2_space)
 
     def fix(self, **genes) -> SearchSpace:
         """The subspace with the given genes fixed: a value for every block, or a sequence with one per block."""
@@ -245,7 +280,11 @@ class SearchSpace:
                 if v not in getattr(blocks[i], gene):
                     raise GlitError(f"space.fix: block {i}: {gene}={v!r} is not a candidate {getattr(blocks[i], gene)}")
                 blocks[i] = dataclasses.replace(blocks[i], **{gene: (v,)})
-        return SearchSpace(self.family, tuple(blocks))
+        return SearchSpace(self.family, tuple(blocks), self.pins)
+
+    def pin(self, pins: Iterable[tuple[str, str, float]]) -> SearchSpace:
+        """This space with more pins (see the class docstring)."""
+        return SearchSpace(self.family, self.blocks, (*self.pins, *pins))
 
     # -- membership and size ------------------------------------------------------------------------------------
 
@@ -260,12 +299,16 @@ class SearchSpace:
                 value = getattr(genes, gene)
                 if value is not None and value not in getattr(choices, gene):
                     raise GlitError(f"arch: block {i}: {gene}={value!r} is outside the space {getattr(choices, gene)}")
+            if self.pinned(genes) != genes:
+                kind = block_kind(genes.num_global_heads, self.family.num_heads)
+                pins = ", ".join(f"{g}={v:g}" for k, g, v in self.pins if k == kind)
+                raise GlitError(f"arch: block {i}: outside the space, whose {kind} blocks have {pins}")
 
     def includes(self, other: SearchSpace) -> bool:
-        """Whether every architecture of ``other`` is in this space: the same family, and in every block each gene's
-        candidates a subset of this space's."""
+        """Whether every architecture of ``other`` is in this space: the same family, and in every block each of its
+        options one of this space's."""
         return other.family == self.family and all(
-            set(getattr(o, g)) <= set(getattr(c, g)) for o, c in zip(other.blocks, self.blocks) for g in GENES)
+            set(other.block_options(i)) <= set(self.block_options(i)) for i in range(self.family.depth))
 
     def contains(self, arch: Arch) -> bool:
         try:
@@ -276,7 +319,7 @@ class SearchSpace:
 
     def size(self) -> int:
         """The number of distinct architectures (genes that do not apply are not counted)."""
-        return math.prod(len(c.options(self.family.num_heads)) for c in self.blocks)
+        return math.prod(len(self.block_options(i)) for i in range(self.family.depth))
 
     def num_gene_combinations(self) -> int:
         """The paper's count: every combination of gene values, applicable or not ((4 * 3^4)^12 for Tiny)."""
@@ -288,7 +331,7 @@ class SearchSpace:
     # -- sampling and variation ---------------------------------------------------------------------------------
 
     def sample(self, rng: random.Random) -> Arch:
-        return Arch(self.family, tuple(self._sample_block(c, rng) for c in self.blocks))
+        return Arch(self.family, tuple(self.pinned(self._sample_block(c, rng)) for c in self.blocks))
 
     def mutate(self, arch: Arch, rng: random.Random, prob: float) -> Arch:
         """Resample each gene with probability ``prob``. A gene that starts to apply gets a uniform value."""
@@ -301,7 +344,7 @@ class SearchSpace:
                     values[gene] = rng.choice(getattr(choices, gene))
                 else:
                     values[gene] = old
-            blocks.append(BlockGenes(**values))
+            blocks.append(self.pinned(BlockGenes(**values).canonical(self.family.num_heads)))
         return Arch(self.family, tuple(blocks))
 
     def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
@@ -314,7 +357,7 @@ class SearchSpace:
                 first, second = (ga, gb) if rng.random() < 0.5 else (gb, ga)
                 value = getattr(first, gene)
                 values[gene] = value if value is not None else getattr(second, gene)
-            blocks.append(BlockGenes(**values))
+            blocks.append(self.pinned(BlockGenes(**values).canonical(self.family.num_heads)))
         return Arch(self.family, tuple(blocks))
 
     def _sample_block(self, choices: BlockChoices, rng: random.Random) -> BlockGenes:
@@ -331,17 +374,23 @@ class SearchSpace:
     # -- files --------------------------------------------------------------------------------------------------
 
     def to_dict(self) -> dict:
-        return {"family": self.family.to_dict(),
+        data = {"family": self.family.to_dict(),
                 "blocks": [{g: list(getattr(c, g)) for g in GENES} for c in self.blocks]}
+        if self.pins:
+            data["pins"] = [list(p) for p in self.pins]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "space") -> SearchSpace:
-        _check_keys(data, ["family", "blocks"], where, required=["family", "blocks"])
+        _check_keys(data, ["family", "blocks", "pins"], where, required=["family", "blocks"])
         blocks = []
         for i, b in enumerate(data["blocks"]):
             _check_keys(b, GENES, f"{where}: block {i}", required=GENES)
             blocks.append(BlockChoices(**{g: tuple(b[g]) for g in GENES}))
-        return cls(Family.from_dict(data["family"], f"{where}: family"), tuple(blocks))
+        pins = data.get("pins", [])
+        if not isinstance(pins, list) or not all(isinstance(p, list) and len(p) == 3 for p in pins):
+            raise GlitError(f"{where}: pins must be a list of [kind, gene, value] triples")
+        return cls(Family.from_dict(data["family"], f"{where}: family"), tuple(blocks), tuple(map(tuple, pins)))
 
 
 def _check_block(fam: Family, genes: BlockGenes, where: str) -> None:

@@ -83,7 +83,7 @@ class Supernet(nn.Module):
         self.space, self.drop_path = space, drop_path
         self._single = None
         if space.is_single():
-            self._single = Arch(fam, tuple(c.options(fam.num_heads)[0] for c in space.blocks))
+            self._single = Arch(fam, tuple(space.block_options(i)[0] for i in range(fam.depth)))
         d = fam.embed_dim
         self.patch_embed = nn.Module()
         self.patch_embed.proj = nn.Conv2d(fam.in_chans, d, fam.patch_size, stride=fam.patch_size)

@@ -16,7 +16,7 @@ from glit.errors import GlitError
 from glit.files import write_json
 from glit.nn import Supernet
 from glit.recipes.common import init_generator, space_for
-from glit.space import DETAIL_GENES, GENES, SearchSpace
+from glit.space import DETAIL_GENES, GENES, Arch, BlockGenes, SearchSpace
 from glit.train.bn import recalibrate_bn
 from glit.train.checkpoint import load_checkpoint
 from glit.train.dist import init_distributed
@@ -50,7 +50,8 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
         done = SearchSpace.from_dict(checkpoint["space"])
         images = checkpoint.get("split", {}).get("fit_size", 0)
         finished = checkpoint["epoch"] >= sized(cfg.supernet.optim, images).epochs
-        if finished and done.blocks == SearchSpace.from_preset(cfg.preset, cfg.level, cfg.distribution).blocks:
+        expected = SearchSpace.from_preset(cfg.preset, cfg.level, cfg.distribution, cfg.search.level2_space)
+        if finished and (done.blocks, done.pins) == (expected.blocks, expected.pins):
             return {"out": str(out), "space": done, "metrics": checkpoint["metrics"][-1]}  # finished
 
     data = load_data(cfg)
@@ -122,10 +123,15 @@ def inherit_paths(supernet: Supernet, source: Supernet, where: str) -> None:
             raise GlitError(f"{where}: shares no path with this supernet (block {i}: no common {empty[0]})")
         shared.append(common)
     device = supernet.cls_token.device
-    genes = {gene: [max(c[gene]) for c in shared] for gene in DETAIL_GENES}
     for k in range(max(len(c["num_global_heads"]) for c in shared)):
-        g = [c["num_global_heads"][min(k, len(c["num_global_heads"]) - 1)] for c in shared]
-        arch = mine.fix(num_global_heads=g, **genes).sample(random.Random(0))
+        blocks = []
+        for c in shared:
+            g = c["num_global_heads"][min(k, len(c["num_global_heads"]) - 1)]
+            genes = BlockGenes(g, *(max(c[gene]) for gene in DETAIL_GENES)).canonical(mine.family.num_heads)
+            blocks.append(theirs.pinned(mine.pinned(genes)))  # pinned genes (the paper's space) take their value
+        arch = Arch(mine.family, tuple(blocks))
+        if not (mine.contains(arch) and theirs.contains(arch)):
+            raise GlitError(f"{where}: shares no path with this supernet (their pins differ)")
         supernet.inherit(arch, source.extract(arch).to(device))
 
 
