@@ -170,3 +170,11 @@ def test_under_torchrun_each_rank_trains_its_own_models(three, tmp_path):
     for name in ("a000-s0", "a001-s0", "a002-s0"):
         assert (ranks / "runs" / name / "log.txt").read_text().count("train epoch 1/2") == 1
     assert "3 trainings" in proc.stdout
+
+
+def test_a_failed_training_is_reported_and_kept_out_of_the_truth(tmp_path):
+    out = tmp_path / "nan"
+    proc = run_glit("truth", "demo", "--out", out, "--archs", "1", "--jobs", "1", "--threads", "1",
+                    "--set", "train.epochs=1", "--set", "train.lr=1e12")
+    assert_one_line_error(proc, "1 training(s) failed (a000-s0)", "loss is nan")
+    assert (out / "runs" / "a000-s0" / "failed.txt").exists() and rows(out) == []
