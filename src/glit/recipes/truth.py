@@ -188,7 +188,8 @@ def _pool(cfg: Config, out: Path, todo: list[Job], context: dict, jobs: int, thr
     for p in procs:
         p.start()
     reported = {j.name for j in todo if _done(out, j)}
-    bar = tqdm(total=len(todo), initial=len(reported), desc="truth", unit="training", dynamic_ncols=True)
+    bar = tqdm(total=len(todo), initial=len(reported), desc="truth", unit="training", dynamic_ncols=True,
+               disable=None)  # no bar when the output is not a terminal: the lines per training remain
     try:
         while True:
             alive = any(p.is_alive() for p in procs)
