@@ -5,7 +5,13 @@ with two diagnostics of what limits each ranking.
         fixed=runs/sn-fixed whole=runs/sn-whole whole-level1=runs/sn-whole:level1 random=runs/sn-random
 
 Each positional argument is ``NAME=DIR`` (a supernet folder), with ``:level1`` to rank only its level-1 members as
-the level-1 search does. Besides the figures of ``glit rank`` it prints, per supernet:
+the level-1 search does. ``--scores FILE`` instead re-judges the scores saved by an earlier ``--json`` against the
+(grown) truth file, with no supernet and no data: the scores depend on the supernet alone, so a table can be brought
+up to date after more ground truth is trained (an architecture the saved scores lack is counted as skipped).
+
+    python bench/rank_table.py --truth bench/truth/cifar.jsonl --scores bench/rank/cifar-supernets.json
+
+Besides the figures of ``glit rank`` it prints, per supernet:
 
 - ``split SE``: the binomial standard error of one score on the search split at the mean score, against ``score
   spread``, the standard deviation of the scores over the ranked architectures: when the two are alike, the
@@ -20,10 +26,13 @@ import argparse
 import json
 import math
 import statistics
+from pathlib import Path
 
 from scipy import stats
 
-from glit.recipes.rank import rank
+from glit.health.metrics import group, read_truth
+from glit.recipes.rank import judge, rank
+from glit.space import Arch
 
 
 def main() -> None:
@@ -31,26 +40,25 @@ def main() -> None:
     p.add_argument("--truth", required=True)
     p.add_argument("--data", help="the supernets' ImageFolder tree, if it has moved")
     p.add_argument("--json", help="also write every result (pairs included) to this file")
-    p.add_argument("supernets", nargs="+", metavar="NAME=DIR[:level1]")
+    p.add_argument("--scores", help="re-judge the scores of an earlier --json file instead of scoring supernets")
+    p.add_argument("supernets", nargs="*", metavar="NAME=DIR[:level1]")
     args = p.parse_args()
+    if bool(args.scores) == bool(args.supernets):
+        p.error("give either supernets or --scores")
     anchors = {json.dumps(json.loads(line)["arch"]) for line in open(args.truth)
                if json.loads(line).get("stratum") in ("deit", "all-local")}
     results = {}
     print("| supernet | ranked | skipped | Kendall τ (p) | Spearman ρ | precision@5 | regret | τ of MACs | τ mixes "
           "| score spread / split SE | noise ceiling τ (n) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for spec in args.supernets:
-        name, _, folder = spec.partition("=")
-        folder, _, level = folder.partition(":")
-        r = rank(folder, args.truth, args.data, level1=level == "level1", progress=False)
+    for name, r in (rejudged(args.scores, args.truth) if args.scores else scored(args.supernets, args)):
         results[name] = r
         mixes = [pair for pair in r["pairs"] if json.dumps(pair["arch"]) not in anchors]
         tau_mixes = stats.kendalltau([m["score"] for m in mixes], [m["truth_top1"] for m in mixes]).statistic \
             if len(mixes) >= 3 else math.nan
         scores = [pair["score"] for pair in r["pairs"]]
         mean = statistics.fmean(scores) / 100
-        size = json.load(open(f"{folder}/split.json"))["search_size"]
-        se = 100 * math.sqrt(mean * (1 - mean) / size)
+        se = 100 * math.sqrt(mean * (1 - mean) / r["search_size"]) if r.get("search_size") else math.nan
         spread = statistics.stdev(scores) if len(scores) > 1 else math.nan
 
         def f(x, fmt="{:.2f}"):
@@ -58,11 +66,28 @@ def main() -> None:
 
         print(f"| {name} | {r['n']} | {r['skipped']} | {f(r['kendall_tau'])} ({f(r['kendall_p'], '{:.2g}')}) | "
               f"{f(r['spearman_rho'])} | {f(r['precision_at_5'], '{:.1f}')} | {f(r['regret'], '{:+.2f}')} | "
-              f"{f(r['macs_kendall_tau'])} | {f(tau_mixes)} ({len(mixes)}) | {spread:.2f} / {se:.2f} | "
+              f"{f(r['macs_kendall_tau'])} | {f(tau_mixes)} ({len(mixes)}) | {spread:.2f} / {f(se)} | "
               f"{f(r['noise_ceiling_tau'])} ({r['noise_ceiling_n']}) |", flush=True)
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=1)
+
+
+def scored(specs: list[str], args):
+    for spec in specs:
+        name, _, folder = spec.partition("=")
+        folder, _, level = folder.partition(":")
+        yield name, rank(folder, args.truth, args.data, level1=level == "level1", progress=False)
+
+
+def rejudged(scores_file: str, truth_file: str):
+    truths = group(read_truth(truth_file), truth_file)
+    for name, old in json.loads(Path(scores_file).read_text()).items():
+        score = {Arch.from_dict(p["arch"]): p["score"] for p in old["pairs"]}
+        held = [t for t in truths if t.arch in score]
+        r = judge(held, [score[t.arch] for t in held], truths)
+        yield name, {**old, **r, "skipped": len(truths) - len(held), "truth": truth_file,
+                     "search_size": old.get("search_size")}
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from glit.cost import cost
 from glit.data.build import Data, fingerprint, load_data
 from glit.errors import GlitError
 from glit.files import write_json
-from glit.health.metrics import group, noise_ceiling, rank_metrics, read_truth
+from glit.health.metrics import Truth, group, noise_ceiling, rank_metrics, read_truth
 from glit.presets import level1_part
 from glit.recipes.search import make_budget, search_config, supernet_checkpoint, supernet_fitness
 from glit.search.marginal import marginal_fitness
@@ -79,10 +79,17 @@ def rank(supernet: str | Path, truth_file: str | Path, data_dir: str | None = No
         scores += fitness([t.arch for t in held[i:i + CHUNK]])
         bar.update(len(held[i:i + CHUNK]))
     bar.close()
+    return {**judge(held, scores, truths), "skipped": len(truths) - len(held), "supernet": str(file),
+            "truth": str(truth_file), "level1": level1, "scoring": scoring,
+            "search_size": cfg.data.search_size}
+
+
+def judge(held: list[Truth], scores: list[float], truths: list[Truth]) -> dict:
+    """The rank figures of ``scores`` (one per architecture of ``held``) against their mean ground truth, MACs'
+    Kendall tau on the same architectures, the noise ceiling of ``truths`` (the whole file), and the pairs."""
     result = rank_metrics(scores, [t.mean for t in held])
     macs = rank_metrics([cost(t.arch).macs for t in held], [t.mean for t in held])["kendall_tau"]
-    return {**result, "macs_kendall_tau": macs, **noise_ceiling(truths), "skipped": len(truths) - len(held),
-            "supernet": str(file), "truth": str(truth_file), "level1": level1, "scoring": scoring,
+    return {**result, "macs_kendall_tau": macs, **noise_ceiling(truths),
             "pairs": [{"arch": t.arch.to_dict(), "score": s, "truth_top1": t.mean, "seeds": sorted(t.top1)}
                       for t, s in zip(held, scores)]}
 
