@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from glit.config import OptimConfig
+from glit.config import OptimConfig, load_config, updated
 from glit.errors import GlitError
 from glit.train.optim import lr_at, sized
 from helpers import assert_one_line_error, demo_arch_file, run_glit, write_image_folder
@@ -50,3 +50,28 @@ def test_a_bad_length_is_a_one_line_error(tmp_path):
     proc = run_glit("train", "--preset", "demo", "--arch", demo_arch_file(tmp_path / "a.json"), "--out",
                     tmp_path / "out", "--set", "train.images=100", "--set", "train.min_epochs=0")
     assert_one_line_error(proc, "min_epochs")
+
+
+@pytest.mark.parametrize("preset, train_images, fit_images", [("demo", 1438, 1138), ("cifar", 20_000, 19_000),
+                                                              ("tiny", 1_281_167, 1_231_167)])
+def test_each_preset_trains_its_stated_epochs_on_its_reference_data(preset, train_images, fit_images):
+    cfg = load_config(preset)
+    assert cfg.train.images is not None and cfg.supernet.optim.images is not None
+    assert sized(cfg.train, train_images).epochs == cfg.train.epochs
+    assert sized(cfg.supernet.optim, fit_images).epochs == cfg.supernet.optim.epochs
+    small = sized(cfg.train, train_images // 10).epochs
+    assert small == min(10 * cfg.train.epochs, cfg.train.max_epochs)
+
+
+def test_setting_epochs_alone_means_exactly_that_many_epochs(tmp_path):
+    assert load_config("cifar", overrides=["train.epochs=3"]).train.images is None
+    assert load_config("cifar", overrides=["supernet.optim.epochs=2"]).supernet.optim.images is None
+    assert load_config("cifar", overrides=["supernet.optim.epochs=2"]).train.images == 160_000  # the other recipe kept
+    both = load_config("cifar", overrides=["train.images=500", "train.epochs=3"]).train
+    assert (both.images, both.epochs) == (500, 3)  # both given: images rules, epochs is the reference length
+    assert updated(load_config("demo"), {"train.epochs": 5}).train.images is None
+    (tmp_path / "c.yaml").write_text("train:\n  epochs: 4\n")
+    assert load_config("cifar", file=tmp_path / "c.yaml").train.images is None
+    saved = tmp_path / "saved.yaml"
+    saved.write_text("train:\n  epochs: 8\n  images: 160000\n")  # a run's config.yaml states both
+    assert load_config("cifar", file=saved).train.images == 160_000

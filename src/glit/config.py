@@ -70,6 +70,7 @@ class OptimConfig:
     # images in all, whatever the size of its training set: epochs = images / training images, rounded and kept within
     # [min_epochs, max_epochs], and warmup_epochs scales with them (so warm-up covers the same number of images).
     # `epochs` is then the length at the preset's reference size. None: `epochs` as given, whatever the data.
+    # Setting `epochs` (--epochs, --set, a config file) without `images` means exactly that many epochs: images -> None.
     images: int | None = None
     min_epochs: int = 1
     max_epochs: int | None = None
@@ -216,7 +217,25 @@ def updated(cfg: Config, changes: dict) -> Config:
     new = copy.deepcopy(cfg)
     for key, value in changes.items():
         apply(new, _nested(key, value), "config")
+    _epochs_given(new, changes)
     return new
+
+
+def _epochs_given(cfg: Config, keys) -> None:
+    """A recipe whose ``epochs`` is set (by ``--set``, a YAML file or ``updated``) without its ``images`` trains
+    exactly that many epochs: the data-sized length (``images``) of the preset no longer applies."""
+    for name in ("train", "supernet.optim"):
+        if f"{name}.epochs" in keys and f"{name}.images" not in keys:
+            parent, _, leaf = name.rpartition(".")
+            getattr(getattr(cfg, parent) if parent else cfg, leaf).images = None
+
+
+def _dotted(data: dict, prefix: str = "") -> set[str]:
+    """The dotted keys of a nested mapping: ``{"a": {"b": 1}}`` -> ``{"a.b"}``."""
+    keys = set()
+    for key, value in data.items():
+        keys |= _dotted(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}"}
+    return keys
 
 
 def _nested(dotted: str, value) -> dict:
@@ -251,6 +270,7 @@ def load_config(preset: str | None = None, file: str | None = None, overrides: l
             cfg.preset = preset
     for assignment in overrides:
         set_value(cfg, assignment)
+    _epochs_given(cfg, _dotted(data) | {a.split("=", 1)[0].strip() for a in overrides})
     return cfg
 
 

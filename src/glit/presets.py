@@ -145,6 +145,9 @@ def load_arch(file_or_name: str) -> Arch:
     raise GlitError(f"unknown architecture {file_or_name!r}: not a file, and not a preset ({', '.join(ARCHS)})")
 
 
+IMAGENET_TRAIN = 1_281_167  # ImageNet-1k's training images: the reference size of the tiny/small/base recipes
+
+
 def run_preset(name: str):
     """The full run configuration of a space preset: data, augmentation and the two recipes.
 
@@ -163,6 +166,14 @@ def run_preset(name: str):
       baseline (54.14% vs 52.06%) and by 5.8 on a searched mix (61.23% vs 55.42%); see bench/RESULTS.md.
     - ``demo``: digits at 8 px: no augmentation but label smoothing (no flip: digits are not mirror-symmetric; no
       crop: a one-pixel shift is an eighth of the image, and it halves what a supernet learns in a few epochs).
+
+    **Length sized by the data.** Every recipe is stated in images seen (``images``; ``glit.train.optim.sized``):
+    the epochs above are those of the reference data (ImageNet-1k's 1,281,167 training images less the 50,000 of
+    the search split for supernets; CIFAR's 20,000-image subset, 19,000 for supernets; the digits' 1,438 and
+    1,138), and another tree gets ``images / its training images`` epochs, at least 1 and at most ``max_epochs``
+    (1000, 100, 200): a 2,000-image tree trains the ``cifar`` recipe for 80 epochs, as many steps as CIFAR's 20k
+    do, and a 10x larger one for 1. The warm-up scales alike. ``--epochs`` or ``--set train.epochs=N`` without
+    ``images`` means exactly N epochs.
     """
     from glit.config import AugConfig, Config, DataConfig, OptimConfig, SearchConfig, SupernetConfig
 
@@ -175,9 +186,10 @@ def run_preset(name: str):
             preset=name,
             data=DataConfig(source="digits", search_size=300, workers=0),
             aug=light,
-            train=OptimConfig(epochs=40, batch_size=32, lr=6e-2, warmup_epochs=2, drop_path=0.0),
+            train=OptimConfig(epochs=40, batch_size=32, lr=6e-2, warmup_epochs=2, drop_path=0.0,
+                              images=40 * 1438, max_epochs=200),
             supernet=SupernetConfig(optim=OptimConfig(epochs=30, batch_size=32, lr=6e-2, warmup_epochs=2,
-                                                      drop_path=0.0), eval_archs=2),
+                                                      drop_path=0.0, images=30 * 1138, max_epochs=200), eval_archs=2),
             search=SearchConfig(population=20, generations=6, parents=5, mutations=10, crossovers=10,
                                 bn_batches=2, batch_size=256),
         )
@@ -188,17 +200,21 @@ def run_preset(name: str):
             preset=name,
             data=DataConfig(source="folder", search_size=1000, train_subset=20000, workers=2),
             aug=light,
-            train=OptimConfig(epochs=8, batch_size=128, lr=8e-3, warmup_epochs=1, drop_path=0.0),
+            train=OptimConfig(epochs=8, batch_size=128, lr=8e-3, warmup_epochs=1, drop_path=0.0,
+                              images=8 * 20_000, max_epochs=100),
             supernet=SupernetConfig(optim=OptimConfig(epochs=6, batch_size=128, lr=8e-3, warmup_epochs=1,
-                                                      drop_path=0.0), eval_archs=2),
+                                                      drop_path=0.0, images=6 * 19_000, max_epochs=100),
+                                    eval_archs=2),
             search=SearchConfig(population=20, generations=5, parents=5, mutations=10, crossovers=10,
                                 bn_batches=2, batch_size=256, level2_epochs=4, level1_supernet="whole"),
         )
-    deit_recipe = OptimConfig(epochs=300, batch_size=1024, lr=5e-4, amp="bf16")
+    deit_recipe = OptimConfig(epochs=300, batch_size=1024, lr=5e-4, amp="bf16", images=300 * IMAGENET_TRAIN,
+                              max_epochs=1000)
     return Config(
         preset=name,
         data=DataConfig(source="folder", search_size=50000, workers=8),
         aug=AugConfig(),
         train=deit_recipe,
-        supernet=SupernetConfig(optim=OptimConfig(epochs=100, batch_size=1024, lr=5e-4, amp="bf16", drop_path=0.0)),
+        supernet=SupernetConfig(optim=OptimConfig(epochs=100, batch_size=1024, lr=5e-4, amp="bf16", drop_path=0.0,
+                                                  images=100 * (IMAGENET_TRAIN - 50000), max_epochs=1000)),
     )
