@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from glit.errors import GlitError
 
@@ -88,14 +89,13 @@ def cmd_profile(args) -> None:
 
 
 def _config(args, epochs_key: str):
-    from glit.config import load_config, set_value
+    from glit.config import load_config
 
     preset = getattr(args, "preset_name", None) or args.preset
-    cfg = load_config(preset, args.config, args.set)
+    epochs = [] if args.epochs is None else [f"{epochs_key}={args.epochs}"]
+    cfg = load_config(preset, args.config, [*args.set, *epochs])
     if args.data:
         cfg.data.source, cfg.data.root = "folder", args.data
-    if args.epochs is not None:
-        set_value(cfg, f"{epochs_key}={args.epochs}")
     return cfg
 
 
@@ -370,7 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    out = Path(args.out) if getattr(args, "out", None) and _is_main() else None
     try:
+        if out is not None:
+            from glit.folder import lock
+
+            lock(out)  # one command at a time in a run folder
         args.func(args)
     except GlitError as err:
         # An error raised in a DataLoader worker comes back wrapped in a traceback: keep its last line.
@@ -381,6 +386,10 @@ def main(argv: list[str] | None = None) -> int:
         print("glit: interrupted", file=sys.stderr)
         return 130
     finally:
+        if out is not None:
+            from glit.folder import unlock
+
+            unlock(out)
         _close_process_group()
     return 0
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,6 +173,139 @@ class Config:
 # -- loading and overriding ------------------------------------------------------------------------------------------
 
 
+# -- validation: every key's range, in one place ----------------------------------------------------------------------
+
+
+def _at_least(low):
+    return lambda v: v >= low, f"a number >= {low}"
+
+
+def _between(low, high, open_high=False):
+    return (lambda v: low <= v < high) if open_high else (lambda v: low <= v <= high), \
+        f"a number in [{low}, {high}{')' if open_high else ']'}"
+
+
+def _positive():
+    return lambda v: v > 0, "a positive number"
+
+
+def _one_of(*names):
+    return lambda v: v in names, "one of " + ", ".join(names)
+
+
+def _optional(rule):
+    check, allowed = rule
+    return lambda v: v is None or check(v), f"{allowed}, or null"
+
+
+def _count(v) -> bool:
+    from glit.search.budget import parse_count
+
+    try:
+        parse_count(v)
+    except GlitError:
+        return False
+    return True
+
+
+_OPTIM = {"epochs": _at_least(1), "batch_size": _at_least(1), "lr": _positive(), "weight_decay": _at_least(0),
+          "warmup_epochs": _at_least(0), "warmup_lr": _at_least(0), "min_lr": _at_least(0), "clip_grad": _at_least(0),
+          "drop_path": _between(0, 1, open_high=True), "amp": _one_of("none", "bf16", "fp16"),
+          "ema": _between(0, 1, open_high=True), "eval_every": _at_least(1), "images": _optional(_at_least(1)),
+          "min_epochs": _at_least(1), "max_epochs": _optional(_at_least(1))}
+
+RULES: dict[str, tuple] = {
+    "seed": _at_least(0),
+    "device": (lambda v: v in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", v) is not None,
+               "auto, cpu, cuda or cuda:N"),
+    "level": (lambda v: v in (1, 2), "1 or 2"),
+    "distribution": (lambda v: v is None or isinstance(v, list) and all(isinstance(g, int) and not isinstance(g, bool)
+                                                                      and g >= 0 for g in v),
+                     "a list of global-head counts (non-negative integers), or null"),
+    "data.source": _one_of("digits", "folder"),
+    "data.test_fraction": (lambda v: 0 < v < 1, "a number in (0, 1)"),
+    "data.search_size": _at_least(1),
+    "data.train_subset": _at_least(0),
+    "data.split_seed": _at_least(0),
+    "data.workers": _at_least(0),
+    "data.cache": _one_of("auto", "yes", "no"),
+    "aug.crop": _one_of("rrc", "pad", "none"),
+    "aug.crop_scale_min": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "aug.mixup": _at_least(0),
+    "aug.cutmix": _at_least(0),
+    "aug.mix_prob": _between(0, 1),
+    "aug.switch_prob": _between(0, 1),
+    "aug.label_smoothing": _between(0, 1, open_high=True),
+    "aug.erasing": _between(0, 1),
+    "aug.repeated_aug": _at_least(1),
+    "aug.eval_crop_ratio": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    **{f"train.{k}": rule for k, rule in _OPTIM.items()},
+    **{f"supernet.optim.{k}": rule for k, rule in _OPTIM.items()},
+    "supernet.eval_archs": _at_least(0),
+    "supernet.bn_batches": _at_least(1),
+    "supernet.sandwich": _at_least(0),
+    "search.strategy": _one_of("evolution", "random"),
+    "search.random_candidates": _optional(_at_least(1)),
+    "search.population": _at_least(1),
+    "search.generations": _at_least(1),
+    "search.parents": _at_least(1),
+    "search.mutations": _at_least(0),
+    "search.crossovers": _at_least(0),
+    "search.mutate_prob": _between(0, 1),
+    "search.max_tries": _at_least(1),
+    "search.max_macs": (lambda v: v is None or _count(v), "a positive count such as 1.3G, 500M, 2e6 or inf, or null"),
+    "search.max_params": (lambda v: v is None or _count(v), "a positive count such as 6M or 2e6, or null"),
+    "search.convention": _one_of("exact", "glit"),
+    "search.bn_batches": _at_least(1),
+    "search.batch_size": _at_least(1),
+    "search.topk": _at_least(1),
+    "search.topk_retrain_epochs": _at_least(0),
+    "search.level1_supernet": _one_of("fixed", "whole"),
+    "search.level1_scoring": _one_of("fixed", "marginal"),
+    "search.marginal_samples": _at_least(1),
+    "search.level2_topk": _at_least(1),
+    "search.level2_space": _one_of("full", "paper"),
+    "search.level2_epochs": _optional(_at_least(1)),
+    "search.incumbent_margin": _at_least(0),
+}
+
+# Rules between keys: (the key named in the message, the check, what is allowed).
+CROSS_RULES = (
+    ("train.max_epochs", lambda c: c.train.max_epochs is None or c.train.max_epochs >= c.train.min_epochs,
+     "at least train.min_epochs, or null"),
+    ("supernet.optim.max_epochs", lambda c: c.supernet.optim.max_epochs is None
+     or c.supernet.optim.max_epochs >= c.supernet.optim.min_epochs, "at least supernet.optim.min_epochs, or null"),
+    ("search.level2_topk", lambda c: c.search.level2_topk <= c.search.topk, "at most search.topk"),
+    ("search.level1_scoring", lambda c: c.search.level1_scoring == "fixed" or c.search.level1_supernet == "whole",
+     "fixed unless search.level1_supernet=whole (marginal scoring draws details from a whole-space supernet)"),
+)
+
+
+def validate(cfg: Config, where: str = "config") -> Config:
+    """Check every key's range (``RULES``) and the rules between keys (``CROSS_RULES``): a one-line error that
+    names the key, the value and what is allowed."""
+    for key, (check, allowed) in RULES.items():
+        value = _get(cfg, key)
+        ok = False
+        try:
+            finite = not isinstance(value, float) or math.isfinite(value) or key.startswith("search.max_")
+            ok = finite and bool(check(value))
+        except TypeError:
+            pass
+        if not ok:
+            raise GlitError(f"{where}: {key}={value!r}: must be {allowed}")
+    for key, check, allowed in CROSS_RULES:
+        if not check(cfg):
+            raise GlitError(f"{where}: {key}={_get(cfg, key)!r}: must be {allowed}")
+    return cfg
+
+
+def _get(cfg, dotted: str):
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
 def valid_keys(obj, prefix: str = "") -> list[str]:
     keys = []
     for f in dataclasses.fields(obj):
@@ -218,7 +353,7 @@ def updated(cfg: Config, changes: dict) -> Config:
     for key, value in changes.items():
         apply(new, _nested(key, value), "config")
     _epochs_given(new, changes)
-    return new
+    return validate(new)
 
 
 def _epochs_given(cfg: Config, keys) -> None:
@@ -268,10 +403,12 @@ def load_config(preset: str | None = None, file: str | None = None, overrides: l
         apply(cfg, data, file)
         if preset:
             cfg.preset = preset
+        _epochs_given(cfg, _dotted(data))
+        validate(cfg, str(file))
     for assignment in overrides:
         set_value(cfg, assignment)
     _epochs_given(cfg, _dotted(data) | {a.split("=", 1)[0].strip() for a in overrides})
-    return cfg
+    return validate(cfg, "--set")
 
 
 def _fail():

@@ -1,17 +1,44 @@
-"""Atomic file writes: write a temporary file in the same folder, then rename. A crash never leaves half a file."""
+"""Atomic file writes: write a temporary file in the same folder, flush it to disk, then rename it over the target.
+
+A crash, a SIGKILL or a full disk never leaves half a file: the target holds its old content or the new one. A
+failed write removes its temporary file, and an I/O error (a full disk, a read-only or unwritable folder) becomes
+the one-line error that names the file. Temporary files are named ``.NAME.PID.tmp``; ``remove_stale_temporaries``
+clears those that a killed process left behind.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
+
+from glit.errors import GlitError
+
+
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write`` on a temporary file beside ``path``, fsync it, and rename it to ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise io_error(path, err) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def write_json(path: str | Path, data) -> None:
@@ -20,3 +47,30 @@ def write_json(path: str | Path, data) -> None:
 
 def write_jsonl(path: str | Path, rows: list[dict]) -> None:
     write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def io_error(path: str | Path, err: OSError) -> GlitError:
+    """The one-line error for an I/O failure on ``path``, saying plainly when the disk is full."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return GlitError(f"{path}: cannot write: the disk is full (free some space, then run the same command again)")
+    return GlitError(f"{path}: cannot write ({err.strerror or err})")
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Remove the temporary files that killed writes left in ``folder`` (call it only while holding its lock)."""
+    for tmp in folder.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (best effort: some file systems cannot fsync a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

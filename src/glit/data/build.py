@@ -70,6 +70,12 @@ def load_data(cfg: Config) -> Data:
                 train.subset(rest), record)
 
 
+def same_split(a: dict | None, b: dict) -> bool:
+    """Whether two split records describe the same images and the same split, wherever the tree lies."""
+    return isinstance(a, dict) and {k: v for k, v in a.items() if k != "root"} == \
+        {k: v for k, v in b.items() if k != "root"}
+
+
 def fingerprint(record: dict) -> str:
     """A short digest of the data a model was trained on that does not depend on where the tree lies: the source, the
     classes, the number of training and test images, and the training subset. ``glit truth`` records it, and

@@ -5,13 +5,13 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from glit.config import Config, apply
+from glit.config import Config, apply, validate
 from glit.data.build import eval_loader, load_data
 from glit.errors import GlitError
 from glit.nn import Supernet, build_model
 from glit.space import Arch, SearchSpace
 from glit.train.bn import recalibrate_bn
-from glit.train.checkpoint import load_checkpoint
+from glit.train.checkpoint import load_checkpoint, load_weights
 from glit.train.dist import init_distributed
 from glit.train.loop import evaluate
 
@@ -20,10 +20,14 @@ def evaluate_checkpoint(path: str | Path, data_dir: str | None = None, arch: Arc
                         batch_size: int = 256) -> dict:
     """Top-1 on the test split of a model checkpoint (``glit train``), or of one path of a supernet checkpoint (pass
     ``arch``; its BatchNorm statistics are recalibrated on ``search.bn_batches`` training batches first)."""
+    if batch_size < 1:
+        raise GlitError(f"--batch-size must be at least 1, got {batch_size}")
     ckpt = load_checkpoint(path)
     if ckpt.get("kind") not in ("model", "supernet"):
         raise GlitError(f"{path}: not a glit training checkpoint (no 'kind')")
-    cfg = apply(Config(), ckpt["config"], str(path))
+    if not isinstance(ckpt.get("config"), dict):
+        raise GlitError(f"{path}: the checkpoint holds no run config; it was not written by glit")
+    cfg = validate(apply(Config(), ckpt["config"], f"{path}: config"), f"{path}: config")
     if data_dir:
         cfg.data.source, cfg.data.root = "folder", data_dir
     dist = init_distributed(cfg.device)
@@ -41,8 +45,7 @@ def evaluate_checkpoint(path: str | Path, data_dir: str | None = None, arch: Arc
     if model_arch.family.num_classes != data.num_classes:
         raise GlitError(f"{path}: the model has {model_arch.family.num_classes} classes, the data "
                         f"{data.num_classes}")
-    state = ckpt["ema"] if ckpt.get("ema") else ckpt["model"]
-    model.load_state_dict(state)
+    load_weights(model, ckpt, path, "ema" if ckpt.get("ema") else "model")
     model.to(dist.device)
     img = model_arch.family.img_size
     if path_arch is not None:  # a supernet path: recalibrate its BatchNorm statistics first, as the search does

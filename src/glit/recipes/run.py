@@ -39,6 +39,7 @@ from glit.config import Config, updated
 from glit.cost import cost
 from glit.errors import GlitError
 from glit.files import write_json
+from glit.folder import prepare_out, write_config
 from glit.presets import deit, level1_part
 from glit.recipes.rank import health_lines, supernet_health
 from glit.recipes.search import make_budget, search
@@ -46,30 +47,18 @@ from glit.recipes.train import train
 from glit.recipes.train_supernet import train_supernet
 from glit.space import Arch
 from glit.train.dist import barrier, init_distributed
-from glit.train.fit import prepare_out
 
 FINALISTS = ("searched", "baseline", "random")
 
 
 def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     out = Path(out)
-    if cfg.search.level2_epochs is not None and cfg.search.level2_epochs < 1:
-        raise GlitError(f"search.level2_epochs must be at least 1 (or null), got {cfg.search.level2_epochs}")
-    if cfg.search.level1_supernet not in ("fixed", "whole"):
-        raise GlitError(f"search.level1_supernet must be fixed or whole, got {cfg.search.level1_supernet!r}")
-    if cfg.search.level1_scoring not in ("fixed", "marginal"):
-        raise GlitError(f"search.level1_scoring must be fixed or marginal, got {cfg.search.level1_scoring!r}")
-    if not 1 <= cfg.search.level2_topk <= cfg.search.topk:
-        raise GlitError(f"search.level2_topk must be between 1 and search.topk ({cfg.search.topk}), got "
-                        f"{cfg.search.level2_topk}")
-    if cfg.search.level1_scoring == "marginal" and cfg.search.level1_supernet != "whole":
-        raise GlitError("search.level1_scoring=marginal draws detail settings from the level-1 supernet: set "
-                        "search.level1_supernet=whole")
     truth_file = Path(cfg.run.truth) if cfg.run.truth else out / "truth.jsonl"
     if cfg.run.truth and not truth_file.is_file():
         raise GlitError(f"run.truth: {truth_file}: no such file (a truth.jsonl written by glit truth)")
     dist = init_distributed(cfg.device)
-    prepare_out(out, cfg, resume=True, dist=dist, state="summary.json")
+    prepare_out(out, cfg, resume=True, dist=dist, state="summary.json", command="glit run")
+    write_config(out, cfg, dist)
     if dist.main and not (out / "run.json").exists():
         write_json(out / "run.json", {"command": command, "preset": cfg.preset,
                                       "started": datetime.datetime.now().isoformat(timespec="seconds")})

@@ -22,11 +22,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from glit.config import Config, apply
+from glit.config import Config, apply, validate
 from glit.cost import cost
 from glit.data.build import Data, eval_loader, load_data
 from glit.errors import GlitError
 from glit.files import write_json, write_jsonl
+from glit.folder import prepare_out, write_config
 from glit.nn import Supernet
 from glit.presets import deit
 from glit.search.budget import Budget, parse_count
@@ -34,9 +35,8 @@ from glit.search.fitness import Batches, SupernetFitness
 from glit.search.marginal import marginal_fitness
 from glit.search.strategy import Candidate, EvolutionConfig, SearchState, evolve, random_generations, random_search
 from glit.space import Arch, SearchSpace
-from glit.train.checkpoint import load_checkpoint
+from glit.train.checkpoint import load_checkpoint, load_weights
 from glit.train.dist import Dist, init_distributed
-from glit.train.fit import prepare_out
 
 STATE = "search_state.json"
 
@@ -56,10 +56,12 @@ def search_config(ckpt: dict, file: Path, overrides: list[str] = ()) -> Config:
     """The supernet run's config, with the search keys (and any other) overridden."""
     from glit.config import set_value
 
-    cfg = apply(Config(), ckpt["config"], str(file))
+    if not isinstance(ckpt.get("config"), dict):
+        raise GlitError(f"{file}: the checkpoint holds no run config; it was not written by glit train-supernet")
+    cfg = validate(apply(Config(), ckpt["config"], f"{file}: config"), f"{file}: config")
     for assignment in overrides:
         set_value(cfg, assignment)
-    return cfg
+    return validate(cfg, "--set")
 
 
 def supernet_fitness(cfg: Config, ckpt: dict, file: Path, data: Data, dist: Dist) -> SupernetFitness:
@@ -73,7 +75,7 @@ def supernet_fitness(cfg: Config, ckpt: dict, file: Path, data: Data, dist: Dist
     if trained.family.num_classes != data.num_classes:
         raise GlitError(f"{file}: the supernet has {trained.family.num_classes} classes, the data {data.num_classes}")
     model = Supernet(trained).to(dist.device)
-    model.load_state_dict(ckpt["model"])
+    load_weights(model, ckpt, file)
     s, img = cfg.search, trained.family.img_size
     calib = Batches(eval_loader(cfg, data.fit, img, s.batch_size), s.bn_batches, dist.device)
     held = Batches(eval_loader(cfg, data.search, img, s.batch_size), None, dist.device)
@@ -83,8 +85,6 @@ def supernet_fitness(cfg: Config, ckpt: dict, file: Path, data: Data, dist: Dist
 def make_budget(cfg: Config, space: SearchSpace) -> Budget:
     """``search.max_macs`` None means the MACs of the all-global, DeiT-style architecture of the family."""
     s = cfg.search
-    if s.convention not in ("exact", "glit"):
-        raise GlitError(f"search.convention must be exact or glit, got {s.convention!r}")
     max_macs = cost(deit(space.family), s.convention).macs if s.max_macs is None else \
         parse_count(s.max_macs, "search.max_macs")
     return Budget(max_macs, parse_count(s.max_params, "search.max_params"), s.convention)
@@ -99,8 +99,6 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
     out = Path(out)
     ckpt, file = supernet_checkpoint(supernet)
     s = cfg.search
-    if s.random_candidates is not None and s.random_candidates < 1:
-        raise GlitError(f"search.random_candidates must be at least 1, got {s.random_candidates}")
     trained = SearchSpace.from_dict(ckpt["space"], f"{file}: space")
     if space is None:
         space = trained
@@ -108,15 +106,13 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
         raise GlitError(f"{file}: the searched space is not part of the supernet's space")
     if marginal is not None and not trained.includes(marginal):
         raise GlitError(f"{file}: the space of the marginalised details is not part of the supernet's space")
-    if s.marginal_samples < 1:
-        raise GlitError(f"search.marginal_samples must be at least 1, got {s.marginal_samples}")
     dist = init_distributed(cfg.device)
-    resume_from = prepare_out(out, cfg, resume, dist, state=STATE)
+    resume_from = prepare_out(out, cfg, resume, dist, state=STATE, command="glit search")
     budget = make_budget(cfg, space)
     budget.check_feasible(space)
     if incumbent is not None:
         _check_incumbent(incumbent, space, budget, s.strategy)
-    state = SearchState.from_dict(json.loads(resume_from.read_text())) if resume_from else None
+    state = _read_state(resume_from) if resume_from else None
     if state is not None and incumbent is not None and incumbent not in {c.arch for c in state.scored}:
         raise GlitError(f"{out / STATE}: this search was started without the incumbent architecture; "
                         "search into a new --out")
@@ -128,6 +124,7 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
     fitness = supernet_fitness(cfg, ckpt, file, load_data(cfg), dist)
     if marginal is not None:
         fitness = marginal_fitness(fitness, marginal, budget, s.marginal_samples, cfg.seed)
+    write_config(out, cfg, dist)
     rng = random.Random(f"search:{cfg.seed}")
     evo = EvolutionConfig(s.population, s.generations, s.parents, s.mutations, s.crossovers, s.mutate_prob,
                           s.max_tries)
@@ -144,12 +141,10 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
             print(f"search generation {st.generation}/{generations}  best {best.score:.2f}  "
                   f"this generation: {len(newest)} scored, best {max(newest, default=math.nan):.2f}", flush=True)
 
-    if s.strategy == "evolution":
+    if s.strategy == "evolution":  # else random (glit.config.RULES)
         state = evolve(space, fitness, budget, evo, rng, state, save, seeds=[incumbent] if incumbent else [])
-    elif s.strategy == "random":
-        state = random_search(space, fitness, budget, candidates, s.population, rng, state, save, s.max_tries)
     else:
-        raise GlitError(f"search.strategy must be evolution or random, got {s.strategy!r}")
+        state = random_search(space, fitness, budget, candidates, s.population, rng, state, save, s.max_tries)
     bar.close()
     answer = choose(state, incumbent, cfg)
     if dist.main:
@@ -233,3 +228,10 @@ def _row(c) -> dict:
     return {"arch": c.arch.to_dict(), "params": k.params, "macs": k.macs, "score": c.score,
             "generation": c.generation}
 
+
+def _read_state(file: Path) -> SearchState:
+    try:
+        return SearchState.from_dict(json.loads(file.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise GlitError(f"{file}: unreadable search state ({err.__class__.__name__}); remove it to start the search "
+                        "again, or use another --out") from None

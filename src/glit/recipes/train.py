@@ -6,14 +6,16 @@ from pathlib import Path
 
 from glit.config import Config
 from glit.cost import cost
-from glit.data.build import eval_loader, load_data, train_loader
+from glit.data.build import eval_loader, load_data, same_split, train_loader
+from glit.errors import GlitError
 from glit.files import write_json
+from glit.folder import prepare_out, write_config
 from glit.nn import build_model
 from glit.recipes.common import arch_for_data, init_generator
 from glit.space import Arch
 from glit.train.checkpoint import load_checkpoint
 from glit.train.dist import Dist, init_distributed
-from glit.train.fit import fit, prepare_out
+from glit.train.fit import fit
 from glit.train.loop import evaluate
 from glit.train.optim import describe_length, sized
 
@@ -26,16 +28,24 @@ def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdou
     torchrun describes, or one process) lets ``glit truth`` train one model per process under torchrun."""
     out = Path(out)
     dist = dist or init_distributed(cfg.device)
-    resume_from = prepare_out(out, cfg, resume, dist)
+    resume_from = prepare_out(out, cfg, resume, dist, command="glit train")
     checkpoint = load_checkpoint(resume_from) if resume_from else None
-    if checkpoint is not None and checkpoint.get("kind") == "model":
+    if checkpoint is not None:
+        if checkpoint.get("kind") != "model":
+            raise GlitError(f"{resume_from}: holds a {checkpoint.get('kind')} checkpoint, not a model's; use another "
+                            "--out")
+        done = Arch.from_dict(checkpoint.get("arch"), f"{resume_from}: arch")
+        if done.blocks != arch.blocks:
+            raise GlitError(f"{out}: holds a run of another arch; use another --out, or the same --arch")
         split = checkpoint.get("split", {})
         images = split.get("fit_size", 0) + (0 if holdout else split.get("search_size", 0))
-        done = Arch.from_dict(checkpoint["arch"])
-        if checkpoint["epoch"] >= sized(cfg.train, images).epochs and done.blocks == arch.blocks:
+        if checkpoint["epoch"] >= sized(cfg.train, images).epochs:
             return _result(done, checkpoint["metrics"], holdout)  # a finished run: nothing to load or train
 
     data = load_data(cfg)
+    if checkpoint is not None and not same_split(checkpoint.get("split"), data.record):
+        raise GlitError(f"{out}: holds a run on other data (its split.json differs from this data's); use another "
+                        "--out, or the run's data")
     arch = arch_for_data(arch, data.num_classes)
     img = arch.family.img_size
     train_set, test_set = (data.fit, data.search) if holdout else (data.full, data.test)
@@ -46,6 +56,7 @@ def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdou
     test = eval_loader(cfg, test_set, img, o.batch_size, dist.rank, dist.world)
 
     model = build_model(arch, drop_path=o.drop_path, generator=init_generator(cfg.seed)).to(dist.device)
+    write_config(out, cfg, dist)
     if dist.main:
         write_json(out / "arch.json", arch.to_dict())
         write_json(out / "split.json", data.record)

@@ -11,16 +11,17 @@ from pathlib import Path
 
 from glit.config import Config
 from glit.cost import extremes
-from glit.data.build import eval_loader, load_data, train_loader
+from glit.data.build import eval_loader, load_data, same_split, train_loader
 from glit.errors import GlitError
 from glit.files import write_json
+from glit.folder import prepare_out, write_config
 from glit.nn import Supernet
 from glit.recipes.common import init_generator, space_for
 from glit.space import DETAIL_GENES, GENES, Arch, BlockGenes, SearchSpace
 from glit.train.bn import recalibrate_bn
-from glit.train.checkpoint import load_checkpoint
+from glit.train.checkpoint import load_checkpoint, load_weights
 from glit.train.dist import init_distributed
-from glit.train.fit import fit, prepare_out
+from glit.train.fit import fit
 from glit.train.loop import evaluate
 from glit.train.optim import describe_length, sized
 
@@ -41,13 +42,14 @@ def path_sampler(space: SearchSpace, seed: int, sandwich: int = 0):
 
 def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     out = Path(out)
-    if cfg.supernet.sandwich < 0:
-        raise GlitError(f"supernet.sandwich must be 0 (off) or more random paths, got {cfg.supernet.sandwich}")
     dist = init_distributed(cfg.device)
-    resume_from = prepare_out(out, cfg, resume, dist)
+    resume_from = prepare_out(out, cfg, resume, dist, command="glit train-supernet")
     checkpoint = load_checkpoint(resume_from) if resume_from else None
-    if checkpoint is not None and checkpoint.get("kind") == "supernet":
-        done = SearchSpace.from_dict(checkpoint["space"])
+    if checkpoint is not None:
+        if checkpoint.get("kind") != "supernet":
+            raise GlitError(f"{resume_from}: holds a {checkpoint.get('kind')} checkpoint, not a supernet's; use "
+                            "another --out")
+        done = SearchSpace.from_dict(checkpoint.get("space"), f"{resume_from}: space")
         images = checkpoint.get("split", {}).get("fit_size", 0)
         finished = checkpoint["epoch"] >= sized(cfg.supernet.optim, images).epochs
         expected = SearchSpace.from_preset(cfg.preset, cfg.level, cfg.distribution, cfg.search.level2_space)
@@ -55,6 +57,9 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
             return {"out": str(out), "space": done, "metrics": checkpoint["metrics"][-1]}  # finished
 
     data = load_data(cfg)
+    if checkpoint is not None and not same_split(checkpoint.get("split"), data.record):
+        raise GlitError(f"{out}: holds a run on other data (its split.json differs from this data's); use another "
+                        "--out, or the run's data")
     space = space_for(cfg, data.num_classes)
     img = space.family.img_size
     o = sized(cfg.supernet.optim, len(data.fit))
@@ -79,6 +84,7 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
 
     if cfg.supernet.warm_start and checkpoint is None:
         warm_start(supernet, cfg.supernet.warm_start)
+    write_config(out, cfg, dist)
     if dist.main:
         write_json(out / "space.json", space.to_dict())
         write_json(out / "split.json", data.record)
@@ -97,7 +103,7 @@ def warm_start(supernet: Supernet, source: str) -> None:
 
     ckpt, file = supernet_checkpoint(source)
     other = Supernet(SearchSpace.from_dict(ckpt["space"], f"{file}: space"))
-    other.load_state_dict(ckpt["model"])
+    load_weights(other, ckpt, file)
     inherit_paths(supernet, other, str(file))
 
 

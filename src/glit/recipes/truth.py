@@ -44,6 +44,7 @@ from glit.cost import cost
 from glit.data.build import fingerprint, load_data
 from glit.errors import GlitError
 from glit.files import write_json, write_jsonl
+from glit.folder import prepare_out, write_config
 from glit.health.metrics import read_truth
 from glit.health.sample import Member, stratified_sample
 from glit.presets import deit, level1_part
@@ -52,7 +53,6 @@ from glit.recipes.search import make_budget
 from glit.recipes.train import train
 from glit.space import Arch, SearchSpace
 from glit.train.dist import Dist
-from glit.train.fit import prepare_out
 from glit.version import version_string
 
 TRUTH = "truth.jsonl"
@@ -89,7 +89,9 @@ def truth(cfg: Config, out: str | Path, archs: int, seeds: Sequence[int], jobs: 
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
         _join_ranks()
-    prepare_out(out, cfg, resume=True, dist=Dist(rank=rank, world=world), state=TRUTH)
+    dist = Dist(rank=rank, world=world)
+    prepare_out(out, cfg, resume=True, dist=dist, state=TRUTH, command="glit truth")
+    write_config(out, cfg, dist)
     (out / "runs").mkdir(exist_ok=True)
     data_id = fingerprint(data.record)
     if rank == 0:

@@ -20,15 +20,18 @@ def parse_count(text: str | float | int | None, what: str = "value") -> float:
     """``1.3G``, ``1300M``, ``5e6`` or ``inf`` -> a number; ``None`` stays ``math.inf`` (no limit)."""
     if text is None:
         return math.inf
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
-    s = str(text).strip().upper()
-    unit = s[-1] if s and s[-1] in UNITS and s[-1] != "" else ""
-    try:
-        value = float(s[:-1] if unit else s) * UNITS[unit]
-    except ValueError:
-        raise GlitError(f"{what}: expected a number such as 1.3G, 500M or 2e6, got {text!r}") from None
-    if value <= 0:
+    if isinstance(text, bool):
+        raise GlitError(f"{what}: expected a number such as 1.3G, 500M or 2e6, got {text!r}")
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        s = str(text).strip().upper()
+        unit = s[-1] if s and s[-1] in UNITS and s[-1] != "" else ""
+        try:
+            value = float(s[:-1] if unit else s) * UNITS[unit]
+        except ValueError:
+            raise GlitError(f"{what}: expected a number such as 1.3G, 500M or 2e6, got {text!r}") from None
+    if math.isnan(value) or value <= 0:
         raise GlitError(f"{what}: must be positive, got {text!r}")
     return value
 

@@ -6,7 +6,6 @@ the EMA weights, RNG states, the epoch, the metrics so far, the resolved config,
 
 from __future__ import annotations
 
-import os
 import pickle
 import warnings
 from pathlib import Path
@@ -14,14 +13,13 @@ from pathlib import Path
 import torch
 
 from glit.errors import GlitError
+from glit.files import write_atomic
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
-    """Write to a temporary file in the same folder, then rename: a crash never leaves a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Write to a temporary file in the same folder, fsync, then rename: a crash never leaves a half-written file,
+    and a full disk is a one-line error that keeps the last good checkpoint."""
+    write_atomic(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -51,3 +49,22 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_weights(model: torch.nn.Module, ckpt: dict, file: str | Path, key: str = "model") -> None:
+    """Load ``ckpt[key]`` into ``model``: a checkpoint whose tensors are missing, unexpected or of other shapes is
+    a one-line error that names the file and the first such tensor."""
+    state = ckpt.get(key)
+    if not isinstance(state, dict):
+        raise GlitError(f"{file}: the checkpoint holds no {key!r} weights")
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k in expected if k in state and (not isinstance(state[k], torch.Tensor)
+                                                    or state[k].shape != expected[k].shape)]
+    if missing or unexpected or wrong:
+        what = f"missing tensor {missing[0]!r}" if missing else f"unexpected tensor {unexpected[0]!r}" if unexpected \
+            else f"tensor {wrong[0]!r} has another shape"
+        raise GlitError(f"{file}: the checkpoint's weights do not fit its architecture ({what}; "
+                        f"{len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} of another shape)")
+    model.load_state_dict(state)

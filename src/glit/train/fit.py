@@ -1,8 +1,7 @@
 """The body that supernet training and retraining share: optimiser, resume, epochs, checkpoints and metrics.
 
 ``--out DIR`` holds ``config.yaml`` (the resolved config), ``checkpoint.pt`` (the latest, written atomically after
-each epoch) and ``metrics.jsonl`` (one line per epoch). A DIR that holds another config is never overwritten: that
-is an error, and so is a DIR that holds a run when ``--resume`` was not given.
+each epoch) and ``metrics.jsonl`` (one line per epoch); ``glit.folder`` checks DIR before a run begins.
 """
 
 from __future__ import annotations
@@ -14,40 +13,15 @@ from pathlib import Path
 
 import torch
 import torch.distributed as td
-import yaml
 from torch import nn
 
-from glit.config import Config, OptimConfig, apply
+from glit.config import Config, OptimConfig
 from glit.errors import GlitError
 from glit.files import write_jsonl
-from glit.train.checkpoint import rng_state, save_checkpoint, set_rng_state
+from glit.train.checkpoint import load_weights, rng_state, save_checkpoint, set_rng_state
 from glit.train.dist import Dist, barrier
 from glit.train.loop import Step, train_one_epoch
 from glit.train.optim import make_optimizer
-
-IGNORED_ON_RESUME = ("data.workers", "run.truth")  # keys that may change between a run and its resumption
-TIMING_KEYS = ("images_per_s", "seconds")  # the metrics that depend on the machine, not on the run
-
-
-def prepare_out(out: Path, cfg: Config, resume: bool, dist: Dist, state: str = "checkpoint.pt") -> Path | None:
-    """Check ``out`` against ``cfg`` and write ``config.yaml``. Returns the state file to resume from, if any."""
-    config_file, ckpt_file = out / "config.yaml", out / state
-    if config_file.exists():
-        # A key that the stored config lacks (one added to glit since) reads as its default, which keeps the
-        # behaviour from before the key existed: runs written by an older glit still continue.
-        old = apply(Config(), yaml.safe_load(config_file.read_text()) or {}, str(config_file)).to_dict()
-        diff = _first_difference(old, cfg.to_dict())
-        if diff:
-            raise GlitError(f"{out}: holds a run with another config ({diff}); use another --out, or the same config")
-        if ckpt_file.exists() and not resume:
-            raise GlitError(f"{out}: already holds a run; pass --resume to continue it, or use another --out")
-    elif any(out.glob("*")) and not resume:
-        raise GlitError(f"{out}: exists and is not empty, and holds no glit run; use another --out")
-    if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
-        config_file.write_text(cfg.to_yaml())
-    barrier(dist)
-    return ckpt_file if resume and ckpt_file.exists() else None
 
 
 def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: Dist, *,
@@ -73,7 +47,7 @@ def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: 
             if checkpoint.get(key) != payload.get(key):
                 raise GlitError(f"{out}: holds a run of another {'model' if key == 'kind' else key} "
                                 f"({key} differs); use another --out")
-        model.load_state_dict(checkpoint["model"])
+        load_weights(model, checkpoint, out / "checkpoint.pt")
         optimizer.load_state_dict(checkpoint["optimizer"])
         if scaler is not None:
             scaler.load_state_dict(checkpoint["scaler"])
@@ -139,18 +113,3 @@ def _gather(obj, dist: Dist) -> list:
     out = [None] * dist.world
     td.all_gather_object(out, obj)
     return out
-
-
-def _first_difference(old: dict, new: dict, prefix: str = "") -> str | None:
-    for key in sorted(set(old) | set(new)):
-        path = prefix + key
-        if path in IGNORED_ON_RESUME:
-            continue
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            diff = _first_difference(a, b, path + ".")
-            if diff:
-                return diff
-        elif a != b:
-            return f"{path}: {a!r} there, {b!r} now"
-    return None
