@@ -390,9 +390,11 @@ def load_config(preset: str | None = None, file: str | None = None, overrides: l
     data = {}
     if file:
         try:
-            data = yaml.safe_load(Path(file).read_text()) or {}
+            data = yaml.safe_load(Path(file).read_text(encoding="utf-8")) or {}
         except OSError as err:
             raise GlitError(f"{file}: cannot read config ({err.strerror})") from None
+        except UnicodeDecodeError:
+            raise GlitError(f"{file}: not a config file (not UTF-8 YAML text)") from None
         except yaml.YAMLError as err:
             raise GlitError(f"{file}: malformed YAML ({str(err).splitlines()[0]})") from None
         if not isinstance(data, dict):

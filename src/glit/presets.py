@@ -141,7 +141,11 @@ def load_arch(file_or_name: str) -> Arch:
     if file_or_name in ARCHS:
         return arch_preset(file_or_name)
     if Path(file_or_name).exists() or file_or_name.endswith(".json"):
-        return Arch.from_json(Path(file_or_name))
+        arch = Arch.from_json(Path(file_or_name))
+        if arch.family.in_chans != 3:
+            raise GlitError(f"{file_or_name}: family.in_chans={arch.family.in_chans}, but glit feeds models 3-channel "
+                            "(RGB) images (grayscale is converted); set in_chans to 3")
+        return arch
     raise GlitError(f"unknown architecture {file_or_name!r}: not a file, and not a preset ({', '.join(ARCHS)})")
 
 

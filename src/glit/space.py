@@ -30,6 +30,13 @@ GENES = ("num_global_heads", "qkv_ratio", "mlp_ratio", "conv_ratio", "kernel_siz
 DETAIL_GENES = GENES[1:]
 
 
+# Bounds far beyond any vision transformer, so that a typo fails here, not as an allocation of terabytes.
+FAMILY_LIMITS = {"img_size": 8192, "patch_size": 8192, "embed_dim": 16384, "num_heads": 1024, "depth": 256,
+                 "num_classes": 1_000_000, "in_chans": 64}
+MAX_WIDTH = 1 << 18  # channels of any one layer that a gene may imply
+MAX_KERNEL = 4095
+
+
 @dataclass(frozen=True)
 class Family:
     """What every architecture of a space shares: the input, the width, the heads and the depth."""
@@ -44,9 +51,9 @@ class Family:
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise GlitError(f"family: {field.name} must be a positive integer, got {value!r}")
+            value, limit = getattr(self, field.name), FAMILY_LIMITS[field.name]
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= limit:
+                raise GlitError(f"family: {field.name} must be an integer in 1..{limit:,}, got {value!r}")
         if self.img_size % self.patch_size:
             raise GlitError(f"family: img_size {self.img_size} is not a multiple of patch_size {self.patch_size}")
         if self.embed_dim % self.num_heads:
@@ -74,7 +81,10 @@ class Family:
         if not isinstance(data, dict):
             raise GlitError(f"{where}: expected an object with keys {_names(cls)}")
         _check_keys(data, _names(cls), where, required=[f for f in _names(cls) if f != "in_chans"])
-        return cls(**data)
+        try:
+            return cls(**data)
+        except GlitError as err:
+            raise GlitError(f"{where}: {str(err).removeprefix('family: ')}") from None
 
 
 @dataclass(frozen=True)
@@ -153,13 +163,17 @@ class Arch:
             path = Path(text_or_path)
             where = str(path)
             try:
-                text = path.read_text()
+                text = path.read_text(encoding="utf-8")
             except OSError as err:
                 raise GlitError(f"{path}: cannot read architecture file ({err.strerror})") from None
+            except UnicodeDecodeError:
+                raise GlitError(f"{path}: not an architecture file (not UTF-8 JSON text)") from None
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_constant=_no_constant)
         except json.JSONDecodeError as err:
             raise GlitError(f"{where}: malformed JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+        except ValueError as err:
+            raise GlitError(f"{where}: {err}") from None
         return cls.from_dict(data, where)
 
 
@@ -382,15 +396,30 @@ class SearchSpace:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "space") -> SearchSpace:
+        if not isinstance(data, dict):
+            raise GlitError(f"{where}: expected an object with keys 'family' and 'blocks'")
         _check_keys(data, ["family", "blocks", "pins"], where, required=["family", "blocks"])
+        if not isinstance(data["blocks"], list):
+            raise GlitError(f"{where}: 'blocks' must be a list of objects with keys {list(GENES)}")
         blocks = []
         for i, b in enumerate(data["blocks"]):
+            if not isinstance(b, dict):
+                raise GlitError(f"{where}: block {i}: expected an object with keys {list(GENES)}")
             _check_keys(b, GENES, f"{where}: block {i}", required=GENES)
+            bad = next((g for g in GENES if not isinstance(b[g], (list, tuple)) or not b[g]), None)
+            if bad:
+                raise GlitError(f"{where}: block {i}: {bad} must be a non-empty list of choices, got {b[bad]!r}")
             blocks.append(BlockChoices(**{g: tuple(b[g]) for g in GENES}))
         pins = data.get("pins", [])
         if not isinstance(pins, list) or not all(isinstance(p, list) and len(p) == 3 for p in pins):
             raise GlitError(f"{where}: pins must be a list of [kind, gene, value] triples")
-        return cls(Family.from_dict(data["family"], f"{where}: family"), tuple(blocks), tuple(map(tuple, pins)))
+        family = Family.from_dict(data["family"], f"{where}: family")
+        try:
+            return cls(family, tuple(blocks), tuple(map(tuple, pins)))
+        except GlitError as err:
+            raise GlitError(f"{where}: {str(err).removeprefix('space: ')}") from None
+        except TypeError:
+            raise GlitError(f"{where}: the choices must be numbers") from None
 
 
 def _check_block(fam: Family, genes: BlockGenes, where: str) -> None:
@@ -406,15 +435,21 @@ def _check_block(fam: Family, genes: BlockGenes, where: str) -> None:
     if g < fam.num_heads:
         _check_ratio(genes.conv_ratio, c_l, "conv_ratio", where)
         k = genes.kernel_size
-        if not _is_int(k) or k < 1 or k % 2 == 0:
-            raise GlitError(f"{where}: kernel_size must be an odd positive integer, got {k!r}")
+        if not _is_int(k) or not 1 <= k <= MAX_KERNEL or k % 2 == 0:
+            raise GlitError(f"{where}: kernel_size must be an odd integer in 1..{MAX_KERNEL}, got {k!r}")
 
 
 def _check_ratio(value, width: int, gene: str, where: str) -> None:
-    if not _is_number(value) or value <= 0:
+    if not _is_number(value) or not 0 < value < math.inf:
         raise GlitError(f"{where}: {gene} must be a positive number, got {value!r}")
+    if value * width > MAX_WIDTH:
+        raise GlitError(f"{where}: {gene}={value} gives {value * width:,.0f} channels (at most {MAX_WIDTH:,})")
     if value * width != int(value * width):
         raise GlitError(f"{where}: {gene}={value} times {width} channels is not a whole number of channels")
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number that JSON allows")
 
 
 def _is_int(x) -> bool:

@@ -37,14 +37,35 @@ class Source:
 
 
 def load_image(item) -> Image.Image:
-    """An RGB PIL image from a decoded array or a file path; grayscale and palette images become RGB."""
+    """An RGB PIL image from a decoded array or a file path; grayscale and palette images become RGB, and 16-bit
+    and 32-bit images are scaled to 8 bits (``to_8bit``). An image over Pillow's decompression-bomb limit is an
+    error, as is an unreadable one: both name the file."""
     if isinstance(item, np.ndarray):
         return Image.fromarray(item)
     try:
         with Image.open(item) as img:
-            return img.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as err:
+            return to_8bit(img).convert("RGB")
+    except Image.DecompressionBombError as err:
+        raise GlitError(f"{item}: image too large to decode safely ({err})") from None
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
         raise GlitError(f"{item}: unreadable image ({err.__class__.__name__}: {err})") from None
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit grayscale (``I;16*``) scaled by 255/65535, and 32-bit integer (``I``) and float (``F``) images scaled
+    from their own range (``I`` holding 16-bit data, as Pillow opens 16-bit PNGs, by 255/65535): ``convert("RGB")``
+    would clip them all to white. Other modes are returned as they are."""
+    if img.mode.startswith("I;16"):
+        return Image.fromarray((np.asarray(img, dtype=np.float64) * (255 / 65535)).round().astype(np.uint8))
+    if img.mode in ("I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        if img.mode == "I" and a.size and a.min() >= 0 and a.max() <= 65535:
+            scale, low = 255 / 65535 if a.max() > 255 else 1.0, 0.0
+        else:
+            low, high = (float(a.min()), float(a.max())) if a.size else (0.0, 1.0)
+            scale = 255 / (high - low) if high > low else 0.0
+        return Image.fromarray(np.clip((a - low) * scale, 0, 255).round().astype(np.uint8))
+    return img
 
 
 def digits(test_fraction: float, split_seed: int) -> tuple[Source, Source]:
@@ -91,19 +112,35 @@ def image_folder(root: str | Path, cache: str = "auto") -> tuple[Source, Source]
         raise GlitError(f"{root}: class folders differ between {train_dir.name}/ and {eval_dir.name}/ "
                         f"(only in {train_dir.name}: {only_train[:5]}, only in {eval_dir.name}: {only_eval[:5]})")
     classes = sorted(train)
+    if len(classes) < 2:
+        raise GlitError(f"{train_dir}: {len(classes)} class folder; classification needs at least 2")
     sources = [_source(tree, classes) for tree in (train, held_out)]
     if _should_cache(sources[0], cache):
         sources = [Source([_decode(p) for p in s.items], s.labels, classes) for s in sources]
     return sources[0], sources[1]
 
 
+def eval_folder(root: str | Path) -> Source:
+    """The evaluation split alone (``root/val`` or ``root/test``), for evaluating a trained model: no training split
+    needed. Classes are its sorted folder names, which must be the model's."""
+    root = Path(root)
+    eval_dir = next((root / s for s in ("val", "test") if (root / s).is_dir()), None)
+    if eval_dir is None:
+        raise GlitError(f"{root}: missing evaluation split (expected root/val/ or root/test/)")
+    tree = _scan(eval_dir)
+    return _source(tree, sorted(tree))
+
+
 def _scan(split_dir: Path) -> dict[str, list[Path]]:
-    classes = sorted(d for d in split_dir.iterdir() if d.is_dir())
+    """Class folder -> its image files; hidden folders and files (``.ipynb_checkpoints``, ``.DS_Store``) are not
+    data."""
+    classes = sorted(d for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise GlitError(f"{split_dir}: no class folders")
     tree = {}
     for d in classes:
-        files = sorted(f for f in d.iterdir() if f.suffix.lower() in EXTENSIONS and f.is_file())
+        files = sorted(f for f in d.iterdir()
+                       if f.suffix.lower() in EXTENSIONS and f.is_file() and not f.name.startswith("."))
         if not files:
             raise GlitError(f"{d}: empty class folder (no {', '.join(EXTENSIONS)} files)")
         tree[d.name] = files
@@ -125,8 +162,7 @@ def _should_cache(train: Source, cache: str) -> bool:
         return cache == "yes"
     if len(train) > CACHE_AUTO_MAX_IMAGES:
         return False
-    with Image.open(train.items[0]) as img:
-        return max(img.size) <= CACHE_AUTO_MAX_SIDE
+    return max(load_image(train.items[0]).size) <= CACHE_AUTO_MAX_SIDE
 
 
 def _decode(path: Path) -> np.ndarray:

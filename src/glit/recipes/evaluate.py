@@ -7,6 +7,7 @@ from pathlib import Path
 
 from glit.config import Config, apply, validate
 from glit.data.build import eval_loader, load_data
+from glit.data.datasets import eval_folder
 from glit.errors import GlitError
 from glit.nn import Supernet, build_model
 from glit.space import Arch, SearchSpace
@@ -31,26 +32,31 @@ def evaluate_checkpoint(path: str | Path, data_dir: str | None = None, arch: Arc
     if data_dir:
         cfg.data.source, cfg.data.root = "folder", data_dir
     dist = init_distributed(cfg.device)
-    data = load_data(cfg)
+    # A model needs only the evaluation split; a supernet path also needs training batches to recalibrate BatchNorm.
+    data = load_data(cfg) if ckpt["kind"] == "supernet" or not data_dir else None
+    test = data.test if data else eval_folder(data_dir)
     if ckpt["kind"] == "model":
-        model_arch = Arch.from_dict(ckpt["arch"], f"{path}: arch")
+        model_arch = Arch.from_dict(ckpt.get("arch"), f"{path}: arch")
         model = build_model(model_arch)
         path_arch = None
     else:
         if arch is None:
             raise GlitError(f"{path}: is a supernet checkpoint; pass --arch to pick the path to evaluate")
-        space = SearchSpace.from_dict(ckpt["space"], f"{path}: space")
+        space = SearchSpace.from_dict(ckpt.get("space"), f"{path}: space")
         space.check(arch)
         model, path_arch, model_arch = Supernet(space), arch, arch
-    if model_arch.family.num_classes != data.num_classes:
+    if model_arch.family.num_classes != len(test.classes):
         raise GlitError(f"{path}: the model has {model_arch.family.num_classes} classes, the data "
-                        f"{data.num_classes}")
+                        f"{len(test.classes)}")
+    trained_on = (ckpt.get("split") or {}).get("classes")
+    if data_dir and trained_on and list(trained_on) != list(test.classes):
+        raise GlitError(f"{data_dir}: its class folders {test.classes[:5]} are not the model's {trained_on[:5]}")
     load_weights(model, ckpt, path, "ema" if ckpt.get("ema") else "model")
     model.to(dist.device)
     img = model_arch.family.img_size
     if path_arch is not None:  # a supernet path: recalibrate its BatchNorm statistics first, as the search does
         calib = eval_loader(cfg, data.fit, img, batch_size)
         recalibrate_bn(model, path_arch, (x.to(dist.device) for x, _ in itertools.islice(calib, cfg.search.bn_batches)))
-    loader = eval_loader(cfg, data.test, img, batch_size, dist.rank, dist.world)
+    loader = eval_loader(cfg, test, img, batch_size, dist.rank, dist.world)
     result = evaluate(model, loader, dist, path_arch, cfg.train.amp, desc="test")
     return {**result, "epoch": ckpt["epoch"]}
