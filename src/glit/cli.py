@@ -93,7 +93,7 @@ def _config(args, epochs_key: str):
 
     preset = getattr(args, "preset_name", None) or args.preset
     epochs = [] if args.epochs is None else [f"{epochs_key}={args.epochs}"]
-    cfg = load_config(preset, args.config, [*args.set, *epochs])
+    cfg = load_config(preset, args.config, [*epochs, *args.set])  # --set, the most specific, wins
     if args.data:
         cfg.data.source, cfg.data.root = "folder", args.data
     return cfg

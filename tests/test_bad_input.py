@@ -1,0 +1,295 @@
+"""Every bad input is one line on stderr, exit 2, naming the culprit, and changes nothing on disk.
+
+One table of cases over a shared world of real runs (a trained model, a supernet, a finished search, an ImageFolder
+tree, checkpoints and architecture files). Each case runs the real CLI entry point (``glit.cli.main``, in this
+process: no torch import per case) and asserts: exit code 2; exactly one stderr line, no traceback; every needle
+in that line; and every file under the world byte-identical before and after (no file added or removed either).
+Malicious pickles write a marker file if they ever run: the same snapshot proves they never did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from glit.cli import main
+from helpers import SMALL_SUPERNET, demo_arch_file, write_image_folder
+
+FAST = ("--set", "train.batch_size=64", "--set", "data.workers=0")
+
+
+class World:
+    """Paths of the shared world (see ``world``)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.good = root / "good.json"
+        self.tree, self.tr, self.sn, self.search = root / "tree", root / "tr", root / "sn", root / "S"
+        self.marker = root / "PWNED"
+
+
+class Evil:
+    """Unpickling this runs a shell command that creates the marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def run(*argv) -> tuple[int, str]:
+    """The CLI in this process: (exit code, stderr)."""
+    from io import StringIO
+
+    err, old = StringIO(), sys.stderr
+    sys.stderr = err
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exit_:
+        code = exit_.code
+    finally:
+        sys.stderr = old
+    return code, err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> World:
+    w = World(tmp_path_factory.mktemp("world"))
+    demo_arch_file(w.good)
+    demo_arch_file(w.root / "other.json", seed=7)
+    write_image_folder(w.tree)
+    assert run(*[str(w.good) if a == GOOD else a for a in TRAIN], "--out", w.tr)[0] == 0
+    assert run(*SUPERNET, "--out", w.sn)[0] == 0
+    assert run("search", "--supernet", w.sn, "--out", w.search, "--population", "4", "--generations", "1")[0] == 0
+    good = json.loads(w.good.read_text())
+
+    def arch(name: str, change) -> None:
+        data = json.loads(json.dumps(good))
+        change(data)
+        (w.root / name).write_text(json.dumps(data, allow_nan=True))
+
+    arch("nan.json", lambda a: a["blocks"][0].update(mlp_ratio=float("nan")))
+    arch("inf.json", lambda a: a["blocks"][0].update(mlp_ratio=float("inf")))
+    arch("huge.json", lambda a: a["blocks"][0].update(mlp_ratio=1e308))
+    arch("negative.json", lambda a: a["blocks"][0].update(mlp_ratio=-1))
+    arch("heads.json", lambda a: a["blocks"][0].update(num_global_heads=99))
+    arch("kernel.json", lambda a: a["blocks"][0].update(num_global_heads=0, kernel_size=4, conv_ratio=1))
+    arch("missing.json", lambda a: a["blocks"][0].pop("mlp_ratio"))
+    arch("unknown.json", lambda a: a["blocks"][0].update(colour="red"))
+    arch("depth.json", lambda a: a["blocks"].pop())
+    arch("embed.json", lambda a: a["family"].update(embed_dim=0))
+    arch("patch.json", lambda a: a["family"].update(patch_size=3))
+    arch("giant.json", lambda a: a["family"].update(embed_dim=10 ** 9))
+    arch("chans.json", lambda a: a["family"].update(in_chans=1))
+    (w.root / "binary.json").write_bytes(bytes(range(256)))
+    (w.root / "latin1.json").write_bytes(w.good.read_text().replace("family", "famílý").encode("latin-1"))
+    (w.root / "utf16.json").write_bytes(w.good.read_text().encode("utf-16"))
+    (w.root / "empty.json").write_text("")
+    (w.root / "list.json").write_text("[1, 2]")
+
+    (w.root / "binary.yaml").write_bytes(bytes(range(256)))
+    (w.root / "utf16.yaml").write_bytes("train:\n  epochs: 2\n".encode("utf-16"))
+    (w.root / "malformed.yaml").write_text("train: [epochs: 2\n")
+    (w.root / "list.yaml").write_text("- 1\n- 2\n")
+    (w.root / "unknown.yaml").write_text("train:\n  epoch: 2\n")
+    (w.root / "range.yaml").write_text("train:\n  epochs: -3\n")
+
+    (w.root / "notempty").mkdir()
+    (w.root / "notempty" / "notes.txt").write_text("mine\n")
+    (w.root / "afile").write_text("not a folder\n")
+    shutil.copytree(w.tr, w.root / "badcfg")
+    (w.root / "badcfg" / "config.yaml").write_bytes(b"\x00\x01 not yaml: [")
+    shutil.copytree(w.search, w.root / "badstate")
+    (w.root / "badstate" / "search_state.json").write_text("{ truncated")
+
+    evil = pickle.dumps(Evil(w.marker), protocol=2)
+    (w.root / "evil.pt").write_bytes(evil)
+    for folder in ("tr", "sn"):
+        shutil.copytree(w.root / folder, w.root / f"{folder}-evil")
+        (w.root / f"{folder}-evil" / "checkpoint.pt").write_bytes(evil)
+    (w.root / "text.pt").write_text("hello\n")
+    (w.root / "truncated.pt").write_bytes(w.tr.joinpath("checkpoint.pt").read_bytes()[:5000])
+    ckpt = torch.load(w.tr / "checkpoint.pt", weights_only=True)
+    torch.save({k: v for k, v in ckpt.items() if k != "config"}, w.root / "noconfig.pt")
+    torch.save({**ckpt, "model": {k: v for i, (k, v) in enumerate(ckpt["model"].items()) if i}},
+               w.root / "notensor.pt")
+    sn_ckpt = torch.load(w.sn / "checkpoint.pt", weights_only=True)
+    torch.save({**sn_ckpt, "space": {"family": sn_ckpt["space"]["family"], "blocks": 7}}, w.root / "badspace.pt")
+    torch.save({**sn_ckpt, "space": {**sn_ckpt["space"], "blocks": [{"num_global_heads": 3}] * 4}},
+               w.root / "badspace2.pt")
+
+    def tree(name, classes=(0, 1, 2), **kw):
+        return write_image_folder(w.root / name, classes, **kw)
+
+    tree("single", classes=(0,))
+    tree("noval")
+    shutil.rmtree(w.root / "noval" / "val")
+    tree("notrain")
+    shutil.rmtree(w.root / "notrain" / "train")
+    tree("emptyclass")
+    for f in (w.root / "emptyclass" / "train" / "digit_0").iterdir():
+        f.unlink()
+    tree("differ")
+    shutil.rmtree(w.root / "differ" / "val" / "digit_2")
+    tree("otherclasses", classes=(3, 4, 5))
+    tree("badfirst")
+    first = sorted((w.root / "badfirst" / "train" / "digit_0").iterdir())[0]
+    first.write_bytes(b"not an image at all")
+    tree("bomb")
+    Image.fromarray(np.zeros((3000, 3000), np.uint8)).save(w.root / "bomb" / "train" / "digit_0" / "000-big.png")
+
+    (w.root / "truth-bad.jsonl").write_text('{"arch": 1, "seed": 0, "top1": 50}\n{oops\n')
+    return w
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def W(name):  # noqa: N802 - a short marker for "a path in the world" inside the table
+    return ("world", name)
+
+
+S, SN, TR, TREE, GOOD = W("S"), W("sn"), W("tr"), W("tree"), W("good.json")
+TRAIN = ("train", "--preset", "demo", "--arch", GOOD, "--epochs", "1", *FAST)
+SUPERNET = ("train-supernet", "--preset", "demo", "--epochs", "1", *FAST, *SMALL_SUPERNET)
+SEARCH = ("search", "--supernet", SN, "--population", "4", "--generations", "1")
+
+# (case id, argv, needles the one line must contain). W(name) is a path in the world; "NEW" a fresh --out.
+CASES = [
+    # -- run folders: one command, one config, nothing overwritten
+    ("train-into-search-folder", (*TRAIN, "--out", S), ("S", "glit search")),
+    ("train-search-config-into-search", ("train", "--config", W("S/config.yaml"), "--arch", W("S/best.json"),
+                                         "--out", S), ("glit search run",)),
+    ("supernet-into-train-folder", (*SUPERNET, "--out", TR), ("tr", "glit train run")),
+    ("search-into-train-folder", (*SEARCH, "--out", TR), ("tr", "glit train run")),
+    ("search-into-supernet-folder", (*SEARCH, "--out", SN), ("sn", "glit train-supernet")),
+    ("run-into-train-folder", ("run", "demo", "--out", TR), ("tr", "glit train run")),
+    ("truth-into-train-folder", ("truth", "demo", "--archs", "1", "--out", TR), ("tr", "glit train run")),
+    ("train-again-without-resume", (*TRAIN, "--out", TR), ("tr", "--resume")),
+    ("resume-another-arch", ("train", "--preset", "demo", "--arch", W("other.json"), "--epochs", "1", *FAST,
+                             "--out", TR, "--resume"), ("tr", "another arch")),
+    ("resume-another-config", (*TRAIN, "--set", "train.lr=0.1", "--out", TR, "--resume"), ("train.lr",)),
+    ("out-is-a-file", (*TRAIN, "--out", W("afile")), ("afile", "not a folder")),
+    ("out-unwritable", (*TRAIN, "--out", "/dev/null/run"), ("/dev/null/run", "cannot write")),
+    ("out-not-empty", (*TRAIN, "--out", W("notempty")), ("notempty", "not empty")),
+    ("corrupt-config-yaml", (*TRAIN, "--out", W("badcfg"), "--resume"), ("badcfg/config.yaml", "unreadable")),
+    ("corrupt-search-state", (*SEARCH, "--out", W("badstate"), "--resume"), ("search_state.json", "unreadable")),
+    # -- config values
+    *[(f"set-{kv}", (*TRAIN, "--set", kv, "--out", "NEW"), (kv.split("=")[0],)) for kv in (
+        "train.epochs=-1", "train.epochs=0", "train.batch_size=0", "train.batch_size=-4", "train.lr=-1",
+        "train.lr=nan", "train.lr=inf", "data.workers=-1", "aug.repeated_aug=0", "train.amp=fp8",
+        "train.eval_every=0", "device=tpu", "device=cuda:x", "train.drop_path=1.5", "aug.erasing=2",
+        "aug.label_smoothing=1", "data.search_size=0", "data.cache=maybe", "seed=-1", "train.max_epochs=0",
+        "train.images=0", "search.mutate_prob=2", "search.strategy=greedy", "supernet.sandwich=-1", "level=3",
+        "train.epochs=abc", "train.epoch=3", "search.level2_topk=9", "search.max_macs=nan",
+        "search.level1_scoring=marginal")],
+    ("search-generations-0", (*SEARCH, "--generations", "0", "--out", "NEW"), ("search.generations",)),
+    ("search-population-0", (*SEARCH, "--population", "0", "--out", "NEW"), ("search.population",)),
+    # -- budgets
+    ("max-macs-nan", (*SEARCH, "--max-macs", "nan", "--out", "NEW"), ("search.max_macs",)),
+    ("max-macs-negative", (*SEARCH, "--max-macs", "-5", "--out", "NEW"), ("search.max_macs",)),
+    ("max-macs-zero", (*SEARCH, "--max-macs", "0", "--out", "NEW"), ("search.max_macs",)),
+    ("max-macs-words", (*SEARCH, "--max-macs", "lots", "--out", "NEW"), ("search.max_macs",)),
+    ("max-macs-impossible", (*SEARCH, "--max-macs", "1K", "--out", "NEW"), ("budget", "impossible")),
+    ("max-params-impossible", (*SEARCH, "--max-params", "10", "--out", "NEW"), ("budget", "impossible")),
+    # -- architecture files
+    *[(f"arch-{name}", ("train", "--preset", "demo", "--arch", W(f"{name}.json"), "--epochs", "1", *FAST,
+                        "--out", "NEW"), (f"{name}.json", *needles)) for name, needles in (
+        ("nan", ("NaN",)), ("inf", ("Infinity",)), ("huge", ("mlp_ratio",)), ("negative", ("mlp_ratio",)),
+        ("heads", ("num_global_heads",)), ("kernel", ("kernel_size",)), ("missing", ("mlp_ratio",)),
+        ("unknown", ("colour",)), ("depth", ("depth",)), ("embed", ("embed_dim",)), ("patch", ("patch_size",)),
+        ("giant", ("embed_dim",)), ("chans", ("in_chans",)), ("binary", ("UTF-8",)), ("latin1", ("UTF-8",)),
+        ("utf16", ("UTF-8",)), ("empty", ("malformed JSON",)), ("list", ("JSON object",)),
+        ("absent", ("absent.json",)))],
+    # -- config files
+    *[(f"config-{name}", ("train", "--config", W(f"{name}.yaml"), "--arch", GOOD, "--out", "NEW"),
+       (f"{name}.yaml", *needles)) for name, needles in (
+        ("binary", ("UTF-8",)), ("utf16", ("UTF-8",)), ("malformed", ("malformed YAML",)), ("list", ("mapping",)),
+        ("unknown", ("train.epoch",)), ("range", ("train.epochs",)), ("absent", ("cannot read",)))],
+    # -- data trees
+    *[(f"data-{name}", ("train", "--preset", "cifar", "--arch", "deit-cifar", "--epochs", "1",
+                        "--data", W(name), *FAST, "--set", "data.search_size=4", "--set", "data.train_subset=0",
+                        "--out", "NEW"), (name, *needles)) for name, needles in (
+        ("absent", ("not found",)), ("single", ("at least 2",)), ("noval", ("evaluation split",)),
+        ("notrain", ("training split",)), ("emptyclass", ("digit_0", "empty")), ("differ", ("differ",)),
+        ("badfirst", ("unreadable image",)), ("bomb", ("000-big.png", "too large")))],
+    ("data-search-split-too-large", ("train", "--preset", "cifar", "--arch", "deit-cifar", "--data", TREE, *FAST,
+                                     "--set", "data.train_subset=0", "--out", "NEW"), ("data.search_size",)),
+    # -- checkpoints (malicious pickles never run: the marker file would appear)
+    ("eval-evil-pickle", ("eval", "--checkpoint", W("evil.pt")), ("evil.pt",)),
+    ("search-evil-pickle", ("search", "--supernet", W("evil.pt"), "--out", "NEW"), ("evil.pt",)),
+    ("rank-evil-pickle", ("rank", "--supernet", W("evil.pt"), "--truth", W("truth-bad.jsonl")), ("evil.pt",)),
+    ("warm-start-evil-pickle", (*SUPERNET, "--level", "2", "--warm-start", W("evil.pt"), "--out", "NEW"),
+     ("evil.pt",)),
+    ("train-resume-evil-pickle", (*TRAIN, "--out", W("tr-evil"), "--resume"), ("checkpoint.pt",)),
+    ("supernet-resume-evil-pickle", (*SUPERNET, "--out", W("sn-evil"), "--resume"),
+     ("checkpoint.pt",)),
+    ("eval-text-file", ("eval", "--checkpoint", W("text.pt")), ("text.pt",)),
+    ("eval-truncated", ("eval", "--checkpoint", W("truncated.pt")), ("truncated.pt",)),
+    ("eval-no-config", ("eval", "--checkpoint", W("noconfig.pt")), ("noconfig.pt", "config")),
+    ("eval-missing-tensor", ("eval", "--checkpoint", W("notensor.pt")), ("notensor.pt", "missing tensor")),
+    ("search-malformed-space", ("search", "--supernet", W("badspace.pt"), "--out", "NEW"), ("badspace.pt",)),
+    ("search-space-short-genes", ("search", "--supernet", W("badspace2.pt"), "--out", "NEW"), ("badspace2.pt",)),
+    ("eval-batch-size-0", ("eval", "--checkpoint", W("tr/checkpoint.pt"), "--batch-size", "0"), ("--batch-size",)),
+    ("eval-other-classes", ("eval", "--checkpoint", W("tr/checkpoint.pt"), "--data", W("otherclasses")),
+     ("classes",)),
+    ("eval-supernet-without-arch", ("eval", "--checkpoint", W("sn/checkpoint.pt")), ("--arch",)),
+    # -- truth and rank
+    ("truth-archs-0", ("truth", "demo", "--archs", "0", "--out", "NEW"), ("--archs",)),
+    ("truth-seeds-negative", ("truth", "demo", "--seeds", "-1", "--out", "NEW"), ("--seeds",)),
+    ("truth-seeds-twice", ("truth", "demo", "--seeds", "0,0", "--out", "NEW"), ("--seeds",)),
+    ("rank-truth-absent", ("rank", "--supernet", SN, "--truth", W("absent.jsonl")), ("absent.jsonl",)),
+    ("rank-truth-malformed", ("rank", "--supernet", SN, "--truth", W("truth-bad.jsonl")), ("truth-bad.jsonl",)),
+]
+
+
+def test_the_table_holds_at_least_60_cases():
+    assert len(CASES) >= 60 and len({c[0] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case, argv, needles", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(world, case, argv, needles, monkeypatch):
+    if case == "data-bomb":
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)  # the 9 Mpx image is then over twice the limit
+    args = [str(world.root / a[1]) if isinstance(a, tuple) else str(world.root / f"new-{case}") if a == "NEW"
+            else a for a in argv]
+    before = snapshot(world.root)
+    code, err = run(*args)
+    lines = err.strip().splitlines()
+    assert code == 2, (code, err[-3000:])
+    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    assert snapshot(world.root) == before, "a refused command changed files"
+    assert not world.marker.exists(), "a malicious pickle ran"
+    assert not (world.root / f"new-{case}").exists(), "a refused command left its --out behind"
+
+
+def test_a_second_command_on_a_locked_folder_is_refused(world, tmp_path):
+    """A folder in use by another process (its flock held) is refused at once, nothing written."""
+    out = tmp_path / "busy"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                               f"fd = os.open({str(out)!r}, os.O_RDONLY)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
+                               "print('locked', flush=True)\ntime.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        code, err = run("train", "--preset", "demo", "--arch", world.good, "--epochs", "1", *FAST, "--out", out)
+        assert code == 2 and "another glit command is running" in err and len(err.strip().splitlines()) == 1
+        assert list(out.iterdir()) == []
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
