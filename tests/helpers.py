@@ -38,9 +38,11 @@ def glit_command(*args) -> list[str]:
     return [sys.executable, "-m", "glit", *map(str, args)]
 
 
-def run_glit(*args, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_glit(*args, timeout: float = 300, env: dict | None = None, cwd: Path | None = None
+             ) -> subprocess.CompletedProcess:
     """``python -m glit ARGS`` in a subprocess; the CompletedProcess with text stdout and stderr."""
-    return subprocess.run(glit_command(*args), capture_output=True, text=True, env=env or cli_env(), timeout=timeout)
+    return subprocess.run(glit_command(*args), capture_output=True, text=True, env=env or cli_env(), timeout=timeout,
+                          cwd=cwd)
 
 
 def torchrun(*args, nproc: int = 2, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -126,9 +128,11 @@ def write_image_folder(root: Path, classes: tuple[int, ...] = (0, 1, 2), train_p
     return root
 
 
-def kill_when_exists(args, marker: Path, timeout: float = 600) -> None:
-    """Start ``glit ARGS`` and SIGKILL it as soon as ``marker`` exists, asserting it was still running then."""
-    proc = subprocess.Popen(glit_command(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env())
+def kill_when_exists(args, marker: Path, timeout: float = 600, cwd: Path | None = None) -> None:
+    """Start ``glit ARGS`` (in ``cwd``) and SIGKILL it as soon as ``marker`` exists, asserting it was still running
+    then."""
+    proc = subprocess.Popen(glit_command(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env(),
+                            cwd=cwd)
     try:
         deadline = time.monotonic() + timeout
         while not marker.exists():

@@ -293,3 +293,23 @@ def test_a_second_command_on_a_locked_folder_is_refused(world, tmp_path):
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
+
+
+def test_a_write_killed_midway_keeps_the_old_file_and_the_run_continues(world, tmp_path):
+    """SIGKILL in the middle of writing config.yaml (the write goes to a temporary file, then is renamed): the old
+    config.yaml is intact, and the same command continues the run and clears the temporary file."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(world.tr, run_dir)
+    config = (run_dir / "config.yaml").read_bytes()
+    killed = subprocess.run([sys.executable, "-c", "import os, signal\nfrom glit.files import write_atomic\n"
+                             "def half(f):\n    f.write(b'train:\\n  epo')\n    f.flush()\n"
+                             "    os.kill(os.getpid(), signal.SIGKILL)\n"
+                             f"write_atomic({str(run_dir / 'config.yaml')!r}, half)\n"])
+    assert killed.returncode == -signal.SIGKILL
+    assert (run_dir / "config.yaml").read_bytes() == config
+    assert len(list(run_dir.glob(".config.yaml.*.tmp"))) == 1  # what the killed write left
+    train = [str(world.good) if a == GOOD else a for a in TRAIN]
+    assert run(*train, "--set", "train.epochs=2", "--out", run_dir, "--resume")[0] == 2  # another config: refused
+    assert run(*train, "--out", run_dir, "--resume")[0] == 0  # the same command: continues (finished, here)
+    assert (run_dir / "config.yaml").read_bytes() == config
+    assert not list(run_dir.glob(".*.tmp"))

@@ -202,16 +202,23 @@ def test_a_run_reports_supernet_health_against_a_truth_file(whole_run, tmp_path)
 
 
 @pytest.mark.slow
-def test_killed_during_a_stage_then_run_again_equals_an_uninterrupted_run(finished, tmp_path):
+def test_killed_moved_and_continued_from_elsewhere_equals_an_uninterrupted_run(finished, tmp_path):
+    """Started with a relative --out from one folder, SIGKILLed mid-pipeline (the level-2 supernet, warm-started
+    from stage 1, has finished an epoch), moved, then continued from another working directory by its absolute
+    path: the same summary as an uninterrupted run."""
     out, _ = finished
-    cut = tmp_path / "cut"
-    # killed once the level-2 supernet has finished an epoch: mid-pipeline
-    kill_when_exists(["run", "demo", "--out", cut, *TINY_RUN], cut / "4-supernet" / "checkpoint.pt")
-    assert not (cut / "summary.json").exists()
-    again = run_glit("run", "demo", "--out", cut, *TINY_RUN, timeout=600)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    kill_when_exists(["run", "demo", "--out", "cut", *TINY_RUN], tmp_path / "a" / "cut" / "4-supernet" /
+                     "checkpoint.pt", cwd=tmp_path / "a")
+    assert not (tmp_path / "a" / "cut" / "summary.json").exists()
+    moved = tmp_path / "b" / "moved"
+    moved.parent.mkdir()
+    (tmp_path / "a" / "cut").rename(moved)
+    again = run_glit("run", "demo", "--out", moved, *TINY_RUN, timeout=600, cwd=tmp_path / "elsewhere")
     assert again.returncode == 0, again.stderr[-3000:]
     a = json.loads((out / "summary.json").read_text())
-    b = json.loads((cut / "summary.json").read_text())
+    b = json.loads((moved / "summary.json").read_text())
     assert without_timings(a) == without_timings(b)
 
 

@@ -109,6 +109,7 @@ def lock(out: Path) -> None:
         raise GlitError(f"{out}: another glit command is running in this folder; wait for it, or use another "
                         "--out") from None
     _held[out] = fd, created
+    remove_stale_temporaries(out)  # ours now: any temporary file in it is a killed write's
 
 
 def unlock(out: Path) -> None:
