@@ -313,3 +313,37 @@ def test_a_write_killed_midway_keeps_the_old_file_and_the_run_continues(world, t
     assert run(*train, "--out", run_dir, "--resume")[0] == 0  # the same command: continues (finished, here)
     assert (run_dir / "config.yaml").read_bytes() == config
     assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_eval_on_a_tree_with_only_an_evaluation_split(world, tmp_path):
+    """Evaluating a trained model needs only root/val (or root/test), whatever data.search_size is."""
+    from helpers import digit_images
+
+    for digit in range(10):
+        folder = tmp_path / "evalonly" / "val" / str(digit)
+        folder.mkdir(parents=True)
+        for i, pixels in enumerate(digit_images(digit, 2, offset=100)):
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+    code, err = run("eval", "--checkpoint", world.tr / "checkpoint.pt", "--data", tmp_path / "evalonly")
+    assert code == 0, err[-3000:]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB tmpfs: room for a run's small files, not for its checkpoint (skipped where mounting is refused)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_is_one_line_that_says_so(world, tiny_disk):
+    train = [str(world.good) if a == GOOD else a for a in TRAIN]
+    code, err = run(*train, "--out", tiny_disk / "run")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err[-3000:]
+    assert "checkpoint.pt" in err and "disk is full" in err
+    assert not list((tiny_disk / "run").glob(".*.tmp"))  # the half-written checkpoint is gone
+    assert (tiny_disk / "run" / "config.yaml").exists()  # what was written before is kept

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -33,6 +34,8 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
         raise io_error(path, err) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
+        if _nearly_full(path.parent):  # torch.save reports a failed write as a RuntimeError
+            raise io_error(path, OSError(errno.ENOSPC, "No space left on device")) from None
         raise
     _fsync_folder(path.parent)
 
@@ -60,6 +63,13 @@ def remove_stale_temporaries(folder: Path) -> None:
     """Remove the temporary files that killed writes left in ``folder`` (call it only while holding its lock)."""
     for tmp in folder.glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
+
+
+def _nearly_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
 
 
 def _fsync_folder(folder: Path) -> None:
