@@ -347,3 +347,18 @@ def test_a_full_disk_is_one_line_that_says_so(world, tiny_disk):
     assert "checkpoint.pt" in err and "disk is full" in err
     assert not list((tiny_disk / "run").glob(".*.tmp"))  # the half-written checkpoint is gone
     assert (tiny_disk / "run" / "config.yaml").exists()  # what was written before is kept
+
+
+def test_a_model_too_large_for_memory_is_one_line(world, tmp_path):
+    """A valid architecture that this machine cannot allocate (under a 5 GiB address-space limit)."""
+    arch = json.loads(world.good.read_text())
+    arch["family"].update(embed_dim=12288, num_heads=3)
+    (tmp_path / "big.json").write_text(json.dumps(arch))
+    code = ("import resource, sys\nresource.setrlimit(resource.RLIMIT_AS, (5 << 30, 5 << 30))\n"
+            "from glit.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    argv = ["train", "--preset", "demo", "--arch", str(tmp_path / "big.json"), "--epochs", "1", *FAST,
+            "--out", str(tmp_path / "run")]
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-3000:]
+    assert "out of memory" in proc.stderr

@@ -382,6 +382,12 @@ def main(argv: list[str] | None = None) -> int:
         message = str(err).strip().splitlines()[-1].removeprefix("glit.errors.GlitError: ")
         print(f"glit: error: {message}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as err:
+        if not _out_of_memory(err):
+            raise
+        print("glit: error: out of memory: the model or batch does not fit this machine (a smaller architecture, "
+              "train.batch_size or search.batch_size will)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("glit: interrupted", file=sys.stderr)
         return 130
@@ -392,6 +398,13 @@ def main(argv: list[str] | None = None) -> int:
             unlock(out)
         _close_process_group()
     return 0
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """An allocation that failed: host memory (MemoryError, torch's CPU allocator) or GPU memory."""
+    text = str(err)
+    return isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError" or \
+        "can't allocate memory" in text or "out of memory" in text.lower()
 
 
 def _close_process_group() -> None:
