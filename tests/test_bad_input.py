@@ -226,6 +226,8 @@ CASES = [
         ("absent", ("not found",)), ("single", ("at least 2",)), ("noval", ("evaluation split",)),
         ("notrain", ("training split",)), ("emptyclass", ("digit_0", "empty")), ("differ", ("differ",)),
         ("badfirst", ("unreadable image",)), ("bomb", ("000-big.png", "too large")))],
+    ("run-single-class-tree", ("run", "cifar", "--data", W("single"), "--out", "NEW"), ("single", "at least 2")),
+    ("run-tree-without-val", ("run", "cifar", "--data", W("noval"), "--out", "NEW"), ("noval", "evaluation split")),
     ("data-search-split-too-large", ("train", "--preset", "cifar", "--arch", "deit-cifar", "--data", TREE, *FAST,
                                      "--set", "data.train_subset=0", "--out", "NEW"), ("data.search_size",)),
     # -- checkpoints (malicious pickles never run: the marker file would appear)

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from glit.config import Config, updated
 from glit.cost import cost
+from glit.data.build import load_data
 from glit.errors import GlitError
 from glit.files import write_json
 from glit.folder import prepare_out, write_config
@@ -58,6 +59,8 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
         raise GlitError(f"run.truth: {truth_file}: no such file (a truth.jsonl written by glit truth)")
     dist = init_distributed(cfg.device)
     prepare_out(out, cfg, resume=True, dist=dist, state="summary.json", command="glit run")
+    if not (out / "run.json").exists():
+        load_data(updated(cfg, {"data.cache": "no"}))  # a bad tree is refused before the run writes anything
     write_config(out, cfg, dist)
     if dist.main and not (out / "run.json").exists():
         write_json(out / "run.json", {"command": command, "preset": cfg.preset,
