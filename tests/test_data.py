@@ -180,3 +180,32 @@ def test_fit_search_and_unused_partition_the_training_set():
     assert not set(ids["fit"]) & set(ids["search"]) and not set(ids["full"]) & set(ids["unused"])
     assert set(ids["full"]) == set(ids["fit"]) | set(ids["search"])
     assert len(whole.unused) == 0
+
+
+def test_16_bit_and_32_bit_images_are_scaled_to_8_bits_not_clipped(tmp_path):
+    """A 16-bit PNG (opened as I;16) spans 0..65535: it must come out as 0..255, not saturated to white."""
+    import numpy as np
+
+    from glit.data.datasets import load_image
+
+    ramp = (np.arange(16 * 16).reshape(16, 16) * 257).astype(np.uint16)  # 0..65535 in 256 steps
+    Image.fromarray(ramp).save(tmp_path / "ramp16.png")
+    assert Image.open(tmp_path / "ramp16.png").mode.startswith("I")
+    rgb = np.asarray(load_image(tmp_path / "ramp16.png"))
+    assert rgb.dtype == np.uint8 and rgb.shape == (16, 16, 3)
+    assert np.array_equal(rgb[..., 0], np.arange(256).reshape(16, 16))  # 257 * v -> v exactly
+    floats = Image.fromarray(np.linspace(-1, 1, 64, dtype=np.float32).reshape(8, 8), mode="F")
+    floats.save(tmp_path / "f.tiff")
+    scaled = np.asarray(load_image(tmp_path / "f.tiff"))[..., 0]
+    assert scaled.min() == 0 and scaled.max() == 255  # its own range, stretched
+
+
+def test_hidden_folders_and_files_are_not_classes(tmp_path):
+    from glit.data.datasets import image_folder
+
+    root = write_image_folder(tmp_path / "tree")
+    for split in ("train", "val"):
+        (root / split / ".ipynb_checkpoints").mkdir()
+        (root / split / "digit_0" / ".DS_Store.png").write_bytes(b"junk")
+    train, test = image_folder(root, cache="no")
+    assert train.classes == ["digit_0", "digit_1", "digit_2"] and len(train) == 24 and len(test) == 12
