@@ -268,3 +268,22 @@ def test_level2_topk_beyond_the_level1_topk_is_an_error(tmp_path):
     proc = run_glit("run", "demo", "--out", tmp_path / "run", *TINY_RUN, "--set", "search.level2_topk=3")
     assert_one_line_error(proc, "search.level2_topk", "3")
     assert not (tmp_path / "run").exists()
+
+
+def test_one_decode_per_run_and_none_when_everything_is_done(tmp_path, monkeypatch):
+    """Every stage of a run gets its splits from the first stage's load (``SharedData``); a finished run loads
+    nothing. Counted with a wrapper that calls the real loader."""
+    import glit.data.build as build
+    from glit.config import load_config
+    from glit.recipes.run import run
+
+    loads = []
+    real = build._load
+    monkeypatch.setattr(build, "_load", lambda cfg: loads.append(cfg.data.cache) or real(cfg))
+    cfg = load_config("demo", overrides=[a for a in TINY_RUN if a != "--set"] + [
+        "supernet.optim.epochs=1", "train.epochs=1", "search.generations=1", "search.topk_retrain_epochs=0",
+        "data.workers=0"])
+    run(cfg, tmp_path / "run")
+    assert loads == ["no", "auto"]  # the tree listed once before anything is written, then decoded once for all
+    run(cfg, tmp_path / "run")
+    assert loads == ["no", "auto"]  # done: nothing loaded again

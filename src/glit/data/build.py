@@ -12,6 +12,7 @@ are ``unused`` (never trained or searched on: ``bench/supernet_ranking.py`` scor
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -40,7 +41,27 @@ class Data:
         return len(self.test.classes)
 
 
-def load_data(cfg: Config) -> Data:
+class SharedData:
+    """One decode per run: the stages of ``glit run`` (and the trainings of one ``glit truth`` worker) pass one of
+    these to ``load_data``, which lists and decodes the data the first time a stage needs it and hands the same
+    splits to every later stage with the same ``data`` config. A stage that finds its work done never loads it."""
+
+    def __init__(self):
+        self._loaded: dict[str, Data] = {}
+
+    def get(self, cfg: Config) -> Data:
+        key = json.dumps(dataclasses.asdict(cfg.data), sort_keys=True)
+        if key not in self._loaded:
+            self._loaded[key] = _load(cfg)
+        return self._loaded[key]
+
+
+def load_data(cfg: Config, shared: SharedData | None = None) -> Data:
+    """The splits of ``cfg.data``: from ``shared`` when given (decoded once per run), else read now."""
+    return shared.get(cfg) if shared is not None else _load(cfg)
+
+
+def _load(cfg: Config) -> Data:
     d = cfg.data
     if d.source == "digits":
         train, test = digits(d.test_fraction, d.split_seed)

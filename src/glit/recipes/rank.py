@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from glit.config import Config
 from glit.cost import cost
-from glit.data.build import Data, fingerprint, load_data
+from glit.data.build import Data, SharedData, fingerprint, load_data
 from glit.errors import GlitError
 from glit.files import write_json
 from glit.health.metrics import Truth, group, noise_ceiling, rank_metrics, read_truth
@@ -99,7 +99,8 @@ HEALTH_KEYS = ("n", "skipped", "kendall_tau", "spearman_rho", "precision_at_5", 
                "noise_ceiling_tau", "noise_ceiling_n")
 
 
-def supernet_health(run_dir: Path, truth_file: Path, cfg: Config, dist: Dist) -> dict:
+def supernet_health(run_dir: Path, truth_file: Path, cfg: Config, dist: Dist, shared: SharedData | None = None
+                    ) -> dict:
     """Each supernet of a ``glit run`` folder ranked against ``truth_file`` as its search used it: the level-1
     supernet on its level-1 part, the level-2 and whole-space ones on their spaces. Written, pairs included, to
     ``run_dir/health.json``, and reused while the truth file is unchanged. A supernet that cannot be ranked (no
@@ -109,7 +110,7 @@ def supernet_health(run_dir: Path, truth_file: Path, cfg: Config, dist: Dist) ->
     old = json.loads(cache.read_text()) if cache.exists() else {}
     supernets = old.get("supernets", {}) if old.get("truth_sha256") == digest else {}
     todo = [h for h in HEALTH if h[0] not in supernets]
-    data = load_data(cfg) if todo else None  # decoded once for the three supernets (they share the run's data)
+    data = load_data(cfg, shared) if todo else None  # decoded once for the three supernets (the run's data)
     for name, folder, level1 in todo:
         try:
             supernets[name] = rank(run_dir / folder, truth_file, level1=level1, progress=False, data=data)

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from glit.config import Config, updated
 from glit.cost import cost
-from glit.data.build import load_data
+from glit.data.build import SharedData, load_data
 from glit.errors import GlitError
 from glit.files import write_json
 from glit.folder import prepare_out, write_config
@@ -66,17 +66,19 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
         write_json(out / "run.json", {"command": command, "preset": cfg.preset,
                                       "started": datetime.datetime.now().isoformat(timespec="seconds")})
 
+    shared = SharedData()  # one decode per run: the stages share the data the first of them loads
+
     # 1-2: level 1, the distribution
     level1 = updated(cfg, {"level": 1, "distribution": None})
     whole_space = cfg.search.level1_supernet == "whole"
     trained = train_supernet(updated(cfg, {"level": 2, "distribution": None}) if whole_space else level1,
-                             out / "1-supernet", resume=True)["space"]
+                             out / "1-supernet", resume=True, shared=shared)["space"]
     marginal = trained if cfg.search.level1_scoring == "marginal" else None
     level1_search = search(updated(level1, {"search.strategy": "evolution"}), out / "1-supernet", out / "2-search",
-                           resume=True, space=level1_part(cfg.preset, trained), marginal=marginal)
+                           resume=True, space=level1_part(cfg.preset, trained), marginal=marginal, shared=shared)
 
     # 3: the winning distribution
-    winner = pick_distribution(cfg, out)
+    winner = pick_distribution(cfg, out, shared)
 
     # 4-5: level 2, the details around the winning distribution (and the next best ones, with search.level2_topk)
     level2_runs = []
@@ -86,9 +88,9 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
                                **level2_length(cfg)})
         if cfg.search.warm_start:
             level2.supernet.warm_start = str(out / "1-supernet")
-        train_supernet(level2, out / f"4-supernet{folder}", resume=True)
+        train_supernet(level2, out / f"4-supernet{folder}", resume=True, shared=shared)
         level2_runs.append(search(updated(level2, {"search.strategy": "evolution"}), out / f"4-supernet{folder}",
-                                  out / f"5-search{folder}", resume=True, incumbent=incumbent))
+                                  out / f"5-search{folder}", resume=True, incumbent=incumbent, shared=shared))
     evo = max(level2_runs, key=lambda r: r["score"])  # ties go to the first, the level-1 winner's
 
     # 6: the random-search baseline: the whole space, its own supernet (as many epochs as all level-2 supernets),
@@ -96,17 +98,17 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     whole = updated(cfg, {"level": 2, "distribution": None, **level2_length(cfg, len(level2_runs))})
     if cfg.search.warm_start:
         whole.supernet.warm_start = str(out / "1-supernet")
-    train_supernet(whole, out / "6-random" / "supernet", resume=True)
+    train_supernet(whole, out / "6-random" / "supernet", resume=True, shared=shared)
     candidates = level1_search["scored"] + sum(r["scored"] for r in level2_runs)
     rnd = search(updated(whole, {"search.strategy": "random", "search.random_candidates": candidates}),
-                 out / "6-random" / "supernet", out / "6-random" / "search", resume=True)
+                 out / "6-random" / "supernet", out / "6-random" / "search", resume=True, shared=shared)
 
     # 7-9: retrain the three finalists with the same recipe and seed, evaluate on the test split
     archs = {"searched": evo["best"], "baseline": deit(trained.family), "random": rnd["best"]}
     scores = {"searched": evo["score"], "baseline": None, "random": rnd["score"]}
     results = {}
     for i, name in enumerate(FINALISTS):
-        results[name] = train(cfg, archs[name], out / f"{7 + i}-{name}", resume=True)
+        results[name] = train(cfg, archs[name], out / f"{7 + i}-{name}", resume=True, shared=shared)
 
     budget = make_budget(cfg, trained)
     summary = {"budget_macs": budget.max_macs, "budget_text": budget.describe(),
@@ -123,7 +125,7 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
                          "top1": results[name]["top1"], "train_seconds": results[name]["train_seconds"],
                          "search_score": scores[name]}
     if truth_file.is_file():  # supernet health: how well each supernet ranks a ground truth
-        summary["health"] = supernet_health(out, truth_file, cfg, dist)
+        summary["health"] = supernet_health(out, truth_file, cfg, dist, shared)
     if dist.main:
         write_json(out / "summary.json", summary)
         from glit.report import write_report
@@ -153,7 +155,7 @@ def level2_distributions(cfg: Config, out: Path, winner: Arch) -> list[Arch]:
     return [winner, *[a for a in topk if a != winner]][:k]
 
 
-def pick_distribution(cfg: Config, out: Path) -> Arch:
+def pick_distribution(cfg: Config, out: Path, shared: SharedData | None = None) -> Arch:
     """The level-1 winner: the best-scored distribution, or the best of the top-k after a short retraining."""
     folder = out / "3-pick"
     topk = json.loads((out / "2-search" / "topk.json").read_text())
@@ -162,7 +164,8 @@ def pick_distribution(cfg: Config, out: Path) -> Arch:
     if epochs > 0:
         short = updated(cfg, {"train.epochs": epochs, "train.images": None})  # exactly that many epochs
         for i, row in enumerate(candidates):
-            result = train(short, Arch.from_dict(row["arch"]), folder / f"top{i + 1}", resume=True, holdout=True)
+            result = train(short, Arch.from_dict(row["arch"]), folder / f"top{i + 1}", resume=True, holdout=True,
+                           shared=shared)
             row["retrain_top1"] = result["top1"]
         best = max(candidates, key=lambda r: r["retrain_top1"])
     else:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from glit.config import Config, apply, validate
 from glit.cost import cost
-from glit.data.build import Data, eval_loader, load_data
+from glit.data.build import Data, SharedData, eval_loader, load_data
 from glit.errors import GlitError
 from glit.files import write_json, write_jsonl
 from glit.folder import prepare_out, write_config
@@ -92,7 +92,7 @@ def make_budget(cfg: Config, space: SearchSpace) -> Budget:
 
 def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = False,
            incumbent: Arch | None = None, space: SearchSpace | None = None,
-           marginal: SearchSpace | None = None) -> dict:
+           marginal: SearchSpace | None = None, shared: SharedData | None = None) -> dict:
     """Search ``space`` (default: the supernet's whole space; else a part of it) on the supernet in ``supernet``.
     With ``marginal`` (a part of the supernet's space), each candidate scores as the mean of
     ``search.marginal_samples`` members of ``marginal`` with its distribution (``glit.search.marginal``)."""
@@ -121,7 +121,7 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
     if state is not None and state.generation >= generations:
         return _summary(choose(state, incumbent, cfg), budget)  # a finished search: nothing to load or score
 
-    fitness = supernet_fitness(cfg, ckpt, file, load_data(cfg), dist)
+    fitness = supernet_fitness(cfg, ckpt, file, load_data(cfg, shared), dist)
     if marginal is not None:
         fitness = marginal_fitness(fitness, marginal, budget, s.marginal_samples, cfg.seed)
     write_config(out, cfg, dist)

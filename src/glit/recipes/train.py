@@ -6,7 +6,7 @@ from pathlib import Path
 
 from glit.config import Config
 from glit.cost import cost
-from glit.data.build import eval_loader, load_data, same_split, train_loader
+from glit.data.build import SharedData, eval_loader, load_data, same_split, train_loader
 from glit.errors import GlitError
 from glit.files import write_json
 from glit.folder import prepare_out, write_config
@@ -21,11 +21,12 @@ from glit.train.optim import describe_length, sized
 
 
 def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdout: bool = False,
-          dist: Dist | None = None) -> dict:
+          dist: Dist | None = None, shared: SharedData | None = None) -> dict:
     """Train ``arch`` from scratch on the whole training set and report top-1 on the test split. With ``holdout``
     (the hierarchy's optional short retraining of the top-k), train without the search split and report top-1 on
     it instead: choices made during the search never see the test split. ``dist`` (default: the process group that
-    torchrun describes, or one process) lets ``glit truth`` train one model per process under torchrun."""
+    torchrun describes, or one process) lets ``glit truth`` train one model per process under torchrun; ``shared``
+    the data already decoded by an earlier stage (``glit.data.build.SharedData``)."""
     out = Path(out)
     dist = dist or init_distributed(cfg.device)
     resume_from = prepare_out(out, cfg, resume, dist, command="glit train")
@@ -42,7 +43,7 @@ def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdou
         if checkpoint["epoch"] >= sized(cfg.train, images).epochs:
             return _result(done, checkpoint["metrics"], holdout)  # a finished run: nothing to load or train
 
-    data = load_data(cfg)
+    data = load_data(cfg, shared)
     if checkpoint is not None and not same_split(checkpoint.get("split"), data.record):
         raise GlitError(f"{out}: holds a run on other data (its split.json differs from this data's); use another "
                         "--out, or the run's data")

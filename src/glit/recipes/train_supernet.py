@@ -11,7 +11,7 @@ from pathlib import Path
 
 from glit.config import Config
 from glit.cost import extremes
-from glit.data.build import eval_loader, load_data, same_split, train_loader
+from glit.data.build import SharedData, eval_loader, load_data, same_split, train_loader
 from glit.errors import GlitError
 from glit.files import write_json
 from glit.folder import prepare_out, write_config
@@ -40,7 +40,7 @@ def path_sampler(space: SearchSpace, seed: int, sandwich: int = 0):
     return paths
 
 
-def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
+def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: SharedData | None = None) -> dict:
     out = Path(out)
     dist = init_distributed(cfg.device)
     resume_from = prepare_out(out, cfg, resume, dist, command="glit train-supernet")
@@ -56,7 +56,7 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False) -> dict:
         if finished and (done.blocks, done.pins) == (expected.blocks, expected.pins):
             return {"out": str(out), "space": done, "metrics": checkpoint["metrics"][-1]}  # finished
 
-    data = load_data(cfg)
+    data = load_data(cfg, shared)
     if checkpoint is not None and not same_split(checkpoint.get("split"), data.record):
         raise GlitError(f"{out}: holds a run on other data (its split.json differs from this data's); use another "
                         "--out, or the run's data")

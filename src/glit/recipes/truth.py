@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from glit.config import Config, updated
 from glit.cost import cost
-from glit.data.build import fingerprint, load_data
+from glit.data.build import SharedData, fingerprint, load_data
 from glit.errors import GlitError
 from glit.files import write_json, write_jsonl
 from glit.folder import prepare_out, write_config
@@ -135,6 +135,7 @@ def work(cfg: Config, out: Path, todo: list[Job], context: dict, device: torch.d
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist = Dist(device=device)
+    shared = SharedData()  # the data is decoded once per worker, not once per training
     for job in todo:
         folder = out / "runs" / job.name
         if _done(out, job):
@@ -147,7 +148,8 @@ def work(cfg: Config, out: Path, todo: list[Job], context: dict, device: torch.d
             try:
                 with open(folder / "log.txt", "a") as log, contextlib.redirect_stdout(log), \
                         contextlib.redirect_stderr(log):
-                    result = train(updated(cfg, {"seed": job.seed}), job.member.arch, folder, resume=True, dist=dist)
+                    result = train(updated(cfg, {"seed": job.seed}), job.member.arch, folder, resume=True, dist=dist,
+                                   shared=shared)
             except GlitError as err:
                 (folder / "failed.txt").write_text(str(err).strip().splitlines()[-1] + "\n")
                 continue
