@@ -82,6 +82,7 @@ class Supernet(nn.Module):
         fam = self.family = space.family
         self.space, self.drop_path = space, drop_path
         self._single = None
+        self._masks: dict[tuple, dict[nn.Parameter, Tensor]] = {}  # path_masks' per-layer cache
         if space.is_single():
             self._single = Arch(fam, tuple(space.block_options(i)[0] for i in range(fam.depth)))
         d = fam.embed_dim
@@ -136,16 +137,17 @@ class Supernet(nn.Module):
 
         Derived from the layers' own ``weights`` slicing rule by autograd (the gradient of the sum of the slices),
         so it cannot drift from the forward pass. Parameters outside the sliced layers are always wholly used.
+        A layer's masks depend only on its sizes (and the device), so each is derived once and then reused: a
+        supernet step would otherwise spend more on them than on a small model's arithmetic.
         """
         masks = {}
-        with torch.enable_grad():
-            for block, genes in zip(self.blocks, arch.blocks):
-                for layer_name, sizes in block.sizes(genes).items():
-                    layer = getattr(block, layer_name)
-                    params = list(layer.parameters())
-                    used = sum(t.sum() for t in layer.weights(**sizes).values() if t.requires_grad)
-                    for p, g in zip(params, torch.autograd.grad(used, params, allow_unused=True)):
-                        masks[p] = torch.zeros_like(p, dtype=torch.bool) if g is None else g != 0
+        device = self.head.weight.device
+        for i, (block, genes) in enumerate(zip(self.blocks, arch.blocks)):
+            for layer_name, sizes in block.sizes(genes).items():
+                key = (i, layer_name, tuple(sorted(sizes.items())), device)
+                if key not in self._masks:
+                    self._masks[key] = _layer_masks(getattr(block, layer_name), sizes)
+                masks.update(self._masks[key])
         return masks
 
     @torch.no_grad()
@@ -199,3 +201,11 @@ def build_model(arch: Arch, drop_path: float = 0.0, generator: torch.Generator |
     """A fresh standalone model of ``arch``; ``model(x)`` runs it."""
     return Supernet(SearchSpace.single(arch), drop_path=drop_path, generator=generator)
 
+
+def _layer_masks(layer: nn.Module, sizes: dict) -> dict[nn.Parameter, Tensor]:
+    """For each parameter of ``layer``, the elements that ``layer.weights(**sizes)`` uses (see ``path_masks``)."""
+    params = list(layer.parameters())
+    with torch.enable_grad():
+        used = sum(t.sum() for t in layer.weights(**sizes).values() if t.requires_grad)
+        grads = torch.autograd.grad(used, params, allow_unused=True)
+    return {p: torch.zeros_like(p, dtype=torch.bool) if g is None else g != 0 for p, g in zip(params, grads)}
