@@ -23,6 +23,8 @@ from glit.space import Arch
 from glit.train.dist import Dist, all_sum, average_buffers, sync_grads
 from glit.train.optim import lr_at, masked_step, set_lr
 
+SYNC_EVERY = 32  # steps between host syncs (the loss check and the progress bar): a sync per step stalls a GPU
+
 
 @dataclass
 class Step:
@@ -53,6 +55,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
     loader.sampler.set_epoch(epoch)
     steps = len(loader)
     total_loss, seen, archs = 0.0, 0, []
+    window, window_seen = torch.zeros((), dtype=torch.float64, device=dist.device), 0  # losses since the last sync
     start = time.perf_counter()
     bar = tqdm(loader, desc=f"{desc} epoch {epoch + 1}/{step.optim.epochs}", leave=False,
                disable=None if dist.main else True, dynamic_ncols=True)
@@ -72,10 +75,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
                 logits = model(x, path)
             loss = soft_target_cross_entropy(logits.float(), targets)
             if k == 0:
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    raise GlitError(f"{desc}: loss is {loss_value} at epoch {epoch + 1}, step {i + 1}; stopped, and "
-                                    "the last good checkpoint is kept (lower optim lr, or try amp=none)")
+                window += loss.detach().double() * x.shape[0]
                 if step.distill and len(paths) > 1:  # in-place distillation: the others learn the largest's output
                     targets = F.softmax(logits.detach().float(), dim=-1)
             (step.scaler.scale(loss) if step.scaler else loss).backward()
@@ -98,10 +98,18 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
             apply()
         if step.ema is not None:
             update_ema(step.ema, model, step.optim.ema)
-        total_loss += loss_value * x.shape[0]
-        seen += x.shape[0]
-        if dist.main:
-            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
+        window_seen += x.shape[0]
+        if (i + 1) % SYNC_EVERY == 0 or i + 1 == steps:  # one host sync per SYNC_EVERY steps, and at the epoch's end
+            value = window.item()
+            if not math.isfinite(value):
+                first = i - i % SYNC_EVERY + 1
+                raise GlitError(f"{desc}: loss is {value / window_seen} in epoch {epoch + 1} (steps {first}-{i + 1}); "
+                                "stopped, and the last good checkpoint is kept (lower optim lr, or try amp=none)")
+            if dist.main:
+                bar.set_postfix(loss=f"{value / window_seen:.3f}", lr=f"{lr:.2e}")
+            total_loss, seen = total_loss + value, seen + window_seen
+            window.zero_()
+            window_seen = 0
     average_buffers(model, dist)
     elapsed = time.perf_counter() - start
     total_loss, seen = all_sum([total_loss, seen], dist)
