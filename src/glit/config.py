@@ -76,6 +76,13 @@ class OptimConfig:
     images: int | None = None
     min_epochs: int = 1
     max_epochs: int | None = None
+    # Speed options (off: the results are then bit-for-bit those of earlier versions). `fused`: torch's fused AdamW
+    # kernel (CPU and CUDA; the masked supernet update works on its state alike). `compile`: torch.compile of the
+    # standalone model (retraining only: a supernet's path changes every step, and each new path would recompile).
+    # `tf32`: TF32 tensor cores for fp32 matmuls and convolutions on CUDA (about 10 mantissa bits; no effect on CPU).
+    fused: bool = False
+    compile: bool = False
+    tf32: bool = False
 
 
 @dataclass
@@ -276,6 +283,9 @@ CROSS_RULES = (
     ("supernet.optim.max_epochs", lambda c: c.supernet.optim.max_epochs is None
      or c.supernet.optim.max_epochs >= c.supernet.optim.min_epochs, "at least supernet.optim.min_epochs, or null"),
     ("search.level2_topk", lambda c: c.search.level2_topk <= c.search.topk, "at most search.topk"),
+    ("supernet.optim.compile", lambda c: not c.supernet.optim.compile,
+     "false (a supernet's path changes every step: compiling would recompile per path; train.compile compiles "
+     "retraining)"),
     ("search.level1_scoring", lambda c: c.search.level1_scoring == "fixed" or c.search.level1_supernet == "whole",
      "fixed unless search.level1_supernet=whole (marginal scoring draws details from a whole-space supernet)"),
 )

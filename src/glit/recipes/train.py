@@ -57,6 +57,8 @@ def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdou
     test = eval_loader(cfg, test_set, img, o.batch_size, dist.rank, dist.world)
 
     model = build_model(arch, drop_path=o.drop_path, generator=init_generator(cfg.seed)).to(dist.device)
+    if o.compile:
+        model.compile()  # in place: state_dict keys and checkpoints stay those of the plain model
     write_config(out, cfg, dist)
     if dist.main:
         write_json(out / "arch.json", arch.to_dict())

@@ -17,6 +17,8 @@ import torch
 import torch.distributed as td
 from torch import nn
 
+from glit.errors import GlitError
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -32,10 +34,12 @@ class Dist:
 
 def init_distributed(device: str = "auto") -> Dist:
     """Join the process group that ``torchrun`` describes in the environment, or run as one process."""
-    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+    if use_cuda and not torch.cuda.is_available():
+        raise GlitError(f"device={device}: no CUDA GPU is available here (use device=auto or cpu)")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
-        return Dist(device=torch.device("cuda" if use_cuda else "cpu"))
+        return Dist(device=torch.device(device if device.startswith("cuda") else "cuda" if use_cuda else "cpu"))
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if not td.is_initialized():
         td.init_process_group("nccl" if use_cuda else "gloo")

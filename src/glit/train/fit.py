@@ -33,6 +33,8 @@ def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: 
     ``payload`` (the space or the architecture, and what the run records) goes into each checkpoint.
     """
     optimizer = make_optimizer(model, o)
+    if o.tf32 and dist.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     scaler = None
     if o.amp == "fp16":
         if dist.device.type != "cuda":

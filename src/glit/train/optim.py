@@ -20,7 +20,7 @@ def make_optimizer(model: nn.Module, o: OptimConfig) -> torch.optim.AdamW:
     for name, p in model.named_parameters():
         (no_decay if p.ndim <= 1 or name.endswith(NO_DECAY_NAMES) else decay).append(p)
     groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=scaled_lr(o))
+    return torch.optim.AdamW(groups, lr=scaled_lr(o), fused=True if o.fused else None)
 
 
 def sized(o: OptimConfig, train_images: int) -> OptimConfig:
