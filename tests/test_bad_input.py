@@ -195,7 +195,8 @@ CASES = [
         "aug.label_smoothing=1", "data.search_size=0", "data.cache=maybe", "seed=-1", "train.max_epochs=0",
         "train.images=0", "search.mutate_prob=2", "search.strategy=greedy", "supernet.sandwich=-1", "level=3",
         "train.epochs=abc", "train.epoch=3", "search.level2_topk=9", "search.max_macs=nan",
-        "search.level1_scoring=marginal")],
+        "search.level1_scoring=marginal", "supernet.optim.compile=true")],
+    ("no-gpu-here", (*TRAIN, "--set", "device=cuda", "--out", "NEW"), ("device=cuda", "no CUDA GPU")),
     ("search-generations-0", (*SEARCH, "--generations", "0", "--out", "NEW"), ("search.generations",)),
     ("search-population-0", (*SEARCH, "--population", "0", "--out", "NEW"), ("search.population",)),
     # -- budgets
@@ -264,6 +265,8 @@ def test_the_table_holds_at_least_60_cases():
 
 @pytest.mark.parametrize("case, argv, needles", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(world, case, argv, needles, monkeypatch):
+    if case == "no-gpu-here" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
     if case == "data-bomb":
         monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)  # the 9 Mpx image is then over twice the limit
     args = [str(world.root / a[1]) if isinstance(a, tuple) else str(world.root / f"new-{case}") if a == "NEW"
