@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from glit.errors import GlitError
+from glit.search.budget import parse_count
 
 
 @dataclass
@@ -206,8 +207,6 @@ def _optional(rule):
 
 
 def _count(v) -> bool:
-    from glit.search.budget import parse_count
-
     try:
         parse_count(v)
     except GlitError:
