@@ -40,31 +40,12 @@ from glit.train.loop import union_masks
 from glit.train.optim import make_optimizer, masked_step
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_throughput import matmul_peak, train_rate  # noqa: E402 - a sibling benchmark
+from train_throughput import matmul_peak, timed, train_rate  # noqa: E402 - a sibling benchmark
 
 QUICK_RUN = ["supernet.optim.epochs=1", "supernet.optim.batch_size=8", "supernet.eval_archs=1", "train.epochs=1",
              "train.batch_size=8", "search.population=4", "search.generations=1", "search.parents=2",
              "search.mutations=2", "search.crossovers=2", "search.topk=2", "data.search_size=20",
              "search.batch_size=16", "search.bn_batches=1", "supernet.bn_batches=1", "data.workers=2"]
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def timed(fn, device: str, repeats: int, warmup: int) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` runs after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        t = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def step_ratio(device: str, batch: int, archs: int, repeats: int) -> float:

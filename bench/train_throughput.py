@@ -15,6 +15,7 @@ about 59% on our 2-core machine.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -32,11 +33,11 @@ def matmul_peak(dtype: torch.dtype, device: str, n: int = 2048, seconds: float =
     b = torch.randn(n, n, device=device, dtype=dtype)
     best, end = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < end:
-        _sync(device)
+        sync(device)
         t = time.perf_counter()
         for _ in range(4):
             a @ b
-        _sync(device)
+        sync(device)
         best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t))
     return best
 
@@ -58,20 +59,24 @@ def train_rate(arch, dtype_name: str, device: str, batch: int, steps: int, warmu
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
 
+    return batch / timed(step, device, steps, warmup)
+
+
+def timed(fn, device: str, repeats: int, warmup: int) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` runs after ``warmup`` untimed ones (CUDA synchronised)."""
     for _ in range(warmup):
-        step()
+        fn()
     times = []
-    for _ in range(steps):
-        _sync(device)
+    for _ in range(repeats):
+        sync(device)
         t = time.perf_counter()
-        step()
-        _sync(device)
+        fn()
+        sync(device)
         times.append(time.perf_counter() - t)
-    times.sort()
-    return batch / times[len(times) // 2]  # median step
+    return statistics.median(times)
 
 
-def _sync(device: str) -> None:
+def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
 
