@@ -65,15 +65,16 @@ def peak_rss_kib() -> int:
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def make_step(model, arch, x, y, lr: float = 5e-4, masked: bool = False):
+def make_step(model, arch, x, y, lr: float = 5e-4, update: str = "plain"):
     """A closure that runs one training step of ``model`` (``model(x, arch)``; ``arch`` None for a subnet).
 
-    ``masked``: the supernet's default update (``supernet.masked_update``), which restores every element off the
-    path, and its AdamW moments, after the step."""
+    ``update`` for a supernet: ``path``, training's default (``supernet.masked_update``: AdamW in place on the
+    path's views, ``train.optim.path_step``); ``masked``, the same update by restoring every element off the path
+    after a whole-tensor step (``masked_step``, what the sandwich rule uses); ``plain``, an unmasked AdamW step."""
     import torch
     import torch.nn.functional as F
 
-    from glit.train.optim import masked_step
+    from glit.train.optim import masked_step, path_step
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
 
@@ -81,7 +82,9 @@ def make_step(model, arch, x, y, lr: float = 5e-4, masked: bool = False):
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x, arch), y)
         loss.backward()
-        if masked:
+        if update == "path":
+            path_step(opt, model.path_views(arch), opt.step)
+        elif update == "masked":
             masked_step(opt, model.path_masks(arch), opt.step)
         else:
             opt.step()
@@ -122,7 +125,7 @@ def bench_level(level: int, args) -> list[dict]:
             state = {k: v.clone() for k, v in supernet.state_dict().items() if "running" in k or "tracked" in k}
             diff = (supernet(x, arch) - subnet(x)).abs().max().item()
             supernet.load_state_dict(state, strict=False)  # undo the BatchNorm statistics update of the check
-        step_super = make_step(supernet, arch, x, y, masked=args.update == "masked")
+        step_super = make_step(supernet, arch, x, y, update=args.update)
         step_sub = make_step(subnet, None, x, y)
         for _ in range(args.warmup):
             step_super()
@@ -215,8 +218,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     p.add_argument("--level", type=int, nargs="+", choices=(1, 2), default=[2, 1],
                    help="space levels to run; the first one gives the headline figure (default: 2 1)")
-    p.add_argument("--update", choices=("masked", "plain"), default="masked",
-                   help="supernet AdamW update: masked (training's default, supernet.masked_update) or plain")
+    p.add_argument("--update", choices=("path", "masked", "plain"), default="path",
+                   help="supernet AdamW update: path (training's default: in place on the path's views), masked "
+                        "(the same update by restoring what is off the path; the sandwich rule's) or plain")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--memory-probe", choices=("supernet", "subnet"), help=argparse.SUPPRESS)
     args = p.parse_args()

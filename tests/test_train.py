@@ -19,7 +19,7 @@ from torch import nn
 from glit import Arch, BlockGenes, SearchSpace, Supernet, cost
 from glit.config import OptimConfig
 from glit.train.bn import recalibrate_bn
-from glit.train.optim import make_optimizer, masked_step
+from glit.train.optim import make_optimizer, masked_step, path_step
 from helpers import (
     SMALL_SUPERNET,
     SMALL_TRAIN,
@@ -127,6 +127,30 @@ def test_masked_step_changes_exactly_the_sampled_path():
             assert all(torch.equal(a, b) for a, b in zip(old, new))
         else:
             assert not torch.equal(old[0], new[0])
+
+
+def test_the_in_place_path_update_is_the_masked_update_bit_for_bit():
+    """Training's default update (AdamW on views of the path) against the restore-what-is-off-the-path reference."""
+    results = []
+    for in_place in (False, True):
+        net, optimizer, x, y = after_steps_on_other_paths()
+        backward(net, optimizer, PATH, x, y)
+        if in_place:
+            views = net.path_views(PATH)
+            masks = net.path_masks(PATH)
+            assert set(views) == {p for p, m in masks.items() if not m.all()}  # the parameters used in part
+            for p, view in views.items():  # each view holds exactly the masked elements, in storage order
+                assert torch.equal(view(p.detach()).flatten(), p.detach()[masks[p]])
+            path_step(optimizer, views, optimizer.step)
+            assert all(p.grad is not None for p in views)  # the gradients are given back
+        else:
+            masked_step(optimizer, net.path_masks(PATH), optimizer.step)
+        steps = [float(optimizer.state[p]["step"]) for p in net.parameters() if p in optimizer.state]
+        results.append((list(snapshot(net, optimizer).values()), steps))
+    (reference, reference_steps), (in_place, in_place_steps) = results
+    assert in_place_steps == reference_steps  # AdamW's per-tensor step counts, for the bias correction
+    for a, b in zip(reference, in_place, strict=True):  # per parameter: weight and both moments, bit for bit
+        assert len(a) == len(b) and all(torch.equal(u, v) for u, v in zip(a, b))
 
 
 def test_without_the_mask_adamw_moves_weights_outside_the_path():

@@ -1,9 +1,11 @@
 """The three sliceable layers of a block: global attention, the local conv module, and the FFN.
 
 Each layer is allocated at the largest size its genes allow and runs at any smaller size. **The slicing rule is
-written once per layer, in its ``weights(...)`` method**: it returns the state-dict entries (same keys) that a path
-of the given size uses. ``forward`` computes with those tensors, and ``Supernet.extract`` copies them into a layer
-allocated at exactly that size. A layer allocated at exactly the path's size slices whole tensors: views, no copies.
+written once per layer, in its ``cuts(...)`` method**: for each state-dict entry that a path of the given size uses,
+a ``Cut``, a box of a row-major view of the tensor and the standalone tensor's shape. ``weights(...)`` applies the
+cuts (same keys as the state dict); ``forward`` computes with those tensors, ``Supernet.extract`` copies them into a
+layer allocated at exactly that size, ``Supernet.path_masks`` marks them, and the supernet's AdamW update steps the
+boxes in place (``Supernet.path_views``). A layer allocated at exactly the path's size slices whole tensors.
 
 The rule:
 - Token channels are sliced by the range that the part owns: the global part owns the first C_g channels of the
@@ -16,12 +18,49 @@ The rule:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-class GlobalAttention(nn.Module):
+class _Index:
+    def __getitem__(self, index):
+        return index
+
+
+S = _Index()  # S[:, :3] is the index (slice(None), slice(None, 3)): a box written as the slicing it does
+
+
+class Cut(NamedTuple):
+    """One entry of the slicing rule: view ``tensor`` as ``view`` (no copy; None: as it is), take the ``box``, and
+    reshape it to ``shape`` (None: the box's own shape). ``box_of`` applies the first two to any tensor of the same
+    shape (a gradient, an AdamW moment), giving a view of the very elements the path uses."""
+    tensor: Tensor
+    box: tuple = S[...]
+    view: tuple | None = None
+    shape: tuple | None = None
+
+    def box_of(self, t: Tensor) -> Tensor:
+        return (t if self.view is None else t.view(self.view))[self.box]
+
+    def __call__(self) -> Tensor:
+        t = self.box_of(self.tensor)
+        return t if self.shape is None else t.reshape(self.shape)
+
+
+class Sliceable(nn.Module):
+    """A layer with a slicing rule: ``cuts(**sizes)``; ``weights(**sizes)`` applies it."""
+
+    def cuts(self, *sizes) -> dict[str, Cut]:
+        raise NotImplementedError
+
+    def weights(self, *sizes, **named) -> dict[str, Tensor]:
+        return {key: cut() for key, cut in self.cuts(*sizes, **named).items()}
+
+
+class GlobalAttention(Sliceable):
     """Multi-head self-attention over all tokens, on the first C_g = heads * head_channels token channels.
 
     With ``qkv_ratio`` e the per-head width is e * head_channels: qkv is Linear(C_g, 3 e C_g) with bias and proj is
@@ -35,14 +74,14 @@ class GlobalAttention(nn.Module):
         self.qkv = nn.Linear(channels, 3 * max_heads * max_head_dim)  # rows ordered (q|k|v, head, dim)
         self.proj = nn.Linear(max_heads * max_head_dim, channels)  # columns ordered (head, dim)
 
-    def weights(self, heads: int, head_dim: int) -> dict[str, Tensor]:
+    def cuts(self, heads: int, head_dim: int) -> dict[str, Cut]:
         c, hm, dm = heads * self.head_channels, self.max_heads, self.max_head_dim
         c_max = hm * self.head_channels
         return {
-            "qkv.weight": self.qkv.weight.view(3, hm, dm, c_max)[:, :heads, :head_dim, :c].reshape(-1, c),
-            "qkv.bias": self.qkv.bias.view(3, hm, dm)[:, :heads, :head_dim].reshape(-1),
-            "proj.weight": self.proj.weight.view(c_max, hm, dm)[:c, :heads, :head_dim].reshape(c, -1),
-            "proj.bias": self.proj.bias[:c],
+            "qkv.weight": Cut(self.qkv.weight, S[:, :heads, :head_dim, :c], (3, hm, dm, c_max), (-1, c)),
+            "qkv.bias": Cut(self.qkv.bias, S[:, :heads, :head_dim], (3, hm, dm), (-1,)),
+            "proj.weight": Cut(self.proj.weight, S[:c, :heads, :head_dim], (c_max, hm, dm), (c, -1)),
+            "proj.bias": Cut(self.proj.bias, S[:c]),
         }
 
     def forward(self, x: Tensor, heads: int, head_dim: int) -> Tensor:
@@ -55,7 +94,7 @@ class GlobalAttention(nn.Module):
         return F.linear(x, w["proj.weight"], w["proj.bias"])  # (B, N, C_g)
 
 
-class LocalConv(nn.Module):
+class LocalConv(Sliceable):
     """The locality module: a Conformer-style convolution over the 1-D token sequence (class token included).
 
     On C_l channels with ``conv_ratio`` E and ``kernel_size`` K: pointwise C_l -> 2 E C_l with bias, GLU, depthwise
@@ -72,22 +111,22 @@ class LocalConv(nn.Module):
         self.bn = nn.BatchNorm1d(max_hidden)
         self.pw2 = nn.Linear(max_hidden, max_channels)
 
-    def weights(self, channels: int, hidden: int, kernel: int) -> dict[str, Tensor]:
+    def cuts(self, channels: int, hidden: int, kernel: int) -> dict[str, Cut]:
         first = self.max_channels - channels  # the local part owns the last `channels` token channels
         trim = (self.max_kernel - kernel) // 2
-        bn = self.bn
+        bn, hm, cm = self.bn, self.max_hidden, self.max_channels
         return {
-            "pw1.weight": self.pw1.weight.view(2, self.max_hidden, -1)[:, :hidden, first:].reshape(2 * hidden, -1),
-            "pw1.bias": self.pw1.bias.view(2, self.max_hidden)[:, :hidden].reshape(-1),
-            "dw.weight": self.dw.weight[:hidden, :, trim:trim + kernel],
-            "dw.bias": self.dw.bias[:hidden],
-            "bn.weight": bn.weight[:hidden],
-            "bn.bias": bn.bias[:hidden],
-            "bn.running_mean": bn.running_mean[:hidden],  # views: training updates the shared statistics
-            "bn.running_var": bn.running_var[:hidden],
-            "bn.num_batches_tracked": bn.num_batches_tracked,
-            "pw2.weight": self.pw2.weight[first:, :hidden],
-            "pw2.bias": self.pw2.bias[first:],
+            "pw1.weight": Cut(self.pw1.weight, S[:, :hidden, first:], (2, hm, cm), (2 * hidden, channels)),
+            "pw1.bias": Cut(self.pw1.bias, S[:, :hidden], (2, hm), (-1,)),
+            "dw.weight": Cut(self.dw.weight, S[:hidden, :, trim:trim + kernel]),
+            "dw.bias": Cut(self.dw.bias, S[:hidden]),
+            "bn.weight": Cut(bn.weight, S[:hidden]),
+            "bn.bias": Cut(bn.bias, S[:hidden]),
+            "bn.running_mean": Cut(bn.running_mean, S[:hidden]),  # views: training updates the shared statistics
+            "bn.running_var": Cut(bn.running_var, S[:hidden]),
+            "bn.num_batches_tracked": Cut(bn.num_batches_tracked),
+            "pw2.weight": Cut(self.pw2.weight, S[first:, :hidden]),
+            "pw2.bias": Cut(self.pw2.bias, S[first:]),
         }
 
     def forward(self, x: Tensor, hidden: int, kernel: int) -> Tensor:
@@ -109,7 +148,7 @@ class LocalConv(nn.Module):
         return F.linear(x, w["pw2.weight"], w["pw2.bias"])  # (B, N, C_l)
 
 
-class Mlp(nn.Module):
+class Mlp(Sliceable):
     """The FFN: Linear(D, r D), GELU, Linear(r D, D).
 
     Deviation from the paper: its text says Swish, but the released code and checkpoint use GELU; we follow the code.
@@ -120,12 +159,12 @@ class Mlp(nn.Module):
         self.fc1 = nn.Linear(dim, max_hidden)
         self.fc2 = nn.Linear(max_hidden, dim)
 
-    def weights(self, hidden: int) -> dict[str, Tensor]:
+    def cuts(self, hidden: int) -> dict[str, Cut]:
         return {
-            "fc1.weight": self.fc1.weight[:hidden],
-            "fc1.bias": self.fc1.bias[:hidden],
-            "fc2.weight": self.fc2.weight[:, :hidden],
-            "fc2.bias": self.fc2.bias,
+            "fc1.weight": Cut(self.fc1.weight, S[:hidden]),
+            "fc1.bias": Cut(self.fc1.bias, S[:hidden]),
+            "fc2.weight": Cut(self.fc2.weight, S[:, :hidden]),
+            "fc2.bias": Cut(self.fc2.bias),
         }
 
     def forward(self, x: Tensor, hidden: int) -> Tensor:

@@ -12,6 +12,8 @@ State-dict keys follow timm's ViT: ``patch_embed.proj``, ``cls_token``, ``pos_em
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -82,7 +84,7 @@ class Supernet(nn.Module):
         fam = self.family = space.family
         self.space, self.drop_path = space, drop_path
         self._single = None
-        self._masks: dict[tuple, dict[nn.Parameter, Tensor]] = {}  # path_masks' per-layer cache
+        self._paths: dict[tuple, tuple[dict, dict]] = {}  # _layer_paths' cache
         if space.is_single():
             self._single = Arch(fam, tuple(space.block_options(i)[0] for i in range(fam.depth)))
         d = fam.embed_dim
@@ -135,20 +137,30 @@ class Supernet(nn.Module):
     def path_masks(self, arch: Arch) -> dict[nn.Parameter, Tensor]:
         """For each sliced parameter, a boolean mask of the elements that ``arch``'s path uses.
 
-        Derived from the layers' own ``weights`` slicing rule by autograd (the gradient of the sum of the slices),
-        so it cannot drift from the forward pass. Parameters outside the sliced layers are always wholly used.
-        A layer's masks depend only on its sizes (and the device), so each is derived once and then reused: a
-        supernet step would otherwise spend more on them than on a small model's arithmetic.
+        Marked by the layers' own slicing rule (``cuts``), so it cannot drift from the forward pass. Parameters
+        outside the sliced layers are always wholly used.
         """
-        masks = {}
+        return {p: m for masks, _ in self._layer_paths(arch) for p, m in masks.items()}
+
+    def path_views(self, arch: Arch) -> dict[nn.Parameter, Callable[[Tensor], Tensor]]:
+        """For each parameter that ``arch``'s path uses in part, the function that views the path's elements of
+        any tensor of the parameter's shape (the parameter, its gradient, its AdamW moments): one box of the
+        slicing rule, no copy. The supernet's AdamW update steps those views in place (``train.optim.path_step``)."""
+        return {p: v for _, views in self._layer_paths(arch) for p, v in views.items()}
+
+    def _layer_paths(self, arch: Arch) -> list[tuple[dict, dict]]:
+        """``(masks, views)`` of each layer that ``arch`` runs. A layer's depend only on its sizes (and the device),
+        so each is made once and then reused: a supernet step would otherwise spend more on them than a small
+        model spends on arithmetic."""
+        found = []
         device = self.head.weight.device
         for i, (block, genes) in enumerate(zip(self.blocks, arch.blocks)):
             for layer_name, sizes in block.sizes(genes).items():
                 key = (i, layer_name, tuple(sorted(sizes.items())), device)
-                if key not in self._masks:
-                    self._masks[key] = _layer_masks(getattr(block, layer_name), sizes)
-                masks.update(self._masks[key])
-        return masks
+                if key not in self._paths:
+                    self._paths[key] = _layer_path(getattr(block, layer_name), sizes)
+                found.append(self._paths[key])
+        return found
 
     @torch.no_grad()
     def extract(self, arch: Arch) -> Supernet:
@@ -202,10 +214,13 @@ def build_model(arch: Arch, drop_path: float = 0.0, generator: torch.Generator |
     return Supernet(SearchSpace.single(arch), drop_path=drop_path, generator=generator)
 
 
-def _layer_masks(layer: nn.Module, sizes: dict) -> dict[nn.Parameter, Tensor]:
-    """For each parameter of ``layer``, the elements that ``layer.weights(**sizes)`` uses (see ``path_masks``)."""
-    params = list(layer.parameters())
-    with torch.enable_grad():
-        used = sum(t.sum() for t in layer.weights(**sizes).values() if t.requires_grad)
-        grads = torch.autograd.grad(used, params, allow_unused=True)
-    return {p: torch.zeros_like(p, dtype=torch.bool) if g is None else g != 0 for p, g in zip(params, grads)}
+def _layer_path(layer: nn.Module, sizes: dict) -> tuple[dict, dict]:
+    """The masks and views of ``layer``'s parameters that ``layer.weights(**sizes)`` uses (see ``path_masks``)."""
+    masks = {p: torch.zeros_like(p, dtype=torch.bool) for p in layer.parameters()}
+    views = {}
+    for cut in layer.cuts(**sizes).values():
+        if cut.tensor in masks:
+            cut.box_of(masks[cut.tensor]).fill_(True)
+            if not masks[cut.tensor].all():
+                views[cut.tensor] = cut.box_of
+    return masks, views
