@@ -17,6 +17,7 @@ import glit
 from glit.presets import deit
 from glit.recipes.search import pareto
 from glit.report import write_report
+from glit.verdict import compare
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TOP1 = {"searched": 97.31, "baseline": 96.12, "random": 95.47}
@@ -183,6 +184,19 @@ def test_report_says_when_the_searched_model_loses(tmp_path):
     page = write_report(run).read_text(encoding="utf-8")
     assert "trails</b> the DeiT-style baseline (96.12%) by <b class='worse'>−1.02 points" in page
     assert "<b>matches</b> the random-search winner (95.10%)" in page
+
+
+def test_report_states_the_paired_verdicts(tmp_path):
+    """With the summary's ``comparisons`` (glit.verdict), the headline gives each verdict, not a bare difference."""
+    run = make_run(tmp_path, {"searched": 95.83, "baseline": 96.11, "random": 96.94})
+    summary = json.loads((run / "summary.json").read_text())
+    summary["comparisons"] = {"vs_baseline": compare(2, 3, 360), "vs_random": compare(1, 40, 360)}
+    _write(run / "summary.json", summary)
+    page = write_report(run).read_text(encoding="utf-8")
+    assert ("Against the DeiT-style baseline (96.11%): −0.28 points (95% interval" in page
+            and "<b class='tie'>no difference detected at 360 test images</b>" in page)
+    assert "<b class='worse'>the searched model is worse</b>" in page  # 1 vs 40 disagreements
+    assert "trails" not in page
 
 
 def test_report_of_a_run_in_progress(finished_run):

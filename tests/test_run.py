@@ -56,6 +56,48 @@ def test_every_stage_runs_and_the_summary_has_the_contract_keys(finished):
     assert "searched" in proc.stdout and "baseline" in proc.stdout and "random" in proc.stdout
 
 
+def test_the_summary_states_each_comparison_with_its_paired_verdict(finished):
+    out, proc = finished
+    summary = json.loads((out / "summary.json").read_text())
+    correct = {name: json.loads((out / stage / "predictions.json").read_text())["correct"]
+               for name, stage in zip(("searched", "baseline", "random"), STAGES[7:])}
+    for key, other in (("vs_baseline", "baseline"), ("vs_random", "random")):
+        c = summary["comparisons"][key]
+        assert c["difference"] == pytest.approx(summary["searched"]["top1"] - summary[other]["top1"])
+        assert c["ci95"][0] <= c["difference"] <= c["ci95"][1] and 0 <= c["p_value"] <= 1
+        assert c["verdict"] in ("better", "worse", "no difference detected")
+        pairs = list(zip(correct["searched"], correct[other]))
+        assert (c["only_a"], c["only_b"]) == (pairs.count(("1", "0")), pairs.count(("0", "1")))
+        assert len(pairs) == c["images"] > 0
+    assert re.search(r"searched vs DeiT-style: [+-]\d+\.\d\d points \(95% CI", proc.stdout)
+
+
+def test_the_terminal_shows_each_stage_and_the_times(finished):
+    out, proc = finished
+    headers = re.findall(r"^\[(\d+)/9\] (.+) \((\S+)\)$", proc.stdout, re.M)
+    assert [int(h[0]) for h in headers] == list(range(1, 10))
+    assert [h[2] for h in headers] == ["1-supernet", "2-search", "3-pick", "4-supernet", "5-search", "6-random",
+                                       "7-searched", "8-baseline", "9-random"]
+    assert re.search(r"^level-1 pick: global heads per block \[[\d, ]+\]$", proc.stdout, re.M)
+    times = json.loads((out / "times.json").read_text())
+    assert list(times) == [h[2] for h in headers] and all(t >= 0 for t in times.values())
+    assert json.loads((out / "summary.json").read_text())["stage_seconds"] == times
+    assert re.search(r"^time: .+ in all \(1-supernet ", proc.stdout, re.M)
+
+
+def test_no_json_file_a_run_writes_holds_nan_or_infinity(finished):
+    out, _ = finished
+
+    def refuse(token):
+        raise AssertionError(f"non-standard JSON constant {token}")
+
+    files = [*out.rglob("*.json"), *out.rglob("*.jsonl")]
+    assert len(files) > 20
+    for path in files:
+        for line in ([path.read_text()] if path.suffix == ".json" else path.read_text().splitlines()):
+            json.loads(line, parse_constant=refuse)
+
+
 def test_searched_and_random_respect_the_budget(finished):
     out, _ = finished
     summary = json.loads((out / "summary.json").read_text())

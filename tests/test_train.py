@@ -231,7 +231,7 @@ def test_training_with_the_demo_recipe_learns_digits(tmp_path):
     assert done.returncode == 0, done.stderr
     result = json.loads((out / "result.json").read_text())
     metrics = read_metrics(out)
-    assert len(metrics) == result["epochs"] == 40
+    assert len(metrics) == result["epochs"] == 25  # the demo recipe on its own data
     assert result["top1"] == metrics[-1]["top1"] >= 95.0
     assert metrics[-1]["images"] == 359  # the held-out 20% of the 1,797 digits
 

@@ -6,11 +6,11 @@ Exit codes: 0 success, 2 bad input (a one-line message, no traceback), 1 interna
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from glit.errors import GlitError
+from glit.files import dumps
 
 
 def _fmt_count(n: float) -> str:
@@ -31,7 +31,7 @@ def cmd_space(args) -> None:
         lo, hi = extremes(space, key)
         rows += [(f"smallest by {key}", cost(lo)), (f"largest by {key}", cost(hi))]
     if args.json:
-        print(json.dumps({
+        print(dumps({
             "preset": args.preset, "level": args.level, "family": fam.to_dict(), "size": space.size(),
             "gene_combinations": space.num_gene_combinations(), "space": space.to_dict(),
             **{name.replace(" ", "_"): {"params": c.params, "macs": c.macs} for name, c in rows},
@@ -61,7 +61,7 @@ def cmd_profile(args) -> None:
     arch = load_arch(args.arch)
     exact, glit_ = cost(arch, "exact"), cost(arch, "glit")
     if args.json:
-        print(json.dumps({
+        print(dumps({
             "params": exact.params, "macs": exact.macs, "macs_glit": glit_.macs,
             "stem": {"params": exact.stem.params, "macs": exact.stem.macs},
             "head": {"params": exact.head.params, "macs": exact.head.macs},
@@ -133,7 +133,7 @@ def cmd_eval(args) -> None:
     arch = load_arch(args.arch) if args.arch else None
     result = evaluate_checkpoint(args.checkpoint, args.data, arch, args.batch_size)
     if _is_main():
-        print(json.dumps(result) if args.json else
+        print(dumps(result) if args.json else
               f"{args.checkpoint} (epoch {result['epoch']}): top-1 {result['top1']:.2f}% on {result['images']} "
               f"test images, loss {result['loss']:.4f}")
 
@@ -200,7 +200,7 @@ def cmd_rank(args) -> None:
 
     result = rank(args.supernet, args.truth, args.data, args.set, level1=args.level1, scoring=args.scoring)
     if _is_main():
-        print(json.dumps(result) if args.json else format_rank(result))
+        print(dumps(result) if args.json else format_rank(result))
 
 
 def _int_list(text: str, flag: str) -> list[int]:

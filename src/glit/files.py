@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable
@@ -45,11 +46,28 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 
 def write_json(path: str | Path, data) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+    write_text_atomic(path, dumps(data, indent=2) + "\n")
 
 
 def write_jsonl(path: str | Path, rows: list[dict]) -> None:
-    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
+    write_text_atomic(path, "".join(dumps(row) + "\n" for row in rows))
+
+
+def dumps(data, indent: int | None = None) -> str:
+    """JSON that any parser reads: a NaN or an infinity (a diverged loss, an empty ranking) is written as null, not
+    as Python's ``NaN``/``Infinity`` extensions."""
+    return json.dumps(finite(data), indent=indent, allow_nan=False)
+
+
+def finite(data):
+    """``data`` with every non-finite float replaced by None (recursively through dicts, lists and tuples)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite(v) for v in data]
+    return data
 
 
 def io_error(path: str | Path, err: OSError) -> GlitError:

@@ -190,12 +190,12 @@ def run_preset(name: str):
             preset=name,
             data=DataConfig(source="digits", search_size=300, workers=0),
             aug=light,
-            train=OptimConfig(epochs=40, batch_size=32, lr=6e-2, warmup_epochs=2, drop_path=0.0,
-                              images=40 * 1438, max_epochs=200),
-            supernet=SupernetConfig(optim=OptimConfig(epochs=30, batch_size=32, lr=6e-2, warmup_epochs=2,
-                                                      drop_path=0.0, images=30 * 1138, max_epochs=200), eval_archs=2),
+            train=OptimConfig(epochs=25, batch_size=32, lr=6e-2, warmup_epochs=2, drop_path=0.0,
+                              images=25 * 1438, max_epochs=200),
+            supernet=SupernetConfig(optim=OptimConfig(epochs=20, batch_size=32, lr=6e-2, warmup_epochs=2,
+                                                      drop_path=0.0, images=20 * 1138, max_epochs=200), eval_archs=2),
             search=SearchConfig(population=20, generations=6, parents=5, mutations=10, crossovers=10,
-                                bn_batches=2, batch_size=256),
+                                bn_batches=2, batch_size=256, level2_epochs=10),
         )
     if name == "cifar":
         light = AugConfig(crop="pad", flip=True, randaugment="", mixup=0.0, cutmix=0.0, erasing=0.0,

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from glit.config import Config, updated
@@ -44,10 +46,11 @@ from glit.folder import prepare_out, write_config
 from glit.presets import deit, level1_part
 from glit.recipes.rank import health_lines, supernet_health
 from glit.recipes.search import make_budget, search
-from glit.recipes.train import train
+from glit.recipes.train import read_correct, train
 from glit.recipes.train_supernet import train_supernet
 from glit.space import Arch
 from glit.train.dist import barrier, init_distributed
+from glit.verdict import compare, describe, paired_counts
 
 FINALISTS = ("searched", "baseline", "random")
 
@@ -67,18 +70,24 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
                                       "started": datetime.datetime.now().isoformat(timespec="seconds")})
 
     shared = SharedData()  # one decode per run: the stages share the data the first of them loads
+    clock = StageClock(out, dist.main, 9 + 2 * (cfg.search.level2_topk - 1))
 
     # 1-2: level 1, the distribution
     level1 = updated(cfg, {"level": 1, "distribution": None})
     whole_space = cfg.search.level1_supernet == "whole"
-    trained = train_supernet(updated(cfg, {"level": 2, "distribution": None}) if whole_space else level1,
-                             out / "1-supernet", resume=True, shared=shared)["space"]
+    with clock("1-supernet", "level-1 supernet"):
+        trained = train_supernet(updated(cfg, {"level": 2, "distribution": None}) if whole_space else level1,
+                                 out / "1-supernet", resume=True, shared=shared)["space"]
     marginal = trained if cfg.search.level1_scoring == "marginal" else None
-    level1_search = search(updated(level1, {"search.strategy": "evolution"}), out / "1-supernet", out / "2-search",
-                           resume=True, space=level1_part(cfg.preset, trained), marginal=marginal, shared=shared)
+    with clock("2-search", "level-1 search"):
+        level1_search = search(updated(level1, {"search.strategy": "evolution"}), out / "1-supernet",
+                               out / "2-search", resume=True, space=level1_part(cfg.preset, trained),
+                               marginal=marginal, shared=shared)
 
     # 3: the winning distribution
-    winner = pick_distribution(cfg, out, shared)
+    with clock("3-pick", "the level-1 pick"):
+        winner = pick_distribution(cfg, out, shared)
+    print(f"level-1 pick: global heads per block {[b.num_global_heads for b in winner.blocks]}", flush=True)
 
     # 4-5: level 2, the details around the winning distribution (and the next best ones, with search.level2_topk)
     level2_runs = []
@@ -88,9 +97,12 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
                                **level2_length(cfg)})
         if cfg.search.warm_start:
             level2.supernet.warm_start = str(out / "1-supernet")
-        train_supernet(level2, out / f"4-supernet{folder}", resume=True, shared=shared)
-        level2_runs.append(search(updated(level2, {"search.strategy": "evolution"}), out / f"4-supernet{folder}",
-                                  out / f"5-search{folder}", resume=True, incumbent=incumbent, shared=shared))
+        with clock(f"4-supernet{folder}", "level-2 supernet"):
+            train_supernet(level2, out / f"4-supernet{folder}", resume=True, shared=shared)
+        with clock(f"5-search{folder}", "level-2 search"):
+            level2_runs.append(search(updated(level2, {"search.strategy": "evolution"}),
+                                      out / f"4-supernet{folder}", out / f"5-search{folder}", resume=True,
+                                      incumbent=incumbent, shared=shared))
     evo = max(level2_runs, key=lambda r: r["score"])  # ties go to the first, the level-1 winner's
 
     # 6: the random-search baseline: the whole space, its own supernet (as many epochs as all level-2 supernets),
@@ -98,20 +110,24 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     whole = updated(cfg, {"level": 2, "distribution": None, **level2_length(cfg, len(level2_runs))})
     if cfg.search.warm_start:
         whole.supernet.warm_start = str(out / "1-supernet")
-    train_supernet(whole, out / "6-random" / "supernet", resume=True, shared=shared)
     candidates = level1_search["scored"] + sum(r["scored"] for r in level2_runs)
-    rnd = search(updated(whole, {"search.strategy": "random", "search.random_candidates": candidates}),
-                 out / "6-random" / "supernet", out / "6-random" / "search", resume=True, shared=shared)
+    with clock("6-random", f"random search: its whole-space supernet, then {candidates} random candidates"):
+        train_supernet(whole, out / "6-random" / "supernet", resume=True, shared=shared)
+        rnd = search(updated(whole, {"search.strategy": "random", "search.random_candidates": candidates}),
+                     out / "6-random" / "supernet", out / "6-random" / "search", resume=True, shared=shared)
 
     # 7-9: retrain the three finalists with the same recipe and seed, evaluate on the test split
     archs = {"searched": evo["best"], "baseline": deit(trained.family), "random": rnd["best"]}
     scores = {"searched": evo["score"], "baseline": None, "random": rnd["score"]}
     results = {}
+    titles = {"searched": "retrain the searched architecture", "baseline": "retrain the DeiT-style baseline",
+              "random": "retrain the random-search winner"}
     for i, name in enumerate(FINALISTS):
-        results[name] = train(cfg, archs[name], out / f"{7 + i}-{name}", resume=True, shared=shared)
+        with clock(f"{7 + i}-{name}", titles[name]):
+            results[name] = train(cfg, archs[name], out / f"{7 + i}-{name}", resume=True, shared=shared)
 
     budget = make_budget(cfg, trained)
-    summary = {"budget_macs": budget.max_macs, "budget_text": budget.describe(),
+    summary = {"budget_macs": budget.max_macs, "budget_text": budget.describe(), "stage_seconds": clock.times,
                "search": {"level1_candidates": level1_search["scored"],
                           "level2_candidates": sum(r["scored"] for r in level2_runs),
                           "random_candidates": rnd["scored"], "level2_incumbent": evo["incumbent"]}}
@@ -124,6 +140,7 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
         summary[name] = {"arch": archs[name].to_dict(), "params": c.params, "macs": c.macs,
                          "top1": results[name]["top1"], "train_seconds": results[name]["train_seconds"],
                          "search_score": scores[name]}
+    summary["comparisons"] = comparisons(out)
     if truth_file.is_file():  # supernet health: how well each supernet ranks a ground truth
         summary["health"] = supernet_health(out, truth_file, cfg, dist, shared)
     if dist.main:
@@ -133,6 +150,56 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
         write_report(out)
     barrier(dist)
     return summary
+
+
+def comparisons(out: Path) -> dict:
+    """The searched architecture against each baseline on the same test images (``glit.verdict``): ``vs_baseline``
+    and ``vs_random``, each with ``difference``, ``ci95``, ``p_value`` and ``verdict``. A finalist trained before
+    glit kept per-image results gets the difference of top-1 alone, and null for the rest."""
+    correct = {name: read_correct(out / f"{7 + i}-{name}") for i, name in enumerate(FINALISTS)}
+    found = {}
+    for key, other in (("vs_baseline", "baseline"), ("vs_random", "random")):
+        a, b = correct["searched"], correct[other]
+        if a is not None and b is not None and len(a) == len(b):
+            found[key] = compare(*paired_counts(a, b))
+        else:
+            tops = [json.loads((out / f"{7 + FINALISTS.index(n)}-{n}" / "result.json").read_text())["top1"]
+                    for n in ("searched", other)]
+            found[key] = {"difference": tops[0] - tops[1], "ci95": None, "p_value": None, "verdict": None}
+    return found
+
+
+class StageClock:
+    """Wall time per stage of a run, in ``OUT/times.json``: a stage resumed by a later ``glit run`` adds the new
+    process's time to what the earlier ones spent. ``with clock(folder, title):`` prints the stage's header
+    (``[4/9] level-2 supernet``) and, at its end, its time."""
+
+    def __init__(self, out: Path, main: bool, stages: int):
+        self.path, self.main, self.stages, self.done = out / "times.json", main, stages, 0
+        self.times = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    @contextmanager
+    def __call__(self, folder: str, title: str):
+        self.done += 1
+        if self.main:
+            print(f"\n[{self.done}/{self.stages}] {title} ({folder})", flush=True)
+        start = time.perf_counter()
+        yield
+        spent = time.perf_counter() - start
+        self.times[folder] = round(self.times.get(folder, 0.0) + spent, 1)
+        if self.main:
+            write_json(self.path, self.times)
+            print(f"[{self.done}/{self.stages}] done in {format_seconds(spent)}", flush=True)
+
+
+def format_seconds(seconds: float) -> str:
+    """``42 s``, ``3 min 05 s``, ``1 h 02 min``."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def level2_length(cfg: Config, times: int = 1) -> dict:
@@ -184,11 +251,14 @@ def print_table(summary: dict) -> None:
         score = "-" if r["search_score"] is None else f"{r['search_score']:.2f}%"
         print(f"{name:<10} {r['params']:>10,} {r['macs'] / 1e6:>9.2f}M {r['top1']:>10.2f}% {score:>13} "
               f"{r['train_seconds']:>10.0f}s")
-    gain = summary["searched"]["top1"] - summary["baseline"]["top1"]
-    vs_random = summary["searched"]["top1"] - summary["random"]["top1"]
     ratio = summary["searched"]["macs"] / summary["baseline"]["macs"]
-    print(f"\nsearched vs DeiT-style baseline: {gain:+.2f} points of test top-1 at {ratio:.0%} of its MACs; "
-          f"vs random search: {vs_random:+.2f} points. Budget: {summary['budget_text']}.")
+    print(f"\nBudget: {summary['budget_text']}; the searched architecture has {ratio:.0%} of the DeiT-style MACs.")
+    for key, other in (("vs_baseline", "DeiT-style"), ("vs_random", "random-search")):
+        c = summary["comparisons"][key]
+        if c["verdict"] is None:
+            print(f"searched vs {other}: {c['difference']:+.2f} points of test top-1 (no per-image results to test)")
+        else:
+            print(describe(c, "searched", other))
     incumbent = summary["search"].get("level2_incumbent")
     if incumbent:
         from glit.report.html import incumbent_text
@@ -196,3 +266,7 @@ def print_table(summary: dict) -> None:
         print(incumbent_text(incumbent))
     if summary.get("health"):
         print("\n".join(health_lines(summary["health"])))
+    times = summary.get("stage_seconds") or {}
+    if times:
+        print(f"time: {format_seconds(sum(times.values()))} in all ("
+              + ", ".join(f"{k} {format_seconds(v)}" for k, v in times.items()) + ")")

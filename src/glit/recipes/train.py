@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from glit.config import Config
@@ -18,6 +19,8 @@ from glit.train.dist import Dist, init_distributed
 from glit.train.fit import fit
 from glit.train.loop import evaluate
 from glit.train.optim import describe_length, sized
+
+PREDICTIONS = "predictions.json"  # per-image correctness on the test (or search) split, "0"/"1" in loader order
 
 
 def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdout: bool = False,
@@ -63,14 +66,31 @@ def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdou
     if dist.main:
         write_json(out / "arch.json", arch.to_dict())
         write_json(out / "split.json", data.record)
-    history = fit(model, cfg, o, loader, out, dist, arch_for_step=lambda step: None,
-                  evaluate_fn=lambda m: evaluate(m, test, dist, None, o.amp, desc="search" if holdout else "test"),
+    last = {}
+
+    def evaluate_fn(m):  # keeps the latest per-image results for predictions.json
+        r = evaluate(m, test, dist, None, o.amp, desc="search" if holdout else "test", per_image=True)
+        last["correct"] = r.pop("correct")
+        return r
+
+    history = fit(model, cfg, o, loader, out, dist, arch_for_step=lambda step: None, evaluate_fn=evaluate_fn,
                   num_classes=data.num_classes, checkpoint=checkpoint, desc="train",
                   payload={"kind": "model", "arch": arch.to_dict(), "split": data.record})
     result = _result(arch, history, holdout)
     if dist.main:
+        if "correct" in last:  # the final epoch's, for paired comparisons of models (glit.verdict)
+            write_json(out / PREDICTIONS, {"split": result["split"], "images": len(last["correct"]),
+                                           "correct": "".join("1" if c else "0" for c in last["correct"])})
         write_json(out / "result.json", result)
     return result
+
+
+def read_correct(out: str | Path) -> list[bool] | None:
+    """The per-image correctness that ``train`` wrote for its final epoch, or None (an older or unfinished run)."""
+    path = Path(out) / PREDICTIONS
+    if not path.is_file():
+        return None
+    return [c == "1" for c in json.loads(path.read_text())["correct"]]
 
 
 def _result(arch: Arch, history: list[dict], holdout: bool) -> dict:

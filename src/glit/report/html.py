@@ -82,13 +82,29 @@ def _comparison(a: dict, b: dict, b_name: str) -> str | None:
     return f"<b class='worse'>trails</b> {b_name} ({b['top1']:.2f}%) by <b class='worse'>{_points(d)}</b>{ratio}"
 
 
-def _headline(fin: dict[str, dict]) -> str:
+def _verdict(c: dict, b: dict, b_name: str) -> str:
+    """The paired verdict (``glit.verdict``) on the searched model against another finalist, as a sentence."""
+    low, high = c["ci95"]
+    cls = {"better": "better", "worse": "worse"}.get(c["verdict"], "tie")
+    said = {"better": "the searched model is better", "worse": "the searched model is worse",
+            "no difference detected": f"no difference detected at {c['images']:,} test images"}[c["verdict"]]
+    return (f"Against {b_name} ({b['top1']:.2f}%): {_points(c['difference'])} (95% interval {low:+.2f} to "
+            f"{high:+.2f}, McNemar p = {c['p_value']:.2g}; {c['only_a']} test images only the searched model gets "
+            f"right, {c['only_b']} only {b_name}): <b class='{cls}'>{said}</b>.")
+
+
+def _headline(fin: dict[str, dict], comparisons: dict | None = None) -> str:
     searched = fin["searched"]
     if not finite(searched.get("top1")):
         return ""
-    clauses = [c for c in (_comparison(searched, fin["baseline"], "the DeiT-style baseline"),
-                           _comparison(searched, fin["random"], "the random-search winner")) if c]
     text = f"The searched architecture reaches <b>{searched['top1']:.2f}%</b> test top-1"
+    pairs = (("vs_baseline", "baseline", "the DeiT-style baseline"),
+             ("vs_random", "random", "the random-search winner"))
+    verdicts = [_verdict(comparisons[key], fin[other], name) for key, other, name in pairs
+                if (comparisons or {}).get(key, {}).get("verdict") and finite(fin[other].get("top1"))]
+    if verdicts:
+        return f"<p class='lead'>{text}.</p>" + "".join(f"<p class='lead verdict'>{v}</p>" for v in verdicts)
+    clauses = [c for c in (_comparison(searched, fin[other], name) for _, other, name in pairs) if c]
     text += (". It " + ", and ".join(clauses) + ".") if clauses else "."
     return f"<p class='lead'>{text}</p>"
 
@@ -157,7 +173,7 @@ def render(run: RunData) -> str:
     parts.append("<section><h2>Result</h2>")
     parts.append(table(["", "Params", "MACs (M)", "Test top-1 (%)", "Train time", "Search score (%)",
                         "Global heads per block"], rows, cls="headline"))
-    parts.append(_headline(fin))
+    parts.append(_headline(fin, (run.summary or {}).get("comparisons")))
     parts.append("<p class='note'>All three are trained from scratch with the same recipe and seed and evaluated "
                  "on the held-out test split, which the search never sees. The search score is the top-1 on the "
                  "search split (carved from the training set) with weights inherited from a supernet: the "
@@ -471,7 +487,7 @@ section { background: var(--card); border: 1px solid var(--line); border-radius:
 .muted { color: var(--muted); font-weight: normal; }
 .note { color: var(--muted); font-size: 13px; }
 .lead { font-size: 16px; }
-.better { color: var(--good); } .worse { color: var(--bad); }
+.better { color: var(--good); } .worse { color: var(--bad); } .tie { color: inherit; }
 .banner { background: #fffbeb; border: 1px solid #f59e0b; border-radius: 8px; padding: 10px 14px; margin: 16px 0; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; font-size: 14px; }

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as td
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
@@ -131,20 +132,33 @@ def union_masks(masks: list[dict]) -> dict:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, dist: Dist, arch: Arch | None = None, amp: str = "none",
-             desc: str = "eval") -> dict:
+             desc: str = "eval", per_image: bool = False) -> dict:
     """Top-1 accuracy (percent) and mean cross-entropy of ``arch``'s path (or the standalone model) on ``loader``,
-    summed over ranks."""
+    summed over ranks. With ``per_image``, also ``correct``: whether each image was classified right, in the
+    loader's order (rank after rank under DDP), for paired comparisons of models (``glit.verdict``)."""
     model.eval()
     correct, loss_sum, n = 0.0, 0.0, 0.0
+    hits = []
     for x, y in tqdm(loader, desc=desc, leave=False, disable=None if dist.main else True, dynamic_ncols=True):
         x, y = x.to(dist.device, non_blocking=True), y.to(dist.device, non_blocking=True)
         with autocast(dist.device, amp):
             logits = model(x, arch).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(-1) == y).sum().item()
+        right = logits.argmax(-1) == y
+        correct += right.sum().item()
         n += y.numel()
+        if per_image:
+            hits.append(right.cpu())
     correct, loss_sum, n = all_sum([correct, loss_sum, n], dist)
-    return {"top1": 100.0 * correct / max(n, 1), "loss": loss_sum / max(n, 1), "images": int(n)}
+    result = {"top1": 100.0 * correct / max(n, 1), "loss": loss_sum / max(n, 1), "images": int(n)}
+    if per_image:
+        mine = torch.cat(hits).tolist() if hits else []
+        if dist.world > 1:
+            every = [None] * dist.world
+            td.all_gather_object(every, mine)
+            mine = [v for rank in every for v in rank]
+        result["correct"] = mine
+    return result
 
 
 @torch.no_grad()
