@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[test]"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-# The whole pipeline on digits (about 4 minutes on 2 CPU cores). Run it again to continue or re-print the result.
+# The whole pipeline on digits: about 2.5 minutes on 2 CPU cores (157 s measured; bench/RESULTS.md).
+# Run it again to continue or re-print the result.
 demo: $(STAMP)
 	$(BIN)/glit run demo --out runs/demo
 
