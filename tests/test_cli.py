@@ -46,6 +46,37 @@ def test_space_reports_size_and_extremes():
     assert "distinct architectures" in text and "largest by macs" in text
 
 
+def test_version():
+    from glit.version import __version__
+
+    out = glit("--version")
+    assert out.returncode == 0 and out.stdout.startswith(f"glit {__version__}")
+
+
+def test_a_reader_that_goes_away_ends_the_output_without_a_traceback():
+    """``glit space demo | head -1``: the pipe closes before glit writes; glit stops quietly with exit code 0."""
+    proc = subprocess.Popen([sys.executable, "-m", "glit", "space", "demo", "--level", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before glit has imported torch and printed anything
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_glit_report_renders_any_run_folder_and_refuses_others(tmp_path):
+    from test_report import make_run
+
+    run = make_run(tmp_path)
+    (run / "summary.json").unlink()  # a run still in progress
+    (run / "report.html").unlink(missing_ok=True)
+    out = glit("report", str(run))
+    assert out.returncode == 0, out.stderr
+    page = (run / "report.html").read_text(encoding="utf-8")
+    assert "still in progress" in page and out.stdout.strip() == f"report: {run / 'report.html'}"
+    for folder, needle in ((tmp_path / "nothing", "no such folder"), (tmp_path, "not a glit run folder")):
+        bad = glit("report", str(folder))
+        assert bad.returncode == 2 and needle in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
 BAD_BLOCK = {"num_global_heads": 1, "qkv_ratio": 1, "mlp_ratio": 4, "conv_ratio": 1, "kernel_size": 5}
 FAMILY = {"img_size": 8, "patch_size": 2, "embed_dim": 48, "num_heads": 3, "depth": 2, "num_classes": 10}
 

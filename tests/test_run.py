@@ -83,6 +83,14 @@ def test_the_terminal_shows_each_stage_and_the_times(finished):
     assert list(times) == [h[2] for h in headers] and all(t >= 0 for t in times.values())
     assert json.loads((out / "summary.json").read_text())["stage_seconds"] == times
     assert re.search(r"^time: .+ in all \(1-supernet ", proc.stdout, re.M)
+    first = proc.stdout.splitlines()[:4]  # the banner
+    assert first[0] == f"glit run demo -> {out}" and first[1].startswith("  machine: CPU, ")
+    assert re.fullmatch(r"  data: scikit-learn's digits \(bundled\): 10 classes; training 1,238 images \+ search "
+                        r"split 200; test 359", first[2]), first[2]
+    assert first[3].startswith("  budget: MACs <= 2.00 M (exact) (the DeiT-style architecture's)")
+    assert re.search(r"^random search: \d+/\d+ candidates scored  best ", proc.stdout, re.M)
+    assert "search generation" in proc.stdout  # the evolutionary searches keep their generations
+    assert re.search(r"^train epoch 1/2 .* ETA ", proc.stdout, re.M)
 
 
 def test_no_json_file_a_run_writes_holds_nan_or_infinity(finished):

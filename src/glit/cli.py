@@ -6,6 +6,7 @@ Exit codes: 0 success, 2 bad input (a one-line message, no traceback), 1 interna
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -178,6 +179,24 @@ def cmd_run(args) -> None:
         print(f"summary: {args.out}/summary.json; report: {args.out}/report.html")
 
 
+def cmd_report(args) -> None:
+    from glit.folder import owner
+    from glit.report import write_report
+
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        raise GlitError(f"{folder}: no such folder (pass the --out DIR of a glit run)")
+    if owner(folder) != "glit run":
+        raise GlitError(f"{folder}: not a glit run folder (it has no run.json); glit report renders glit run folders")
+    print(f"report: {write_report(folder)}")
+
+
+def _version() -> str:
+    from glit.version import version_string
+
+    return version_string()
+
+
 def cmd_truth(args) -> None:
     from glit.config import load_config
     from glit.recipes.truth import truth
@@ -241,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="glit", description="Hierarchical neural architecture search for Global and Local image Transformers "
                                  "(GLiT, ICCV 2021). Start with: glit run demo --out runs/demo",
         epilog="Exit codes: 0 success, 2 bad input (one line naming the file, key or value), 1 internal error.")
+    parser.add_argument("--version", action="version", version=f"glit {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("space", help="size and cost range of a preset's search space",
@@ -357,6 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", required=True, metavar="FILE|NAME", help="an architecture JSON file or preset name")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("report", help="write a run folder's report.html again",
+                       description="Render DIR/report.html from what a glit run folder holds, finished or not: a "
+                                   "partial run shows the stages that exist so far. Reads nothing else.")
+    p.add_argument("dir", metavar="DIR", help="a glit run output folder")
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser("eval", help="evaluate a trained checkpoint on the test split",
                        description="Top-1 of a checkpoint on the test split of its data, or of --data.")
     p.add_argument("--checkpoint", required=True, metavar="FILE", help="a checkpoint.pt written by glit train")
@@ -391,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("glit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (glit space demo | head -1): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         if out is not None:
             from glit.folder import unlock

@@ -44,11 +44,13 @@ from glit.errors import GlitError
 from glit.files import write_json
 from glit.folder import prepare_out, write_config
 from glit.presets import deit, level1_part
+from glit.recipes.common import space_for
 from glit.recipes.rank import health_lines, supernet_health
 from glit.recipes.search import make_budget, search
 from glit.recipes.train import read_correct, train
 from glit.recipes.train_supernet import train_supernet
-from glit.space import Arch
+from glit.space import Arch, SearchSpace
+from glit.text import fmt_seconds
 from glit.train.dist import barrier, init_distributed
 from glit.verdict import compare, describe, paired_counts
 
@@ -62,8 +64,14 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
         raise GlitError(f"run.truth: {truth_file}: no such file (a truth.jsonl written by glit truth)")
     dist = init_distributed(cfg.device)
     prepare_out(out, cfg, resume=True, dist=dist, state="summary.json", command="glit run")
-    if not (out / "run.json").exists():
-        load_data(updated(cfg, {"data.cache": "no"}))  # a bad tree is refused before the run writes anything
+    continuing = (out / "run.json").exists()
+    split = None
+    if not continuing:  # a bad tree is refused before the run writes anything
+        split = load_data(updated(cfg, {"data.cache": "no"})).record
+    elif (out / "1-supernet" / "split.json").is_file():
+        split = json.loads((out / "1-supernet" / "split.json").read_text())
+    if dist.main:
+        print(banner(cfg, out, dist, split, continuing), flush=True)
     write_config(out, cfg, dist)
     if dist.main and not (out / "run.json").exists():
         write_json(out / "run.json", {"command": command, "preset": cfg.preset,
@@ -152,6 +160,36 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     return summary
 
 
+def banner(cfg: Config, out: Path, dist, split: dict | None, continuing: bool) -> str:
+    """What ``glit run`` prints first: the folder, the machine, the data and its splits, and the budget."""
+    import torch
+
+    from glit.version import version_string
+
+    if dist.device.type == "cuda":
+        machine = f"{dist.device} ({torch.cuda.get_device_name(dist.device)})"
+    else:
+        machine = f"CPU, {torch.get_num_threads()} threads"
+    machine += f" x {dist.world} processes" if dist.world > 1 else ""
+    source = "scikit-learn's digits (bundled)" if cfg.data.source == "digits" else cfg.data.root
+    again = " (continuing: finished stages are not redone)" if continuing else ""
+    lines = [f"glit run {cfg.preset} -> {out}{again}",
+             f"  machine: {machine}; torch {torch.__version__}, glit {version_string()}"]
+    if split:
+        subset = f" (a {split['train_subset']:,}-image subset)" if split.get("train_subset") else ""
+        lines.append(f"  data: {source}: {len(split['classes'])} classes; training {split['fit_size']:,} images + "
+                     f"search split {split['search_size']:,}{subset}; test {split['test_size']:,}")
+    else:
+        lines.append(f"  data: {source}")
+    space = SearchSpace.from_preset(cfg.preset, 1)
+    if split:
+        space = space_for(updated(cfg, {"level": 1, "distribution": None}), len(split["classes"]))
+    whose = " (the DeiT-style architecture's)" if cfg.search.max_macs is None else ""
+    lines.append(f"  budget: {make_budget(cfg, space).describe()}{whose}; {space.family.depth} blocks of "
+                 f"{space.family.num_heads} heads")
+    return "\n".join(lines)
+
+
 def comparisons(out: Path) -> dict:
     """The searched architecture against each baseline on the same test images (``glit.verdict``): ``vs_baseline``
     and ``vs_random``, each with ``difference``, ``ci95``, ``p_value`` and ``verdict``. A finalist trained before
@@ -189,17 +227,7 @@ class StageClock:
         self.times[folder] = round(self.times.get(folder, 0.0) + spent, 1)
         if self.main:
             write_json(self.path, self.times)
-            print(f"[{self.done}/{self.stages}] done in {format_seconds(spent)}", flush=True)
-
-
-def format_seconds(seconds: float) -> str:
-    """``42 s``, ``3 min 05 s``, ``1 h 02 min``."""
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+            print(f"[{self.done}/{self.stages}] done in {fmt_seconds(spent)}", flush=True)
 
 
 def level2_length(cfg: Config, times: int = 1) -> dict:
@@ -268,5 +296,5 @@ def print_table(summary: dict) -> None:
         print("\n".join(health_lines(summary["health"])))
     times = summary.get("stage_seconds") or {}
     if times:
-        print(f"time: {format_seconds(sum(times.values()))} in all ("
-              + ", ".join(f"{k} {format_seconds(v)}" for k, v in times.items()) + ")")
+        print(f"time: {fmt_seconds(sum(times.values()))} in all ("
+              + ", ".join(f"{k} {fmt_seconds(v)}" for k, v in times.items()) + ")")

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import math
 import random
+import time
 from pathlib import Path
 
 from tqdm import tqdm
@@ -35,6 +36,7 @@ from glit.search.fitness import Batches, SupernetFitness
 from glit.search.marginal import marginal_fitness
 from glit.search.strategy import Candidate, EvolutionConfig, SearchState, evolve, random_generations, random_search
 from glit.space import Arch, SearchSpace
+from glit.text import fmt_seconds
 from glit.train.checkpoint import load_checkpoint, load_weights
 from glit.train.dist import Dist, init_distributed
 
@@ -128,7 +130,8 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
     rng = random.Random(f"search:{cfg.seed}")
     evo = EvolutionConfig(s.population, s.generations, s.parents, s.mutations, s.crossovers, s.mutate_prob,
                           s.max_tries)
-    bar = tqdm(total=generations, initial=state.generation if state else 0, desc=f"search ({s.strategy})",
+    first, start = state.generation if state else 0, time.perf_counter()
+    bar = tqdm(total=generations, initial=first, desc=f"search ({s.strategy})",
                disable=None if dist.main else True, dynamic_ncols=True)
 
     def save(st: SearchState) -> None:
@@ -137,9 +140,16 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
         bar.set_postfix(best=f"{best.score:.2f}", scored=len(st.scored))
         if dist.main:
             write_outputs(out, choose(st, incumbent, cfg), budget, s.topk)
-            newest = [c.score for c in st.scored if c.generation == st.generation - 1]
-            print(f"search generation {st.generation}/{generations}  best {best.score:.2f}  "
-                  f"this generation: {len(newest)} scored, best {max(newest, default=math.nan):.2f}", flush=True)
+            eta = f"  ETA {fmt_seconds(_elapsed(start) / done * (generations - st.generation))}" \
+                if (done := st.generation - first) > 0 else ""
+            if s.strategy == "random":  # scored in batches of population; no generations to speak of
+                print(f"random search: {len(st.scored)}/{candidates} candidates scored  best {best.score:.2f}{eta}",
+                      flush=True)
+            else:
+                newest = [c.score for c in st.scored if c.generation == st.generation - 1]
+                print(f"search generation {st.generation}/{generations}  best {best.score:.2f}  "
+                      f"this generation: {len(newest)} scored, best {max(newest, default=math.nan):.2f}{eta}",
+                      flush=True)
 
     if s.strategy == "evolution":  # else random (glit.config.RULES)
         state = evolve(space, fitness, budget, evo, rng, state, save, seeds=[incumbent] if incumbent else [])
@@ -150,6 +160,10 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
     if dist.main:
         write_outputs(out, answer, budget, s.topk)
     return _summary(answer, budget)
+
+
+def _elapsed(start: float) -> float:
+    return time.perf_counter() - start
 
 
 def _check_incumbent(arch: Arch, space: SearchSpace, budget: Budget, strategy: str) -> None:

@@ -26,6 +26,7 @@ from glit.report.read import (
     generation_stats,
     read_run,
 )
+from glit.text import fmt_seconds
 
 
 def write_report(run_dir: Path) -> Path:
@@ -52,17 +53,6 @@ def fmt_macs(n) -> str:
 
 def fmt_pct(x) -> str:
     return f"{x:.2f}" if finite(x) else "—"
-
-
-def fmt_seconds(s) -> str:
-    if not finite(s):
-        return "—"
-    s = round(s)
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
 def _points(d: float) -> str:

@@ -18,6 +18,7 @@ from torch import nn
 from glit.config import Config, OptimConfig
 from glit.errors import GlitError
 from glit.files import write_jsonl
+from glit.text import fmt_seconds
 from glit.train.checkpoint import load_weights, rng_state, save_checkpoint, set_rng_state
 from glit.train.dist import Dist, barrier
 from glit.train.loop import Step, train_one_epoch
@@ -85,8 +86,11 @@ def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: 
                         board.add_scalar(f"{desc}/{key}", value, epoch + 1)
                 board.flush()
             top1 = f"  top-1 {line['top1']:.2f}%" if "top1" in line else ""
+            spent = [h["seconds"] for h in history[start:]]  # this process's epochs: the ETA of the rest
+            left = o.epochs - epoch - 1
+            eta = f"  ETA {fmt_seconds(sum(spent) / len(spent) * left)}" if left else ""
             print(f"{desc} epoch {epoch + 1}/{o.epochs}  loss {line['loss']:.4f}  lr {line['lr']:.2e}{top1}  "
-                  f"{line['images_per_s']:.0f} img/s  {line['seconds']:.0f} s", flush=True)
+                  f"{line['images_per_s']:.0f} img/s  {line['seconds']:.0f} s{eta}", flush=True)
         barrier(dist)
     return history
 
