@@ -175,7 +175,7 @@ def test_report_of_a_finished_run(finished_run):
     # the pipeline: supernet epochs out of supernet.optim.epochs (level 1) or search.level2_epochs (the other two)
     for folder, epochs in (("1-supernet", "2/2"), ("4-supernet", "2/4"), ("6-random/supernet", "2/4"),
                            ("6-random/search", None), ("7-searched", "3/3")):
-        row = re.search(f"<tr><td>{folder}</td>.*?</tr>", page).group(0)
+        row = re.search(f"<tr><td><a href='{folder}/'>{folder}</a></td>.*?</tr>", page).group(0)
         assert "state done" in row and (epochs is None or f"{epochs} epochs" in row), row
 
 
@@ -197,6 +197,27 @@ def test_report_states_the_paired_verdicts(tmp_path):
             and "<b class='tie'>no difference detected at 360 test images</b>" in page)
     assert "<b class='worse'>the searched model is worse</b>" in page  # 1 vs 40 disagreements
     assert "trails" not in page
+
+
+def test_report_shows_stage_times_links_and_a_saturated_search_split(tmp_path):
+    run = make_run(tmp_path)
+    config = (run / "config.yaml").read_text().replace("  source: digits\n", "  source: digits\n  search_size: 300\n")
+    (run / "config.yaml").write_text(config)
+    _write(run / "times.json", {"1-supernet": 24.0, "2-search": 12.0, "6-random": 26.0, "7-searched": 65.0})
+    _write(run / "run.json", {"command": COMMAND, "preset": "demo", "started": "2025-01-01T12:00:00",
+                              "machine": "CPU, 2 threads", "torch": "2.13.0+cpu", "glit": "0.1.0+gabc1234"})
+    rows = [json.loads(line) for line in (run / "5-search" / "candidates.jsonl").read_text().splitlines()]
+    for i, row in enumerate(rows):  # 12 of 18 within a point of the best on 300 images
+        row["score"] = 98.0 - (0.1 * i if i < 12 else 5.0 + i)
+    _write_lines(run / "5-search" / "candidates.jsonl", rows)
+    page = write_report(run).read_text(encoding="utf-8")
+    assert "time: <b>2 min 07 s</b>" in page and "In all: 2 min 07 s of wall time." in page
+    assert re.search(r"<a href='7-searched/'>7-searched</a></td>.*?<td>1 min 05 s</td></tr>", page)
+    assert "<a href='summary.json'>summary.json</a>" in page and "<a href='config.yaml'>config.yaml</a>" in page
+    assert "machine: <b>CPU, 2 threads</b>" in page and "glit: <b>0.1.0+gabc1234</b>" in page
+    assert "The search split is saturated." in page
+    # 1.96 sqrt(2 p (1 - p) / 300) at p = 0.98: 2.24 points; the twelve within 1.1 points and none of the rest
+    assert "12 of the 18 level-2 candidates score within 2.24 points of the best (98.00%)" in page
 
 
 def test_report_of_a_run_in_progress(finished_run):

@@ -75,7 +75,8 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     write_config(out, cfg, dist)
     if dist.main and not (out / "run.json").exists():
         write_json(out / "run.json", {"command": command, "preset": cfg.preset,
-                                      "started": datetime.datetime.now().isoformat(timespec="seconds")})
+                                      "started": datetime.datetime.now().isoformat(timespec="seconds"),
+                                      **machine_record(dist)})
 
     shared = SharedData()  # one decode per run: the stages share the data the first of them loads
     clock = StageClock(out, dist.main, 9 + 2 * (cfg.search.level2_topk - 1))
@@ -160,8 +161,8 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     return summary
 
 
-def banner(cfg: Config, out: Path, dist, split: dict | None, continuing: bool) -> str:
-    """What ``glit run`` prints first: the folder, the machine, the data and its splits, and the budget."""
+def machine_record(dist) -> dict:
+    """The machine, torch and glit (version and commit) that a run starts on: for run.json and the report."""
     import torch
 
     from glit.version import version_string
@@ -171,10 +172,16 @@ def banner(cfg: Config, out: Path, dist, split: dict | None, continuing: bool) -
     else:
         machine = f"CPU, {torch.get_num_threads()} threads"
     machine += f" x {dist.world} processes" if dist.world > 1 else ""
+    return {"machine": machine, "torch": torch.__version__, "glit": version_string()}
+
+
+def banner(cfg: Config, out: Path, dist, split: dict | None, continuing: bool) -> str:
+    """What ``glit run`` prints first: the folder, the machine, the data and its splits, and the budget."""
+    m = machine_record(dist)
     source = "scikit-learn's digits (bundled)" if cfg.data.source == "digits" else cfg.data.root
     again = " (continuing: finished stages are not redone)" if continuing else ""
     lines = [f"glit run {cfg.preset} -> {out}{again}",
-             f"  machine: {machine}; torch {torch.__version__}, glit {version_string()}"]
+             f"  machine: {m['machine']}; torch {m['torch']}, glit {m['glit']}"]
     if split:
         subset = f" (a {split['train_subset']:,}-image subset)" if split.get("train_subset") else ""
         lines.append(f"  data: {source}: {len(split['classes'])} classes; training {split['fit_size']:,} images + "

@@ -135,8 +135,11 @@ def render(run: RunData) -> str:
     info, cfg, fin = run.info, run.config, run.finalists
     preset = info.get("preset") or cfg.get("preset") or "?"
     parts = [f"<header><h1>GLiT search report <span class='muted'>· preset {escape(str(preset))}</span></h1>"]
-    meta = [("started", info.get("started")), ("budget", run.budget_text),
-            ("data", _data_text(cfg)), ("seed", cfg.get("seed")), ("folder", str(run.run_dir))]
+    total = sum(run.times.values()) if run.times else None
+    meta = [("started", info.get("started")), ("time", fmt_seconds(total) if total is not None else None),
+            ("budget", run.budget_text), ("data", _data_text(cfg)), ("seed", cfg.get("seed")),
+            ("machine", info.get("machine")), ("torch", info.get("torch")), ("glit", info.get("glit")),
+            ("folder", str(run.run_dir))]
     parts.append("<p class='meta'>" + " &nbsp;·&nbsp; ".join(
         f"<span>{escape(k)}: <b>{escape(str(v))}</b></span>" for k, v in meta if v is not None) + "</p></header>")
     if run.summary is None:
@@ -157,11 +160,11 @@ def render(run: RunData) -> str:
         score = fmt_pct(f.get("search_score")) if name != "baseline" or finite(f.get("search_score")) else \
             "<span class='muted' title='outside the level-2 space'>n/a</span>"
         rows.append([f"<span class='dot' style='background:{plots.FINALIST_COLORS[name]}'></span>{escape(label)}",
-                     escape(fmt_count(f.get("params"))), escape(fmt_macs(f.get("macs"))),
                      f"<b>{escape(fmt_pct(f.get('top1')))}</b>" if f["state"] == "done" else escape(f["state"]),
-                     escape(fmt_seconds(f.get("train_seconds"))), score, escape(_heads(f.get("arch")))])
+                     escape(fmt_count(f.get("params"))), escape(fmt_macs(f.get("macs"))), score,
+                     escape(fmt_seconds(f.get("train_seconds"))), escape(_heads(f.get("arch")))])
     parts.append("<section><h2>Result</h2>")
-    parts.append(table(["", "Params", "MACs (M)", "Test top-1 (%)", "Train time", "Search score (%)",
+    parts.append(table(["", "Test top-1 (%)", "Params", "MACs (M)", "Search score (%)", "Train time",
                         "Global heads per block"], rows, cls="headline"))
     parts.append(_headline(fin, (run.summary or {}).get("comparisons")))
     parts.append("<p class='note'>All three are trained from scratch with the same recipe and seed and evaluated "
@@ -210,6 +213,7 @@ def render(run: RunData) -> str:
                      "space (every gene free). Compare scores across searches with care. The Pareto front holds the "
                      "level-2 candidates that no other beats on both score and MACs.</p>")
     parts.append(generation_table(stats))
+    parts.append(_saturation(run))
     if run.summary and isinstance(run.summary.get("health"), dict):
         parts.append(health_table(run.summary["health"]))
     parts.append("</section>")
@@ -243,6 +247,32 @@ def render(run: RunData) -> str:
             f"</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n" + "\n".join(parts)
             + "\n<footer>Written by glit.report. One self-contained file: no scripts, no external resources."
               "</footer>\n</main>\n</body>\n</html>\n")
+
+
+def _saturation(run: RunData) -> str:
+    """Says when a search split is saturated: many candidates within the noise of the best score, so the search
+    cannot tell them apart and its pick among them is close to chance."""
+    n = _dig(run.config, "data", "search_size")
+    if not n:
+        return ""
+    notes = []
+    for key, label in (("level1", "level-1"), ("level2", "level-2"), ("random", "random")):
+        scores = [r["score"] for r in run.candidates.get(key) or []]
+        if len(scores) < 5:
+            continue
+        best = max(scores)
+        p = min(max(best / 100, 0.5 / n), 1 - 0.5 / n)  # a perfect score still has the noise of one image
+        noise = 100 * 1.96 * math.sqrt(2 * p * (1 - p) / n)  # 95% of the difference of two scores on n images
+        close = sum(1 for x in scores if best - x <= noise)
+        if close >= max(5, len(scores) // 10):
+            notes.append(f"{close} of the {len(scores)} {label} candidates score within {noise:.2f} points of the "
+                         f"best ({best:.2f}%)")
+    if not notes:
+        return ""
+    return ("<p class='banner'><b>The search split is saturated.</b> " + escape("; ".join(notes))
+            + f". On a search split of {n:,} images, two scores closer than that cannot be told apart (95%), so the "
+            "search's pick among those candidates is close to chance; a larger search split "
+            "(<code>data.search_size</code>) or a harder one would separate them.</p>")
 
 
 def _data_text(cfg: dict) -> str | None:
@@ -288,8 +318,15 @@ def _stage_table(run: RunData) -> str:
             detail = f"{len(run.final_metrics[key])}{'/' + str(train_epochs) if train_epochs else ''} epochs" + (
                 f", test top-1 {f['top1']:.2f}%" if finite(f.get("top1")) else "")
         state = "<span class='state done'>done</span>" if done else "<span class='state running'>in progress</span>"
-        rows.append([escape(folder), escape(label), state, escape(detail)])
-    return "<h3>Pipeline</h3>" + table(["Folder", "Stage", "State", ""], rows, cls="stages")
+        spent = run.times.get(folder.split("/")[0]) if folder != "6-random/search" else None
+        rows.append([f"<a href='{escape(folder)}/'>{escape(folder)}</a>", escape(label), state, escape(detail),
+                     escape(fmt_seconds(spent)) if spent is not None else ""])
+    files = " · ".join(f"<a href='{name}'>{name}</a>" for name in ("summary.json", "config.yaml", "run.json",
+                                                                   "times.json") if (run.run_dir / name).exists())
+    total = f" In all: {fmt_seconds(sum(run.times.values()))} of wall time." if run.times else ""
+    return ("<h3>Pipeline</h3>" + table(["Folder", "Stage", "State", "", "Time"], rows, cls="stages")
+            + f"<p class='note'>The folders and files are relative to this page.{total} Files: {files}. "
+              "(The random-search baseline's time covers its supernet and its search.)</p>")
 
 
 def _dig(d: dict, *keys):
@@ -466,7 +503,7 @@ CSS = """
 * { box-sizing: border-box; }
 body { margin: 0; background: var(--bg); color: var(--fg);
   font: 15px/1.55 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-main { max-width: 1000px; margin: 0 auto; padding: 28px 20px 48px; }
+main { max-width: 1100px; margin: 0 auto; padding: 28px 20px 48px; }
 header h1 { font-size: 26px; margin: 0 0 6px; letter-spacing: -0.01em; }
 h2 { font-size: 19px; margin: 0 0 12px; }
 h3 { font-size: 15px; margin: 22px 0 8px; }
@@ -485,6 +522,13 @@ th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: ri
 th { font-weight: 600; color: #374151; border-bottom: 2px solid #d1d5db; }
 th:first-child, td:first-child { text-align: left; }
 table.headline td { padding: 8px 10px; font-size: 15px; }
+table.headline th { white-space: normal; vertical-align: bottom; }
+table.headline td:last-child { white-space: normal; min-width: 7em; }
+@media (max-width: 600px) {
+  main { padding: 16px 8px 32px; } section { padding: 14px 12px 16px; }
+  th, td { padding: 4px 6px; } table.headline td { padding: 6px; font-size: 14px; }
+  header h1 { font-size: 22px; }
+}
 table.blocks td, table.blocks th, table.stages td, table.stages th, table.pick td, table.pick th { text-align: left; }
 table.gens { width: auto; font-size: 13px; }
 table.gens td, table.gens th { padding: 3px 9px; }

@@ -36,6 +36,7 @@ class RunData:
     finalists: dict[str, dict] = field(default_factory=dict)
     budget_macs: float | None = None
     budget_text: str | None = None
+    times: dict[str, float] = field(default_factory=dict)  # seconds per stage folder (times.json)
 
 
 # ---------------------------------------------------------------------------------------------------------- reading
@@ -100,6 +101,8 @@ def read_run(run_dir: Path) -> RunData:
         run.final_metrics[name] = _jsonl(run_dir / FINAL_DIRS[name] / "metrics.jsonl")
     run.finalists = {name: _finalist(run, name) for name in FINALISTS}
     run.budget_macs, run.budget_text = _budget(run)
+    times = _json(run_dir / "times.json")
+    run.times = {k: v for k, v in times.items() if finite(v)} if isinstance(times, dict) else {}
     return run
 
 
