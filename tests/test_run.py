@@ -69,7 +69,10 @@ def test_the_summary_states_each_comparison_with_its_paired_verdict(finished):
         pairs = list(zip(correct["searched"], correct[other]))
         assert (c["only_a"], c["only_b"]) == (pairs.count(("1", "0")), pairs.count(("0", "1")))
         assert len(pairs) == c["images"] > 0
-    assert re.search(r"searched vs DeiT-style: [+-]\d+\.\d\d points \(95% CI", proc.stdout)
+    last = proc.stdout.splitlines()[-3:]  # the verdicts end the output, before the summary's path
+    assert re.match(r"  searched vs DeiT-style: [+-]\d+\.\d\d points \(95% CI", last[0]), last
+    assert last[1].startswith("  searched vs random search: ") and last[2].startswith("summary: ")
+    assert last[0].endswith(("searched is better", "searched is worse", "test images"))
 
 
 def test_the_terminal_shows_each_stage_and_the_times(finished):

@@ -288,12 +288,6 @@ def print_table(summary: dict) -> None:
               f"{r['train_seconds']:>10.0f}s")
     ratio = summary["searched"]["macs"] / summary["baseline"]["macs"]
     print(f"\nBudget: {summary['budget_text']}; the searched architecture has {ratio:.0%} of the DeiT-style MACs.")
-    for key, other in (("vs_baseline", "DeiT-style"), ("vs_random", "random-search")):
-        c = summary["comparisons"][key]
-        if c["verdict"] is None:
-            print(f"searched vs {other}: {c['difference']:+.2f} points of test top-1 (no per-image results to test)")
-        else:
-            print(describe(c, "searched", other))
     incumbent = summary["search"].get("level2_incumbent")
     if incumbent:
         from glit.report.html import incumbent_text
@@ -305,3 +299,11 @@ def print_table(summary: dict) -> None:
     if times:
         print(f"time: {fmt_seconds(sum(times.values()))} in all ("
               + ", ".join(f"{k} {fmt_seconds(v)}" for k, v in times.items()) + ")")
+    print("\nThe answer (test top-1 of the searched architecture against each baseline, paired on the same test "
+          "images):")
+    for key, other in (("vs_baseline", "DeiT-style"), ("vs_random", "random search")):
+        c = summary["comparisons"][key]
+        if c["verdict"] is None:
+            print(f"  searched vs {other}: {c['difference']:+.2f} points of test top-1 (no per-image results to test)")
+        else:
+            print("  " + describe(c, "searched", other))
