@@ -18,14 +18,15 @@ TINY_RUN = ("--set", "supernet.optim.epochs=2", "--set", "supernet.optim.batch_s
             "--set", "supernet.eval_archs=1", "--set", "train.epochs=2", "--set", "train.batch_size=64",
             "--set", "search.population=4", "--set", "search.generations=2", "--set", "search.parents=2",
             "--set", "search.mutations=2", "--set", "search.crossovers=2", "--set", "search.topk=2",
-            "--set", "search.topk_retrain_epochs=1", "--set", "data.search_size=200")
+            "--set", "search.topk_retrain_epochs=1", "--set", "data.search_size=200", "--set", "run.seeds=2",
+            "--set", "search.level2_epochs=2")
 STAGES = ("1-supernet", "2-search", "3-pick", "4-supernet", "5-search", "6-random/supernet", "6-random/search",
           "7-searched", "8-baseline", "9-random")
 
 
 def without_timings(summary: dict) -> dict:
     return {k: ({kk: vv for kk, vv in v.items() if kk != "train_seconds"} if isinstance(v, dict) else v)
-            for k, v in summary.items()}
+            for k, v in summary.items() if k != "stage_seconds"}
 
 
 @pytest.fixture(scope="module")
@@ -51,24 +52,36 @@ def test_every_stage_runs_and_the_summary_has_the_contract_keys(finished):
         assert 0 <= row["top1"] <= 100
         result = json.loads((out / STAGES[7 + ("searched", "baseline", "random").index(name)] / "result.json")
                             .read_text())
-        assert result["top1"] == row["top1"]  # the test split, as retrained
+        assert result["top1"] == row["top1_seeds"][0]  # the test split, as retrained (seed 0; see run.seeds below)
     assert Arch.from_dict(summary["baseline"]["arch"]) == deit(Arch.from_dict(summary["baseline"]["arch"]).family)
     assert "searched" in proc.stdout and "baseline" in proc.stdout and "random" in proc.stdout
 
 
-def test_the_summary_states_each_comparison_with_its_paired_verdict(finished):
+def test_the_summary_states_each_comparison_with_its_paired_verdict_over_seeds(finished):
+    """run.seeds=2: each finalist retrained with seeds 0 and 1; the comparisons pool both seeds' disagreements."""
     out, proc = finished
     summary = json.loads((out / "summary.json").read_text())
-    correct = {name: json.loads((out / stage / "predictions.json").read_text())["correct"]
-               for name, stage in zip(("searched", "baseline", "random"), STAGES[7:])}
+    for name, stage in zip(("searched", "baseline", "random"), STAGES[7:]):
+        tops = [json.loads((out / folder / "result.json").read_text())["top1"] for folder in (stage, f"{stage}-seed1")]
+        assert summary[name]["seeds"] == [0, 1] and summary[name]["top1_seeds"] == tops
+        assert summary[name]["top1"] == pytest.approx(sum(tops) / 2)
+        assert summary[name]["top1_std"] == pytest.approx(abs(tops[0] - tops[1]) / 2 ** 0.5)
+        seed1 = yaml.safe_load((out / f"{stage}-seed1" / "config.yaml").read_text())
+        assert seed1["seed"] == 1
     for key, other in (("vs_baseline", "baseline"), ("vs_random", "random")):
         c = summary["comparisons"][key]
         assert c["difference"] == pytest.approx(summary["searched"]["top1"] - summary[other]["top1"])
         assert c["ci95"][0] <= c["difference"] <= c["ci95"][1] and 0 <= c["p_value"] <= 1
-        assert c["verdict"] in ("better", "worse", "no difference detected")
-        pairs = list(zip(correct["searched"], correct[other]))
-        assert (c["only_a"], c["only_b"]) == (pairs.count(("1", "0")), pairs.count(("0", "1")))
-        assert len(pairs) == c["images"] > 0
+        assert c["verdict"] in ("better", "worse", "no difference detected") and c["seeds"] == 2
+        only_a = only_b = images = 0
+        for suffix in ("", "-seed1"):
+            stage = STAGES[8 if other == "baseline" else 9]
+            a = json.loads((out / f"7-searched{suffix}" / "predictions.json").read_text())["correct"]
+            b = json.loads((out / f"{stage}{suffix}" / "predictions.json").read_text())["correct"]
+            pairs = list(zip(a, b))
+            only_a, only_b, images = only_a + pairs.count(("1", "0")), only_b + pairs.count(("0", "1")), images + len(a)
+        assert (c["only_a"], c["only_b"], c["images"]) == (only_a, only_b, images) and images == 2 * 359
+        assert sum(c["difference_per_seed"]) / 2 == pytest.approx(c["difference"])
     last = proc.stdout.splitlines()[-3:]  # the verdicts end the output, before the summary's path
     assert re.match(r"  searched vs DeiT-style: [+-]\d+\.\d\d points \(95% CI", last[0]), last
     assert last[1].startswith("  searched vs random search: ") and last[2].startswith("summary: ")
@@ -162,7 +175,7 @@ def test_a_second_run_recomputes_nothing(finished):
     # split.json and candidates.jsonl are written only after a stage has loaded its data: unchanged, no reload.
     files = [p for pattern in ("checkpoint.pt", "split.json", "candidates.jsonl")
              for p in [*out.glob(f"*/{pattern}"), *out.glob(f"6-random/*/{pattern}")]]
-    assert len(files) == 6 + 6 + 3  # three supernets and three retrains; three searches
+    assert len(files) == 6 + 6 * 2 + 3  # three supernets, three retrains of two seeds (run.seeds=2), three searches
     before = {p: p.stat().st_mtime_ns for p in files}
     proc = run_glit("run", "demo", "--out", out, *TINY_RUN, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -155,6 +155,10 @@ class RunConfig:
     # a glit truth file (truth.jsonl) for the same preset and data: the summary and the report give each supernet's
     # Kendall tau and regret against it; None: DIR/truth.jsonl when the run folder holds one
     truth: str | None = None
+    # retrain each finalist with this many seeds (seed, seed + 1, ...): summary.json gives the mean top-1 and its
+    # std over seeds, and pools the paired comparisons over them. Each seed costs one more retraining per finalist:
+    # the presets keep 1 (the demo's 3-minute budget has room for one)
+    seeds: int = 1
 
 
 @dataclass
@@ -253,6 +257,7 @@ RULES: dict[str, tuple] = {
     "search.strategy": _one_of("evolution", "random"),
     "search.random_candidates": _optional(_at_least(1)),
     "search.population": _at_least(1),
+    "run.seeds": _at_least(1),
     "search.generations": _at_least(1),
     "search.parents": _at_least(1),
     "search.mutations": _at_least(0),

@@ -22,7 +22,9 @@ Stages, each in its own folder under ``--out DIR``:
    the same budget, the best-scored one winning;
 7. ``7-searched``, ``8-baseline``, ``9-random``: the searched architecture, the DeiT-style architecture (every head
    global, qkv_ratio 1, mlp_ratio 4) and the random-search winner, each trained from scratch with the same recipe
-   and seed, and evaluated on the test split.
+   and seed, and evaluated on the test split; with ``run.seeds`` k > 1, also with the next k - 1 seeds, into
+   ``7-searched-seed1`` ... (``summary.json``: the mean top-1 and its std over seeds, and paired comparisons pooled
+   over them).
 
 The DeiT-style architecture sets the MACs budget unless ``search.max_macs`` is given. Running the same command
 again continues where it stopped (each stage resumes from its own checkpoint or search state) and never recomputes a
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import statistics
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -131,9 +134,11 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     results = {}
     titles = {"searched": "retrain the searched architecture", "baseline": "retrain the DeiT-style baseline",
               "random": "retrain the random-search winner"}
+    seeds = retrain_seeds(cfg)
     for i, name in enumerate(FINALISTS):
-        with clock(f"{7 + i}-{name}", titles[name]):
-            results[name] = train(cfg, archs[name], out / f"{7 + i}-{name}", resume=True, shared=shared)
+        with clock(f"{7 + i}-{name}", titles[name] + (f" with {len(seeds)} seeds" if len(seeds) > 1 else "")):
+            results[name] = [train(updated(cfg, {"seed": seed}), archs[name], folder, resume=True, shared=shared)
+                             for seed, folder in zip(seeds, finalist_folders(out, name, seeds))]
 
     budget = make_budget(cfg, trained)
     summary = {"budget_macs": budget.max_macs, "budget_text": budget.describe(), "stage_seconds": clock.times,
@@ -146,10 +151,13 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
              "folder": f"5-search{'' if j == 0 else f'-{j + 1}'}", "won": r is evo} for j, r in enumerate(level2_runs)]
     for name in FINALISTS:
         c = cost(archs[name])
+        tops = [r["top1"] for r in results[name]]
         summary[name] = {"arch": archs[name].to_dict(), "params": c.params, "macs": c.macs,
-                         "top1": results[name]["top1"], "train_seconds": results[name]["train_seconds"],
-                         "search_score": scores[name]}
-    summary["comparisons"] = comparisons(out)
+                         "top1": statistics.fmean(tops),
+                         "train_seconds": sum(r["train_seconds"] for r in results[name]),
+                         "search_score": scores[name], "seeds": seeds, "top1_seeds": tops,
+                         "top1_std": statistics.stdev(tops) if len(tops) > 1 else None}
+    summary["comparisons"] = comparisons(out, seeds)
     if truth_file.is_file():  # supernet health: how well each supernet ranks a ground truth
         summary["health"] = supernet_health(out, truth_file, cfg, dist, shared)
     if dist.main:
@@ -197,19 +205,40 @@ def banner(cfg: Config, out: Path, dist, split: dict | None, continuing: bool) -
     return "\n".join(lines)
 
 
-def comparisons(out: Path) -> dict:
+def retrain_seeds(cfg: Config) -> list[int]:
+    """The seeds each finalist is retrained with: ``seed``, ``seed + 1``, ... (``run.seeds`` of them)."""
+    return [cfg.seed + k for k in range(cfg.run.seeds)]
+
+
+def finalist_folders(out: Path, name: str, seeds: list[int]) -> list[Path]:
+    """``7-searched`` for the first seed, ``7-searched-seed1`` ... for the others (and alike for the baselines)."""
+    base = f"{7 + FINALISTS.index(name)}-{name}"
+    return [out / (base if k == 0 else f"{base}-seed{seed}") for k, seed in enumerate(seeds)]
+
+
+def comparisons(out: Path, seeds: list[int]) -> dict:
     """The searched architecture against each baseline on the same test images (``glit.verdict``): ``vs_baseline``
-    and ``vs_random``, each with ``difference``, ``ci95``, ``p_value`` and ``verdict``. A finalist trained before
-    glit kept per-image results gets the difference of top-1 alone, and null for the rest."""
-    correct = {name: read_correct(out / f"{7 + i}-{name}") for i, name in enumerate(FINALISTS)}
+    and ``vs_random``, each with ``difference``, ``ci95``, ``p_value`` and ``verdict``. With several retraining
+    seeds, the disagreements of every seed's pair are pooled (each seed pairs the two models trained with it), so
+    ``difference`` is the mean over seeds, and ``difference_per_seed`` lists them. A finalist trained before glit
+    kept per-image results gets the difference of top-1 alone, and null for the rest."""
+    folders = {name: finalist_folders(out, name, seeds) for name in FINALISTS}
     found = {}
     for key, other in (("vs_baseline", "baseline"), ("vs_random", "random")):
-        a, b = correct["searched"], correct[other]
-        if a is not None and b is not None and len(a) == len(b):
-            found[key] = compare(*paired_counts(a, b))
+        counts, per_seed = [0, 0, 0], []
+        for a_dir, b_dir in zip(folders["searched"], folders[other]):
+            a, b = read_correct(a_dir), read_correct(b_dir)
+            if a is None or b is None or len(a) != len(b):
+                counts = None
+                break
+            seed_counts = paired_counts(a, b)
+            counts = [x + y for x, y in zip(counts, seed_counts)]
+            per_seed.append(100.0 * (seed_counts[0] - seed_counts[1]) / seed_counts[2])
+        if counts is not None:
+            found[key] = {**compare(*counts), "seeds": len(seeds), "difference_per_seed": per_seed}
         else:
-            tops = [json.loads((out / f"{7 + FINALISTS.index(n)}-{n}" / "result.json").read_text())["top1"]
-                    for n in ("searched", other)]
+            tops = [statistics.fmean(json.loads((folder / "result.json").read_text())["top1"]
+                                     for folder in folders[n]) for n in ("searched", other)]
             found[key] = {"difference": tops[0] - tops[1], "ci95": None, "p_value": None, "verdict": None}
     return found
 
@@ -284,8 +313,9 @@ def print_table(summary: dict) -> None:
     for name in FINALISTS:
         r = summary[name]
         score = "-" if r["search_score"] is None else f"{r['search_score']:.2f}%"
+        spread = f"  (mean of {len(r['top1_seeds'])} seeds, std {r['top1_std']:.2f})" if r.get("top1_std") else ""
         print(f"{name:<10} {r['params']:>10,} {r['macs'] / 1e6:>9.2f}M {r['top1']:>10.2f}% {score:>13} "
-              f"{r['train_seconds']:>10.0f}s")
+              f"{r['train_seconds']:>10.0f}s{spread}")
     ratio = summary["searched"]["macs"] / summary["baseline"]["macs"]
     print(f"\nBudget: {summary['budget_text']}; the searched architecture has {ratio:.0%} of the DeiT-style MACs.")
     incumbent = summary["search"].get("level2_incumbent")

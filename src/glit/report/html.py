@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import shlex
+import statistics
 from html import escape
 from pathlib import Path
 
@@ -101,7 +102,13 @@ def _headline(fin: dict[str, dict], comparisons: dict | None = None) -> str:
 
 def _noise(run: RunData) -> str:
     """How much a difference of test top-1 can be chance: one image's worth, and the binomial standard error."""
-    text = "Each number comes from one training run with one seed."
+    seeds = (run.summary or {}).get("searched", {}).get("top1_seeds") or []
+    if len(seeds) > 1:
+        text = (f"Each test top-1 is the mean over {len(seeds)} training seeds (searched: "
+                + ", ".join(f"{x:.2f}" for x in seeds) + f"; std {statistics.stdev(seeds):.2f}); the verdicts pool "
+                "the paired disagreements of every seed.")
+    else:
+        text = "Each number comes from one training run with one seed."
     n = next((rows[-1].get("images") for rows in run.final_metrics.values() if rows), None)
     p = run.finalists["searched"].get("top1")
     if not (finite(n) and n > 0 and finite(p)):
