@@ -150,7 +150,8 @@ def test_report_of_a_finished_run(finished_run):
     _assert_self_contained(page)
 
     images = _images(page)
-    assert len(images) >= 4  # search progress, accuracy vs MACs, final training curves, supernet curves
+    # search progress, accuracy vs MACs, final training curves, supernet curves: one image per panel
+    assert len(images) == 2 + 1 + 2 + 2 and page.count("<div class='panels'>") == 3
     assert all(png.startswith(PNG) and len(png) > 5000 for png in images)
 
     for value in TOP1.values():
@@ -247,7 +248,8 @@ def test_report_during_the_level2_search(finished_run):
     assert "this is its best so far" in page
     best = json.loads((finished_run / "5-search" / "best.json").read_text())
     assert page.count("<span class='head g'>G</span>") == 1 + sum(b["num_global_heads"] for b in best["blocks"])
-    assert len(_images(page)) == 3  # no final model has trained: no training curves yet
+    # search progress (2 panels), accuracy vs MACs, supernet curves (2 panels); no final model has trained yet
+    assert len(_images(page)) == 5
     assert "No final model has finished an epoch yet." in page
 
 

@@ -118,9 +118,12 @@ def _noise(run: RunData) -> str:
             f"error of a top-1 near {p:.0f}% is about {se:.2f} points, so read smaller differences as a tie.")
 
 
-def _img(b64: str | None, alt: str, missing: str) -> str:
+def _img(b64: str | list[str] | None, alt: str, missing: str) -> str:
+    """One embedded image, or a row of panels (one image each) that a narrow screen stacks."""
     if b64 is None:
         return f"<p class='muted'>{escape(missing)}</p>"
+    if isinstance(b64, list):
+        return "<div class='panels'>" + "".join(_img(b, alt, missing) for b in b64) + "</div>"
     return f"<img alt='{escape(alt)}' src='data:image/png;base64,{b64}'>"
 
 
@@ -553,6 +556,7 @@ table.gens thead tr + tr th:first-child { text-align: right; }
 .state { font-size: 12px; padding: 1px 8px; border-radius: 10px; background: #f3f4f6; }
 .state.done { background: #dcfce7; color: #166534; } .state.running { background: #fef3c7; color: #92400e; }
 img { display: block; max-width: 100%; height: auto; margin: 10px auto; }
+.panels { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 6px; }
 pre { background: #f3f4f6; border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; overflow: auto;
   font: 13px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 pre.cmd { background: #111827; color: #f9fafb; border: 0; }

@@ -5,7 +5,8 @@ matplotlib is imported inside the functions, so ``import glit`` stays light. The
 safe to call from a process that already uses matplotlib interactively.
 
 Every function takes plain data (lists of dicts as read from the run folder) and returns ``None`` when there is
-nothing to draw yet, so the report of an unfinished run shows what exists.
+nothing to draw yet, so the report of an unfinished run shows what exists. A figure of several panels comes back as
+a list, one image per panel, so that a narrow screen stacks them instead of shrinking them side by side.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from glit.report.read import finite
 
 DPI = 110
 FIGSIZE = (8, 4.5)
+PANEL_SIZE = (5.2, 4.0)  # one panel of a multi-panel figure
 
 # One colour per finalist, used in every figure and in the page's table.
 FINALIST_COLORS = {"searched": "#2563eb", "baseline": "#374151", "random": "#d97706"}
@@ -41,12 +43,11 @@ STYLE = {
 }
 
 
-def _figure(ncols: int = 1):
+def _figure(size: tuple[float, float] = FIGSIZE):
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
-    return fig, list(axes)
+    fig = Figure(figsize=size, dpi=DPI, layout="constrained")
+    return fig, fig.subplots()
 
 
 def to_base64(fig) -> str:
@@ -59,12 +60,14 @@ def to_base64(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _render(draw) -> str:
-    """Run ``draw`` under the report's style; it returns a figure, or None for nothing to draw."""
+def _render(draw) -> str | list[str] | None:
+    """Run ``draw`` under the report's style; it returns a figure, a list of them (panels), or None."""
     import matplotlib
 
     with matplotlib.rc_context(STYLE):
         fig = draw()
+        if isinstance(fig, list):
+            return [to_base64(f) for f in fig]
         return None if fig is None else to_base64(fig)
 
 
@@ -78,9 +81,9 @@ def search_progress(level1: list[dict] | None, level2: list[dict] | None, random
         return None
 
     def draw():
-        fig, (left, right) = _figure(2)
-        panels = [(left, "Level 1: distribution of global heads", [("level 1", level1, LEVEL_COLORS["level1"])]),
-                  (right, "Level 2 and random search (whole space)",
+        (left_fig, left), (right_fig, right) = _figure(PANEL_SIZE), _figure(PANEL_SIZE)
+        panels = [(left, "Level 1: global-head distributions", [("level 1", level1, LEVEL_COLORS["level1"])]),
+                  (right, "Level 2 and random search",
                    [("level-2 evolution", level2, LEVEL_COLORS["level2"]),
                     ("random search", random, LEVEL_COLORS["random"])])]
         for ax, title, series in panels:
@@ -103,7 +106,7 @@ def search_progress(level1: list[dict] | None, level2: list[dict] | None, random
                 ax.text(0.5, 0.5, "not run yet", ha="center", va="center", transform=ax.transAxes, color="#6b7280")
                 ax.set_xticks([])
                 ax.set_yticks([])
-        return fig
+        return [left_fig, right_fig]
 
     return _render(draw)
 
@@ -123,7 +126,7 @@ def accuracy_vs_macs(level1: list[dict], level2: list[dict], random: list[dict],
     def draw():
         from matplotlib.lines import Line2D
 
-        fig, (ax,) = _figure(1)
+        fig, ax = _figure()
         ax.set_title("Every scored candidate: search score against MACs", loc="left")
         ax.set_xlabel("MACs per image (M)")
         ax.set_ylabel("search-split top-1 (%), inherited weights")
@@ -163,6 +166,14 @@ def accuracy_vs_macs(level1: list[dict], level2: list[dict], random: list[dict],
             ax.plot([f["macs"] / 1e6], [1.0], marker="v", ms=11, color=FINALIST_COLORS[name], mec="black", mew=0.9,
                     transform=ax.get_xaxis_transform(), clip_on=False, zorder=6, ls="none")
         ax.margins(x=0.04, y=0.1)
+        scores = sorted(r["score"] for rows in (level1, level2, random) for r in rows or [])
+        floor = scores[len(scores) // 4] if len(scores) >= 20 else None  # the top three quarters: where it is decided
+        low, high = ax.get_ylim()
+        if floor is not None and floor - low > 0.15 * (high - low):
+            hidden = sum(1 for x in scores if x < floor - 0.5)
+            ax.set_ylim(floor - 0.5, high)
+            ax.set_title(f"Every scored candidate: search score against MACs ({hidden} lower, off the axis)",
+                         loc="left")
         handles, labels = ax.get_legend_handles_labels()
         for name, _, label in unscored:
             handles.append(Line2D([], [], marker="v", ls="none", ms=8, color=FINALIST_COLORS[name], mec="black"))
@@ -209,7 +220,7 @@ def _epoch_curves(runs: dict[str, list[dict]], titles: tuple[str, str], plot, le
         return None
 
     def draw():
-        fig, axes = _figure(2)
+        figs, axes = zip(*(_figure(PANEL_SIZE) for _ in titles))
         for ax, title in zip(axes, titles):
             ax.set_title(title, loc="left")
             ax.set_xlabel("epoch")
@@ -218,9 +229,21 @@ def _epoch_curves(runs: dict[str, list[dict]], titles: tuple[str, str], plot, le
         axes[legend[0]].legend(loc=legend[1])
         for ax in axes:
             _integer_ticks(ax, [r.get("epoch") for rows in runs.values() for r in rows])
-        return fig
+        _zoom_top1(axes[1], [r.get("top1") for rows in runs.values() for r in rows[len(rows) // 2:]])
+        return list(figs)
 
     return _render(draw)
+
+
+def _zoom_top1(ax, late: list) -> None:
+    """Zoom a top-1 axis onto the second half of training, where the runs are compared: early epochs (far lower)
+    fall off the bottom, which the axis label says."""
+    late = [v for v in late if finite(v)]
+    low, high = ax.get_ylim()
+    if late and min(late) - low > 10:
+        spread = max(late) - min(late)
+        ax.set_ylim(min(late) - max(1.0, 0.5 * spread), min(high, max(late) + max(0.5, 0.25 * spread)))
+        ax.set_ylabel("zoomed on the second half of training", fontsize=8, color="#6b7280")
 
 
 def _line(ax, rows: list[dict], key: str, style: str, color: str, label: str | None) -> None:
