@@ -219,6 +219,13 @@ def test_report_shows_stage_times_links_and_a_saturated_search_split(tmp_path):
     assert "The search split is saturated." in page
     # 1.96 sqrt(2 p (1 - p) / 300) at p = 0.98: 2.24 points; the twelve within 1.1 points and none of the rest
     assert "12 of the 18 level-2 candidates score within 2.24 points of the best (98.00%)" in page
+    # the spaces searched, and each search's best candidates on its own supernet's scale
+    assert re.search(r"<tr><td>Level 1</td><td>num_global_heads per block \(details at their level-1 values\)</td>"
+                     r"<td>256</td><td>18</td><td>0\.07</td></tr>", page)  # 4 distributions per block, 4 blocks
+    assert "<h3>Level 2: top 5 <span class='muted'>(search-split top-1 with weights inherited from the level-2 " \
+           "supernet)</span></h3>" in page
+    top = re.search(r"Level 2: top 5.*?</table>", page, re.S).group(0)
+    assert [float(x) for x in re.findall(r"<tr><td>\d</td><td>([\d.]+)</td>", top)] == [98.0, 97.9, 97.8, 97.7, 97.6]
 
 
 def test_report_of_a_run_in_progress(finished_run):

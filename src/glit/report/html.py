@@ -206,6 +206,7 @@ def render(run: RunData) -> str:
     parts.append("<section><h2>Search</h2>")
     parts.append(f"<p>Scored candidates: {escape(counts) or 'none yet'}. Every candidate is checked against the "
                  f"budget ({escape(run.budget_text or 'unknown')}) before it is scored.</p>")
+    parts.append(_space_table(run))
     if have_plots:
         parts.append(_img(plots.search_progress(stats["level1"], stats["level2"], stats["random"]),
                           "best and mean score per generation", "No search has scored a candidate yet."))
@@ -224,6 +225,7 @@ def render(run: RunData) -> str:
                      "level-2 candidates that no other beats on both score and MACs.</p>")
     parts.append(generation_table(stats))
     parts.append(_saturation(run))
+    parts.append(_top_candidates(run))
     if run.summary and isinstance(run.summary.get("health"), dict):
         parts.append(health_table(run.summary["health"]))
     parts.append("</section>")
@@ -257,6 +259,60 @@ def render(run: RunData) -> str:
             f"</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n" + "\n".join(parts)
             + "\n<footer>Written by glit.report. One self-contained file: no scripts, no external resources."
               "</footer>\n</main>\n</body>\n</html>\n")
+
+
+SEARCH_LABELS = (("level1", "Level 1", "the level-1 supernet"), ("level2", "Level 2", "the level-2 supernet"),
+                 ("random", "Random search", "the whole-space supernet"))
+
+
+def _space_table(run: RunData) -> str:
+    """Each search's space: the genes it varies, how many architectures it holds, how many were scored."""
+    from glit.errors import GlitError
+    from glit.space import SearchSpace
+
+    preset = run.config.get("preset") or run.info.get("preset")
+    level2_space = _dig_text(run.config, "search", "level2_space") or "full"
+    winner = (run.pick or {}).get("winner")
+    try:
+        spaces = {"level1": SearchSpace.from_preset(preset, 1),
+                  "level2": SearchSpace.from_preset(preset, 2, [b["num_global_heads"] for b in
+                                                                     winner["blocks"]], level2_space)
+                  if winner else None,
+                  "random": SearchSpace.from_preset(preset, 2, None, level2_space)}
+    except (GlitError, KeyError, TypeError):  # an unknown preset or a malformed pick: no space summary
+        return ""
+    genes = {"level1": "num_global_heads per block (details at their level-1 values)",
+             "level2": "qkv_ratio, mlp_ratio, conv_ratio, kernel_size per block (distribution fixed)",
+             "random": "every gene of every block"}
+    rows = []
+    for key, label, _ in SEARCH_LABELS:
+        space, scored = spaces[key], len(run.candidates.get(key) or [])
+        size = f"{space.size():.3g}" if space is not None else "—"
+        share = f"{scored / space.size():.2g}" if space is not None and scored else "—"
+        rows.append([escape(label), escape(genes[key]), escape(size), f"{scored:,}", escape(share)])
+    return "<h3>Search spaces</h3>" + table(["Search", "Varies", "Architectures", "Scored", "Share scored"], rows,
+                                            cls="spaces")
+
+
+def _dig_text(d: dict, *keys) -> str | None:
+    for k in keys:
+        d = d.get(k) if isinstance(d, dict) else None
+    return d if isinstance(d, str) else None
+
+
+def _top_candidates(run: RunData, k: int = 5) -> str:
+    """The best k candidates of each search, with the supernet that scored them."""
+    parts = []
+    for key, label, scorer in SEARCH_LABELS:
+        rows = sorted(run.candidates.get(key) or [], key=lambda r: (-r["score"], r["macs"]))[:k]
+        if not rows:
+            continue
+        body = [[str(i + 1), f"{r['score']:.2f}", escape(fmt_macs(r["macs"])), escape(fmt_count(r.get("params"))),
+                 escape(_heads(r.get("arch")))] for i, r in enumerate(rows)]
+        parts.append(f"<h3>{escape(label)}: top {len(rows)} <span class='muted'>(search-split top-1 with weights "
+                     f"inherited from {escape(scorer)})</span></h3>"
+                     + table(["Rank", "Score (%)", "MACs (M)", "Params", "Global heads per block"], body, cls="top"))
+    return "".join(parts)
 
 
 def _saturation(run: RunData) -> str:
