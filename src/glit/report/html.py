@@ -596,6 +596,7 @@ table.headline td:last-child { white-space: normal; min-width: 7em; }
   header h1 { font-size: 22px; }
 }
 table.blocks td, table.blocks th, table.stages td, table.stages th, table.pick td, table.pick th { text-align: left; }
+table.spaces td:nth-child(2), table.spaces th:nth-child(2) { text-align: left; white-space: normal; }
 table.gens { width: auto; font-size: 13px; }
 table.gens td, table.gens th { padding: 3px 9px; }
 table.gens th.group, table.gens td.first { border-left: 1px solid var(--line); }

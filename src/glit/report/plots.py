@@ -169,6 +169,8 @@ def accuracy_vs_macs(level1: list[dict], level2: list[dict], random: list[dict],
         scores = sorted(r["score"] for rows in (level1, level2, random) for r in rows or [])
         floor = scores[len(scores) // 4] if len(scores) >= 20 else None  # the top three quarters: where it is decided
         low, high = ax.get_ylim()
+        high = min(high, 100.5)  # a top-1 never passes 100
+        ax.set_ylim(low, high)
         if floor is not None and floor - low > 0.15 * (high - low):
             hidden = sum(1 for x in scores if x < floor - 0.5)
             ax.set_ylim(floor - 0.5, high)
