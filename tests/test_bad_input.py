@@ -367,3 +367,19 @@ def test_a_model_too_large_for_memory_is_one_line(world, tmp_path):
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-3000:]
     assert "out of memory" in proc.stderr
+
+
+def test_json_files_write_non_finite_numbers_as_null(tmp_path):
+    """A diverged loss or an undefined rank figure is written as null: strict JSON parsers reject NaN/Infinity."""
+    from glit.files import write_json, write_jsonl
+
+    data = {"loss": float("nan"), "tau": float("-inf"), "rows": [1.5, float("inf"), (2.0, float("nan"))], "n": 3}
+    write_json(tmp_path / "a.json", data)
+    write_jsonl(tmp_path / "b.jsonl", [data])
+
+    def refuse(token):
+        raise AssertionError(f"non-standard JSON constant {token}")
+
+    expected = {"loss": None, "tau": None, "rows": [1.5, None, [2.0, None]], "n": 3}
+    assert json.loads((tmp_path / "a.json").read_text(), parse_constant=refuse) == expected
+    assert json.loads((tmp_path / "b.jsonl").read_text(), parse_constant=refuse) == expected

@@ -56,17 +56,17 @@ def write_jsonl(path: str | Path, rows: list[dict]) -> None:
 def dumps(data, indent: int | None = None) -> str:
     """JSON that any parser reads: a NaN or an infinity (a diverged loss, an empty ranking) is written as null, not
     as Python's ``NaN``/``Infinity`` extensions."""
-    return json.dumps(finite(data), indent=indent, allow_nan=False)
+    return json.dumps(nan_to_null(data), indent=indent, allow_nan=False)
 
 
-def finite(data):
+def nan_to_null(data):
     """``data`` with every non-finite float replaced by None (recursively through dicts, lists and tuples)."""
     if isinstance(data, float):
         return data if math.isfinite(data) else None
     if isinstance(data, dict):
-        return {k: finite(v) for k, v in data.items()}
+        return {k: nan_to_null(v) for k, v in data.items()}
     if isinstance(data, list | tuple):
-        return [finite(v) for v in data]
+        return [nan_to_null(v) for v in data]
     return data
 
 

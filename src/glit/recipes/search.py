@@ -140,8 +140,9 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
         bar.set_postfix(best=f"{best.score:.2f}", scored=len(st.scored))
         if dist.main:
             write_outputs(out, choose(st, incumbent, cfg), budget, s.topk)
-            eta = f"  ETA {fmt_seconds(_elapsed(start) / done * (generations - st.generation))}" \
-                if (done := st.generation - first) > 0 else ""
+            done = st.generation - first  # generations scored by this process: the ETA of the rest
+            spent = time.perf_counter() - start
+            eta = f"  ETA {fmt_seconds(spent / done * (generations - st.generation))}" if done > 0 else ""
             if s.strategy == "random":  # scored in batches of population; no generations to speak of
                 print(f"random search: {len(st.scored)}/{candidates} candidates scored  best {best.score:.2f}{eta}",
                       flush=True)
@@ -160,10 +161,6 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
     if dist.main:
         write_outputs(out, answer, budget, s.topk)
     return _summary(answer, budget)
-
-
-def _elapsed(start: float) -> float:
-    return time.perf_counter() - start
 
 
 def _check_incumbent(arch: Arch, space: SearchSpace, budget: Budget, strategy: str) -> None:

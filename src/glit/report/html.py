@@ -271,7 +271,7 @@ def _space_table(run: RunData) -> str:
     from glit.space import SearchSpace
 
     preset = run.config.get("preset") or run.info.get("preset")
-    level2_space = _dig_text(run.config, "search", "level2_space") or "full"
+    level2_space = _get(run.config, "search", "level2_space") or "full"
     winner = (run.pick or {}).get("winner")
     try:
         spaces = {"level1": SearchSpace.from_preset(preset, 1),
@@ -292,12 +292,6 @@ def _space_table(run: RunData) -> str:
         rows.append([escape(label), escape(genes[key]), escape(size), f"{scored:,}", escape(share)])
     return "<h3>Search spaces</h3>" + table(["Search", "Varies", "Architectures", "Scored", "Share scored"], rows,
                                             cls="spaces")
-
-
-def _dig_text(d: dict, *keys) -> str | None:
-    for k in keys:
-        d = d.get(k) if isinstance(d, dict) else None
-    return d if isinstance(d, str) else None
 
 
 def _top_candidates(run: RunData, k: int = 5) -> str:
@@ -395,11 +389,16 @@ def _stage_table(run: RunData) -> str:
               "(The random-search baseline's time covers its supernet and its search.)</p>")
 
 
-def _dig(d: dict, *keys):
+def _get(d: dict, *keys):
+    """``d[k1][k2]...``, or None where a level is missing or not a dict."""
     for k in keys:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(k)
+        d = d.get(k) if isinstance(d, dict) else None
+    return d
+
+
+def _dig(d: dict, *keys):
+    """A finite number at ``d[k1][k2]...``, or None."""
+    d = _get(d, *keys)
     return d if finite(d) else None
 
 

@@ -95,7 +95,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
 
         if step.masked_update and arch is not None:
             if len(paths) == 1 and step.scaler is None and not optimizer.param_groups[0]["fused"]:
-                path_step(optimizer, model.path_views(arch), apply)  # in place, the fast way
+                path_step(optimizer, model.path_views(paths[0]), apply)  # in place, the fast way
             else:  # the sandwich rule's union of paths, a grad scaler, fused AdamW: restore what is off the paths
                 masked_step(optimizer, union_masks([model.path_masks(path) for path in paths]), apply)
         else:
