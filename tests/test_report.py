@@ -279,3 +279,29 @@ def test_report_of_a_run_that_just_started(tmp_path):
     assert "still in progress" in page and COMMAND in page
     assert _images(page) == []
     assert page.count("not started") >= 9
+
+
+def test_no_plot_text_is_clipped(finished_run, monkeypatch):
+    """Every title, label and legend of every figure lies inside its PNG; a title too wide is wrapped, not cut."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from glit.report import plots
+
+    checked, real = [], plots.to_base64
+
+    def checking(fig):
+        png = real(fig)
+        checked.append(plots.overflowing_texts(fig))
+        return png
+
+    monkeypatch.setattr(plots, "to_base64", checking)
+    write_report(finished_run)
+    assert len(checked) == 7 and checked == [[]] * 7
+
+    fig, ax = plots._figure(plots.PANEL_SIZE)
+    long = "A title far wider than its panel, as a long dataset or supernet name would make it, and then some more"
+    ax.set_title(long, loc="left")
+    FigureCanvasAgg(fig)
+    assert plots.overflowing_texts(fig) == [long]  # the check sees it
+    real(fig)
+    assert plots.overflowing_texts(fig) == [] and "\n" in ax.get_title(loc="left")

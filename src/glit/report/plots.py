@@ -51,13 +51,43 @@ def _figure(size: tuple[float, float] = FIGSIZE):
 
 
 def to_base64(fig) -> str:
-    """The figure as a base64 PNG string (drawn on the Agg canvas)."""
+    """The figure as a base64 PNG string (drawn on the Agg canvas), any text too wide for it wrapped first."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
+    _wrap_wide_texts(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, facecolor="white")
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def overflowing_texts(fig) -> list[str]:
+    """What of a figure is drawn past its edges, so clipped in the PNG: the title (or "untitled") of each axes whose
+    titles, labels, tick labels or legend reach out, and "figure legend" for a figure legend that does."""
+    fig.canvas.draw()
+    renderer, box = fig.canvas.get_renderer(), fig.bbox
+
+    def out(e) -> bool:
+        return e.x0 < box.x0 - 1 or e.x1 > box.x1 + 1 or e.y0 < box.y0 - 1 or e.y1 > box.y1 + 1
+
+    bad = [" ".join(ax.get_title(loc=loc) for loc in ("left", "center", "right")).strip() or "untitled"
+           for ax in fig.axes if out(ax.get_tightbbox(renderer))]
+    return bad + ["figure legend" for leg in fig.legends if out(leg.get_window_extent(renderer))]
+
+
+def _wrap_wide_texts(fig) -> None:
+    """Break any text wider than the figure onto lines that fit (constrained layout then makes room for them)."""
+    import textwrap
+
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for t in fig.findobj(Text):
+        text = t.get_text()
+        width = t.get_window_extent(renderer).width if t.get_visible() and text.strip() else 0
+        if width > 0.95 * fig.bbox.width:
+            t.set_text(textwrap.fill(text, max(10, int(len(text) * 0.9 * fig.bbox.width / width))))
 
 
 def _render(draw) -> str | list[str] | None:
