@@ -353,3 +353,27 @@ def test_one_decode_per_run_and_none_when_everything_is_done(tmp_path, monkeypat
     assert loads == ["no", "auto"]  # the tree listed once before anything is written, then decoded once for all
     run(cfg, tmp_path / "run")
     assert loads == ["no", "auto"]  # done: nothing loaded again
+
+
+def _shape(line: str) -> str:
+    """A printed line with its figures (and the verdict word, which depends on them) made generic."""
+    line = re.sub(r"  \(mean of \d+ seeds, std [\d.]+\)$", "", line)  # this test retrains 2 seeds; the demo, 1
+    line = re.sub(r"searched is (better|worse)$|no difference detected at [\d,]+ test images$", "VERDICT", line)
+    line = re.sub(r"\d+ min \d+ s|\d+ s\b", "TIME", line)
+    return " ".join(re.sub(r"[-+]?\d[\d,]*(\.\d+)?(e[-+]?\d+)?", "#", line).split())
+
+
+def test_the_readme_demo_output_is_what_a_run_prints(finished):
+    """Every line of the README's demo output block (bar its '...') is a line `glit run` prints, in that order."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = re.search(r"ends\s+with the answer.*?\n```\n(.*?)```", readme, re.S).group(1)
+    wanted = [_shape(x) for x in block.splitlines() if x.strip() and x.strip() != "..."]
+    out, proc = finished
+    printed = [_shape(x.replace(str(out), "runs/demo")) for x in proc.stdout.splitlines()]
+    assert len(wanted) >= 8
+    at = 0
+    for line in wanted:
+        assert line in printed[at:], f"README line not printed (in this order): {line!r}"
+        at = printed.index(line, at) + 1
