@@ -11,7 +11,7 @@ import glit
 from glit import Arch, BlockGenes, Family, GlitError, SearchSpace
 from glit.cost import extremes
 from glit.presets import arch_preset
-from glit.space import GENES
+from glit.space import DETAIL_GENES, GENES, KINDS, block_kind
 
 TOY = Family(img_size=16, patch_size=4, embed_dim=24, num_heads=3, depth=2, num_classes=5)
 TOY_SPACE = SearchSpace.uniform(TOY, num_global_heads=(0, 1, 2, 3), qkv_ratio=(0.5, 1, 2), mlp_ratio=(2, 4, 6),
@@ -64,22 +64,54 @@ def _input(family: Family, batch: int = 2, seed: int = 0) -> torch.Tensor:
 
 
 EQUIVALENCE = {"demo-L1": 4, "demo-L2": 4, "demo-L2-around": 3, "cifar-L1": 3, "cifar-L2": 3, "toy-L1": 2,
-               "toy-L2": 4, "demo-paper": 3}
+               "toy-L2": 6, "demo-paper": 6}
+
+
+def _equivalence_archs(name: str) -> tuple[SearchSpace, list[Arch]]:
+    """The space ``name`` and the architectures that the equivalence test draws from it (seeded by the name)."""
+    space = _space(name)
+    rng = random.Random(name)
+    return space, [space.sample(rng) for _ in range(EQUIVALENCE[name])]
+
+
+def _kinds_and_values(space: SearchSpace, blocks) -> set[tuple[str, object]]:
+    """``("kind", k)`` for each kind of block (all-global, mixed, all-local) among ``blocks``, and ``(gene, value)``
+    for each value that a detail gene takes in them (a gene that does not apply, None, is no value)."""
+    found = set()
+    for genes in blocks:
+        found.add(("kind", block_kind(genes.num_global_heads, space.family.num_heads)))
+        found |= {(gene, getattr(genes, gene)) for gene in DETAIL_GENES if getattr(genes, gene) is not None}
+    return found
 
 
 def test_equivalence_covers_enough_architectures():
-    assert sum(EQUIVALENCE.values()) >= 20
+    """The architectures that the equivalence test draws from each space use every kind of block that the space
+    allows and every candidate of every detail gene that it allows (pins included), so that each slicing rule (a
+    narrower qkv, FFN or conv, a smaller kernel, an absent global or local part) meets an extracted subnet; across the
+    spaces, all three kinds of block occur and every detail gene varies, with and without pins. Guards against a
+    sampler that never draws some candidate or kind (G=0, G=H, a pinned gene's free values), and against seeds or
+    counts that leave a slicing rule unchecked."""
+    everywhere = set()
+    for name in sorted(EQUIVALENCE):
+        space, archs = _equivalence_archs(name)
+        allowed = _kinds_and_values(space, (o for i in range(space.family.depth) for o in space.block_options(i)))
+        drawn = _kinds_and_values(space, (genes for arch in archs for genes in arch.blocks))
+        assert drawn == allowed, f"{name}: never drawn: {sorted(allowed - drawn, key=str)}"
+        assert len(set(archs)) == len(archs) >= 2, name
+        everywhere |= drawn
+    assert {value for what, value in everywhere if what == "kind"} == set(KINDS)
+    for gene in DETAIL_GENES:
+        assert len({value for what, value in everywhere if what == gene}) >= 2, gene
+    assert any(_space(name).pins for name in EQUIVALENCE)
 
 
 @pytest.mark.parametrize("name", sorted(EQUIVALENCE))
 def test_supernet_path_equals_extracted_subnet(name):
-    space = _space(name)
+    space, archs = _equivalence_archs(name)
     supernet = _supernet(space).eval()
-    rng = random.Random(name)
     x = _input(space.family)
     outputs = []
-    for _ in range(EQUIVALENCE[name]):
-        arch = space.sample(rng)
+    for arch in archs:
         subnet = supernet.extract(arch)
         assert not subnet.training
         assert sum(p.numel() for p in subnet.parameters()) == glit.cost(arch).params

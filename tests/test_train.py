@@ -18,6 +18,7 @@ from torch import nn
 
 from glit import Arch, BlockGenes, SearchSpace, Supernet, cost
 from glit.config import OptimConfig
+from glit.data.mixup import soft_target_cross_entropy
 from glit.train.bn import recalibrate_bn
 from glit.train.optim import make_optimizer, masked_step, path_step
 from helpers import (
@@ -332,16 +333,36 @@ def test_eval_of_a_bad_checkpoint_is_a_one_line_error(tmp_path, kind):
     assert_one_line_error(run_glit("eval", "--checkpoint", path), str(path))
 
 
-def test_train_metrics_keep_the_training_loss(tmp_path):
+def test_train_metrics_keep_the_training_loss(tmp_path, monkeypatch):
+    """The epoch's ``loss`` is the image-weighted mean of the loss of every training step, recomputed here from the
+    logits and (mixed) targets each step saw, and the test split's loss is kept beside it as ``eval_loss``. Guards
+    against a logged loss that is the evaluation's (overwritten by it), the last step's or the last sync window's
+    (windows of 3 steps here, so the epoch's 4 steps span two), an undivided sum, or one that misses steps."""
+    import glit.train.loop
     from glit.config import load_config
     from glit.recipes import evaluate_checkpoint, train
 
+    seen = []  # (logits, targets) of every training step, as the loop passed them to its loss
+
+    def recording(logits, targets):
+        seen.append((logits.detach().double(), targets.detach().double()))
+        return soft_target_cross_entropy(logits, targets)
+
+    monkeypatch.setattr(glit.train.loop, "soft_target_cross_entropy", recording)
+    monkeypatch.setattr(glit.train.loop, "SYNC_EVERY", 3)
     cfg = load_config("demo", None, ["train.epochs=1", "train.batch_size=64", "data.train_subset=300",
                                      "data.search_size=44"])
     train(cfg, Arch.from_json(demo_arch_file(tmp_path / "arch.json")), tmp_path / "out")
     (line,) = read_metrics(tmp_path / "out")
+
+    assert len(seen) == 300 // 64  # every step of the epoch (the last, partial batch is dropped)
+    losses = [-(targets * torch.log_softmax(logits, dim=-1)).sum(-1).mean().item() for logits, targets in seen]
+    sizes = [len(logits) for logits, _ in seen]
+    assert sizes == [64] * 4 and len(set(losses)) == 4
+    assert line["loss"] == pytest.approx(sum(l * n for l, n in zip(losses, sizes)) / sum(sizes), rel=1e-6)
     test = evaluate_checkpoint(tmp_path / "out" / "checkpoint.pt", batch_size=64)
-    assert line["loss"] != pytest.approx(test["loss"], rel=1e-6)
+    assert line["eval_loss"] == pytest.approx(test["loss"], rel=1e-6)
+    assert line["loss"] != pytest.approx(test["loss"], rel=1e-3)
 
 
 def test_ema_weights_are_kept_and_evaluated(tmp_path):
