@@ -33,8 +33,7 @@ from PIL import Image
 
 import glit
 from glit.config import load_config
-from glit.presets import arch_preset
-from glit.space import SearchSpace
+from glit.presets import arch_preset, space_preset
 from glit.train.bn import recalibrate_bn
 from glit.train.loop import union_masks
 from glit.train.optim import make_optimizer, masked_step
@@ -50,7 +49,7 @@ QUICK_RUN = ["supernet.optim.epochs=1", "supernet.optim.batch_size=8", "supernet
 
 def step_ratio(device: str, batch: int, archs: int, repeats: int) -> float:
     """Median over sampled paths of (supernet step with the masked update) / (extracted subnet step), bf16."""
-    space = SearchSpace.from_preset("tiny", 2)
+    space = space_preset("tiny", 2)
     supernet = glit.Supernet(space).to(device)
     opt = make_optimizer(supernet, load_config("tiny").supernet.optim)
     fam = space.family
@@ -80,7 +79,7 @@ def step_ratio(device: str, batch: int, archs: int, repeats: int) -> float:
 @torch.no_grad()
 def scoring_ratio(device: str, images: int, batch: int, bn_batches: int) -> float:
     """(extract + BatchNorm recalibration + evaluation of a candidate) / (plain inference of it), bf16."""
-    space = SearchSpace.from_preset("tiny", 2)
+    space = space_preset("tiny", 2)
     supernet = glit.Supernet(space).to(device).eval()
     fam = space.family
     xs = [torch.randn(batch, 3, fam.img_size, fam.img_size, device=device) for _ in range(max(1, images // batch))]

@@ -16,8 +16,8 @@ import argparse
 import random
 from pathlib import Path
 
-from glit import SearchSpace, cost
-from glit.presets import run_preset
+from glit import cost
+from glit.presets import run_preset, space_preset
 from glit.recipes.search import make_budget
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
-    space = SearchSpace.from_preset(args.preset, 2)
+    space = space_preset(args.preset, 2)
     budget = make_budget(run_preset(args.preset), space)  # as glit run: the DeiT-style MACs unless the preset sets one
     args.out.mkdir(parents=True, exist_ok=True)
     for i in range(args.n):

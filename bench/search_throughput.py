@@ -71,7 +71,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
-    space = glit.SearchSpace.from_preset("cifar", 2)
+    space = glit.space_preset("cifar", 2)
     supernet = glit.Supernet(space)
     img = space.family.img_size
     calib = Held([(torch.randn(args.batch, 3, img, img), None) for _ in range(args.bn_batches)], torch.device("cpu"))

@@ -105,7 +105,7 @@ def bench_level(level: int, args) -> list[dict]:
     import glit
     from glit.cost import cost
 
-    space = glit.SearchSpace.from_preset("cifar", level=level)
+    space = glit.space_preset("cifar", level=level)
     fam = space.family
     torch.manual_seed(args.seed)
     supernet = glit.Supernet(space).train()
@@ -167,7 +167,7 @@ def memory_probe(which: str, level: int, batch: int, steps: int, threads: int | 
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
-    space = glit.SearchSpace.from_preset("cifar", level=level)
+    space = glit.space_preset("cifar", level=level)
     fam = space.family
     arch = extremes(space)[1]
     if which == "supernet":
@@ -195,7 +195,7 @@ def memory_level(level: int, args) -> dict:
     import glit
     from glit.cost import cost, extremes
 
-    space = glit.SearchSpace.from_preset("cifar", level=level)
+    space = glit.space_preset("cifar", level=level)
     largest = extremes(space)[1]
     sup, sub = run_probe("supernet", level, args), run_probe("subnet", level, args)
     grow_sup, grow_sub = sup["peak_kib"] - sup["base_kib"], sub["peak_kib"] - sub["base_kib"]

@@ -21,8 +21,7 @@ import time
 import torch
 
 import glit
-from glit.presets import arch_preset
-from glit.space import SearchSpace
+from glit.presets import arch_preset, space_preset
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -92,7 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     import random
 
-    cifar_arch = SearchSpace.from_preset("cifar", 2).sample(random.Random(0))
+    cifar_arch = space_preset("cifar", 2).sample(random.Random(0))
     models = [("glit-tiny-released", arch_preset("glit-tiny-released"), args.batch),
               ("cifar sample", cifar_arch, args.cifar_batch)]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")

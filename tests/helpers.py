@@ -65,9 +65,9 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> s
 
 def demo_arch_file(path: Path, seed: int = 0) -> Path:
     """A level-2 demo architecture (8 px, patch 2, D 48, H 3, depth 4, 10 classes) sampled with ``seed``."""
-    from glit import SearchSpace
+    from glit.presets import space_preset
 
-    path.write_text(SearchSpace.from_preset("demo", 2).sample(random.Random(seed)).to_json())
+    path.write_text(space_preset("demo", 2).sample(random.Random(seed)).to_json())
     return path
 
 
@@ -145,3 +145,29 @@ def kill_when_exists(args, marker: Path, timeout: float = 600, cwd: Path | None 
         proc.wait()
     assert running, f"the run had already finished when {marker.name} appeared"
     assert proc.returncode == -signal.SIGKILL
+
+
+def block(g, qkv, mlp, conv, kernel, op=None):
+    """A block's genes in the order the tests write them (G, qkv_ratio, mlp_ratio, conv_ratio, kernel_size, local_op),
+    by name, so that a gene added to ``glit.genes`` changes this helper, not every test. A block with a kernel has a
+    local part, whose ``local_op`` is conv1d unless ``op`` says otherwise (as an architecture stores it)."""
+    from glit.space import BlockGenes
+
+    op = op or ("conv1d" if kernel is not None else None)
+    return BlockGenes(num_global_heads=g, qkv_ratio=qkv, mlp_ratio=mlp, conv_ratio=conv, kernel_size=kernel,
+                      local_op=op)
+
+
+def measured_macs(model: torch.nn.Module, family) -> dict[str, float]:
+    """FlopCounterMode's totals / 2, per module name (and 'total'), for one image on the math attention backend."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(1, family.in_chans, family.img_size, family.img_size)
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model(x)
+    root = type(model).__name__
+    counts = counter.get_flop_counts()
+    macs = {name.removeprefix(root).lstrip("."): sum(ops.values()) / 2 for name, ops in counts.items()}
+    macs["total"] = counter.get_total_flops() / 2
+    return macs

@@ -7,29 +7,32 @@ import sys
 
 import pytest
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
 
 import glit
 from glit import Arch, BlockGenes, GlitError, SearchSpace
 from glit.cost import extremes
-from glit.presets import arch_preset
+from glit.genes import LOCAL_OPS
+from glit.presets import arch_preset, space_preset
+from helpers import measured_macs
 
 
 def _sampled_archs() -> list[Arch]:
     """Five seeded samples from each of the level-1 and full level-2 spaces of demo and cifar, plus a level-2 space
-    around a sampled distribution; and the two reference architectures."""
+    around a sampled distribution, the paper's level-2 space and a space with every local operator; and the two
+    reference architectures."""
     archs = []
     for name, level in itertools.product(("demo", "cifar"), (1, 2)):
         rng = random.Random(f"{name}-{level}")
-        space = SearchSpace.from_preset(name, level)
+        space = space_preset(name, level)
         archs += [space.sample(rng) for _ in range(5)]
         if level == 1:
-            around = SearchSpace.from_preset(name, 2, distribution=space.sample(rng))
+            around = space_preset(name, 2, distribution=space.sample(rng))
             archs += [around.sample(rng) for _ in range(2)]
         else:
-            paper = SearchSpace.from_preset(name, 2, level2_space="paper")
+            paper = space_preset(name, 2, level2_space="paper")
             archs += [paper.sample(rng) for _ in range(2)]
+            every_op = space_preset(name, 2, local_ops=tuple(LOCAL_OPS))
+            archs += [every_op.sample(rng) for _ in range(4)]
     return archs + [arch_preset("glit-tiny-released"), arch_preset("deit-tiny")]
 
 
@@ -38,18 +41,6 @@ ARCHS = _sampled_archs()
 
 def _ids(arch: Arch) -> str:
     return f"{arch.family.img_size}px-G" + "".join(str(b.num_global_heads) for b in arch.blocks)
-
-
-def _measured_macs(model: torch.nn.Module, family) -> dict[str, float]:
-    """FlopCounterMode's totals / 2, per module name (and 'total'), for one image on the math attention backend."""
-    x = torch.randn(1, family.in_chans, family.img_size, family.img_size)
-    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        model(x)
-    root = type(model).__name__
-    counts = counter.get_flop_counts()
-    macs = {name.removeprefix(root).lstrip("."): sum(ops.values()) / 2 for name, ops in counts.items()}
-    macs["total"] = counter.get_total_flops() / 2
-    return macs
 
 
 def _params(module: torch.nn.Module | None) -> int:
@@ -89,7 +80,7 @@ def test_params_and_macs_match_the_built_model(arch):
     model = glit.build_model(arch).eval()
     c = glit.cost(arch)
     assert c.params == _params(model)
-    measured = _measured_macs(model, arch.family)
+    measured = measured_macs(model, arch.family)
     assert c.macs == measured["total"]
 
     # The breakdown: stem, each block's parts, head; each part against its own module.
@@ -97,10 +88,11 @@ def test_params_and_macs_match_the_built_model(arch):
     assert c.stem.macs == measured["patch_embed.proj"]
     assert c.head.params == _params(model.norm) + _params(model.head)
     assert c.head.macs == measured["head"]
-    for i, (block_cost, block) in enumerate(zip(c.blocks, model.blocks)):
+    for i, (block_cost, block, genes) in enumerate(zip(c.blocks, model.blocks, arch.blocks)):
         for part in ("attn", "local", "mlp"):
-            assert getattr(block_cost, part).params == _params(getattr(block, part, None)), (i, part)
-            assert getattr(block_cost, part).macs == measured.get(f"blocks.{i}.{part}", 0), (i, part)
+            name = LOCAL_OPS[genes.local_op].layer if part == "local" and genes.local_op else part
+            assert getattr(block_cost, part).params == _params(getattr(block, name, None)), (i, part)
+            assert getattr(block_cost, part).macs == measured.get(f"blocks.{i}.{name}", 0), (i, part)
         assert block_cost.norms.params == _params(block.norm1) + _params(block.norm2)
         assert block_cost.total.macs == measured[f"blocks.{i}"]
 
@@ -124,7 +116,7 @@ def test_glit_convention_counts_the_first_pointwise_conv_once(arch):
     undercount = 0
     for genes in arch.blocks:
         c_l = fam.embed_dim - genes.num_global_heads * fam.head_channels
-        if c_l:
+        if genes.local_op in ("conv1d", "conv2d"):  # the modules with a GLU; window attention has none
             undercount += fam.num_tokens * c_l * int(genes.conv_ratio * c_l)  # half of pw1's 2 E C_l outputs
     assert glit.cost(arch).macs - glit.cost(arch, "glit").macs == undercount
     assert glit.cost(arch).params == glit.cost(arch, "glit").params
@@ -133,10 +125,10 @@ def test_glit_convention_counts_the_first_pointwise_conv_once(arch):
 # -- extremes -----------------------------------------------------------------------------------------------------
 
 
-SPACES = {f"{name}-L{level}": SearchSpace.from_preset(name, level)
+SPACES = {f"{name}-L{level}": space_preset(name, level)
           for name in ("demo", "cifar", "tiny") for level in (1, 2)}
-SPACES["demo-L2-around"] = SearchSpace.from_preset("demo", 2, distribution=[0, 3, 1, 2])
-SPACES["cifar-paper"] = SearchSpace.from_preset("cifar", 2, level2_space="paper")
+SPACES["demo-L2-around"] = space_preset("demo", 2, distribution=[0, 3, 1, 2])
+SPACES["cifar-paper"] = space_preset("cifar", 2, level2_space="paper")
 
 
 @pytest.mark.parametrize("key", ["macs", "params"])
@@ -156,7 +148,9 @@ def test_extremes_bound_random_samples(name, key):
 def test_extremes_are_exact_by_enumeration(toy_family):
     space = SearchSpace.uniform(toy_family, num_global_heads=(0, 1, 2, 3), qkv_ratio=(0.5, 2),
                                 mlp_ratio=(2, 6), conv_ratio=(1, 4), kernel_size=(3, 7))
-    options = [BlockGenes(*combo) for combo in itertools.product((0, 1, 2, 3), (0.5, 2), (2, 6), (1, 4), (3, 7))]
+    names = ("num_global_heads", "qkv_ratio", "mlp_ratio", "conv_ratio", "kernel_size")
+    options = [BlockGenes(**dict(zip(names, combo)))
+               for combo in itertools.product((0, 1, 2, 3), (0.5, 2), (2, 6), (1, 4), (3, 7))]
     archs = list({Arch(space.family, blocks) for blocks in itertools.product(options, options)})
     assert len(archs) == space.size() == 44**2
     costs = [glit.cost(a) for a in archs]
@@ -173,7 +167,9 @@ def test_extremes_are_exact_by_enumeration(toy_family):
         values = [getattr(glit.cost(a), key) for a in held]
         assert (getattr(glit.cost(smallest), key), getattr(glit.cost(largest), key)) == (min(values), max(values))
     # The largest by MACs has every gene at its largest value in the all-local or the mixed blocks.
-    assert extremes(space)[1].blocks[0] in [BlockGenes(g, 2, 6, 4, 7).canonical(3) for g in (0, 1, 2)]
+    assert extremes(space)[1].blocks[0] in [
+        BlockGenes(num_global_heads=g, qkv_ratio=2, mlp_ratio=6, conv_ratio=4, kernel_size=7).canonical(3)
+        for g in (0, 1, 2)]
     with pytest.raises(GlitError, match="key"):
         extremes(space, key="latency")
 

@@ -1,5 +1,6 @@
 """The network: supernet paths equal extracted subnets, gradients stay on the path, and the layout is timm's."""
 
+import dataclasses
 import random
 
 import pytest
@@ -10,8 +11,10 @@ from torch import nn
 import glit
 from glit import Arch, BlockGenes, Family, GlitError, SearchSpace
 from glit.cost import extremes
-from glit.presets import arch_preset
-from glit.space import DETAIL_GENES, GENES, KINDS, block_kind
+from glit.genes import GENE_NAMES, LOCAL_OPS
+from glit.presets import arch_preset, space_preset
+from glit.space import DETAIL_GENES, KINDS, block_kind
+from helpers import block
 
 TOY = Family(img_size=16, patch_size=4, embed_dim=24, num_heads=3, depth=2, num_classes=5)
 TOY_SPACE = SearchSpace.uniform(TOY, num_global_heads=(0, 1, 2, 3), qkv_ratio=(0.5, 1, 2), mlp_ratio=(2, 4, 6),
@@ -22,17 +25,20 @@ TOY_PINS = (("local", "mlp_ratio", 4), ("mixed", "qkv_ratio", 1), ("mixed", "ker
 
 
 def _space(name: str) -> SearchSpace:
+    if name.endswith("-ops"):  # every local operator
+        full = TOY_SPACE if name == "toy-ops" else space_preset(name.split("-")[0], 2)
+        return SearchSpace(full.family, tuple(dataclasses.replace(c, local_op=tuple(LOCAL_OPS)) for c in full.blocks))
     if name == "toy-L1":
         return TOY_SPACE.fix(qkv_ratio=1, mlp_ratio=4, conv_ratio=1, kernel_size=5)
     if name == "toy-L2":
         return TOY_SPACE
     if name.endswith("-paper"):  # the authors' level-2 space (pins)
-        return SearchSpace.from_preset(name.split("-")[0], 2, level2_space="paper")
+        return space_preset(name.split("-")[0], 2, level2_space="paper")
     preset, level = name.split("-")[:2]
     if name.endswith("-around"):
-        distribution = SearchSpace.from_preset(preset, 1).sample(random.Random(name))
-        return SearchSpace.from_preset(preset, 2, distribution=distribution)
-    return SearchSpace.from_preset(preset, int(level[1]))
+        distribution = space_preset(preset, 1).sample(random.Random(name))
+        return space_preset(preset, 2, distribution=distribution)
+    return space_preset(preset, int(level[1]))
 
 
 @torch.no_grad()
@@ -64,7 +70,7 @@ def _input(family: Family, batch: int = 2, seed: int = 0) -> torch.Tensor:
 
 
 EQUIVALENCE = {"demo-L1": 4, "demo-L2": 4, "demo-L2-around": 3, "cifar-L1": 3, "cifar-L2": 3, "toy-L1": 2,
-               "toy-L2": 6, "demo-paper": 6}
+               "toy-L2": 6, "demo-paper": 6, "demo-ops": 6, "toy-ops": 6}
 
 
 def _equivalence_archs(name: str) -> tuple[SearchSpace, list[Arch]]:
@@ -125,7 +131,7 @@ def test_supernet_path_equals_extracted_subnet(name):
 
 def test_glit_tiny_released_in_the_tiny_supernet():
     arch = arch_preset("glit-tiny-released")
-    supernet = _supernet(SearchSpace.from_preset("tiny", 2)).eval()
+    supernet = _supernet(space_preset("tiny", 2)).eval()
     x = _input(arch.family, batch=1)
     with torch.no_grad():
         expected, got = supernet(x, arch), supernet.extract(arch)(x)
@@ -141,8 +147,8 @@ def _bn_state(model: nn.Module) -> dict[str, torch.Tensor]:
 def test_train_mode_equivalence_and_batchnorm_updates(drop_path):
     space = _space("demo-L2")
     supernet = _supernet(space, drop_path=drop_path).train()
-    arch = Arch(space.family, (BlockGenes(1, 2, 4, 2, 5), BlockGenes(0, None, 6, 4, 9),
-                               BlockGenes(3, 0.5, 2, None, None), BlockGenes(2, 1, 4, 1, 3)))
+    arch = Arch(space.family, (block(1, 2, 4, 2, 5), block(0, None, 6, 4, 9),
+                               block(3, 0.5, 2, None, None), block(2, 1, 4, 1, 3)))
     x = _input(space.family, batch=3)
     before = _bn_state(supernet)
     subnet = supernet.extract(arch)
@@ -242,7 +248,7 @@ def test_warm_start_from_a_whole_space_supernet_copies_every_weight(around):
 def test_a_token_channel_meets_the_same_weights_whatever_the_split():
     # The global part owns the first C_g token channels, the local part the last C_l (toy: 8 channels per head).
     supernet = _supernet(TOY_SPACE)
-    g0, g1, g3 = (Arch(TOY, (BlockGenes(g, 2, 4, 1, 5),) * 2) for g in (0, 1, 3))
+    g0, g1, g3 = (Arch(TOY, (block(g, 2, 4, 1, 5),) * 2) for g in (0, 1, 3))
     local0, local1 = supernet.extract(g0).blocks[0].local, supernet.extract(g1).blocks[0].local
     assert torch.equal(local1.pw2.bias, local0.pw2.bias[8:])
     assert torch.equal(local1.pw2.weight, local0.pw2.weight[8:, :16])
@@ -251,7 +257,7 @@ def test_a_token_channel_meets_the_same_weights_whatever_the_split():
 
 def test_a_smaller_kernel_is_the_centre_of_the_larger():
     supernet = _supernet(TOY_SPACE)
-    k7, k3 = (Arch(TOY, (BlockGenes(0, None, 4, 2, k),) * 2) for k in (7, 3))
+    k7, k3 = (Arch(TOY, (block(0, None, 4, 2, k),) * 2) for k in (7, 3))
     assert torch.equal(supernet.extract(k3).blocks[0].local.dw.weight,
                        supernet.extract(k7).blocks[0].local.dw.weight[:, :, 2:5])
 
@@ -342,11 +348,11 @@ def test_gradients_stay_on_the_path(name, seed):
 
 
 def _largest(space: SearchSpace) -> Arch:
-    return Arch(space.family, tuple(BlockGenes(*(max(getattr(c, g)) for g in GENES)) for c in space.blocks))
+    return Arch(space.family, tuple(BlockGenes(**{g: max(getattr(c, g)) for g in GENE_NAMES}) for c in space.blocks))
 
 
 def test_largest_arch_of_a_level2_space_covers_every_weight():
-    space = SearchSpace.from_preset("demo", 2, distribution=[0, 1, 2, 3])
+    space = space_preset("demo", 2, distribution=[0, 1, 2, 3])
     largest = _largest(space)
     assert largest == extremes(space)[1]
     supernet = _supernet(space).eval()
@@ -360,8 +366,8 @@ def test_all_global_and_all_local_paths_cover_every_weight(name):
     supernet = _supernet(space).eval()
     fam, top = space.family, space.blocks[0]
     qkv, mlp, conv, kernel = (max(getattr(top, g)) for g in ("qkv_ratio", "mlp_ratio", "conv_ratio", "kernel_size"))
-    all_global = Arch(fam, (BlockGenes(fam.num_heads, qkv, mlp, None, None),) * fam.depth)
-    all_local = Arch(fam, (BlockGenes(0, None, mlp, conv, kernel),) * fam.depth)
+    all_global = Arch(fam, (block(fam.num_heads, qkv, mlp, None, None),) * fam.depth)
+    all_local = Arch(fam, (block(0, None, mlp, conv, kernel),) * fam.depth)
     global_mask, local_mask = _on_path(supernet, all_global), _on_path(supernet, all_local)
     for key in global_mask:
         assert (global_mask[key] | local_mask[key]).all(), key
@@ -376,7 +382,7 @@ def test_all_global_and_all_local_paths_cover_every_weight(name):
 
 @pytest.mark.parametrize("g, absent", [(3, ".local."), (0, ".attn.")])
 def test_no_empty_modules(g, absent):
-    space = SearchSpace.from_preset("demo", 2, distribution=[g] * 4)
+    space = space_preset("demo", 2, distribution=[g] * 4)
     supernet = _supernet(space).eval()
     keys = supernet.state_dict().keys()
     assert not any(absent in k for k in keys)
@@ -390,7 +396,7 @@ def test_no_empty_modules(g, absent):
 def test_no_empty_tensors_in_mixed_spaces_and_subnets():
     supernet = _supernet(_space("demo-L2"))
     assert all(v.numel() > 0 for v in supernet.state_dict().values())
-    arch = Arch(TOY, (BlockGenes(3, 1, 4, None, None), BlockGenes(0, None, 4, 1, 3)))
+    arch = Arch(TOY, (block(3, 1, 4, None, None), block(0, None, 4, 1, 3)))
     keys = glit.build_model(arch).state_dict().keys()
     assert any(k.startswith("blocks.0.attn.") for k in keys) and not any(k.startswith("blocks.0.local.") for k in keys)
     assert any(k.startswith("blocks.1.local.") for k in keys) and not any(k.startswith("blocks.1.attn.") for k in keys)
@@ -431,7 +437,7 @@ def test_initialisation():
 @pytest.mark.parametrize("img, patch", [(8, 2), (16, 4), (24, 4), (32, 4), (224, 16)])
 def test_token_count_comes_from_image_and_patch_size(img, patch):
     fam = Family(img_size=img, patch_size=patch, embed_dim=24, num_heads=3, depth=1, num_classes=2)
-    arch = Arch(fam, (BlockGenes(1, 1, 2, 1, 3),))
+    arch = Arch(fam, (block(1, 1, 2, 1, 3),))
     model = glit.build_model(arch)
     assert model.pos_embed.shape == (1, (img // patch) ** 2 + 1, 24)
     assert model(torch.randn(1, 3, img, img)).shape == (1, 2)
@@ -455,7 +461,7 @@ def test_extract_rejects_an_arch_outside_the_space():
     space = _space("demo-L1")
     supernet = glit.Supernet(space)
     inside = space.sample(random.Random(0))
-    outside = Arch(space.family, (BlockGenes(1, 1, 6, 1, 5),) + inside.blocks[1:])
+    outside = Arch(space.family, (block(1, 1, 6, 1, 5),) + inside.blocks[1:])
     with pytest.raises(GlitError, match="block 0: mlp_ratio=6"):
         supernet.extract(outside)
     with pytest.raises(GlitError, match="family"):
@@ -465,7 +471,7 @@ def test_extract_rejects_an_arch_outside_the_space():
 def test_forward_rejects_an_arch_outside_the_space():
     space = _space("demo-L1")  # mlp_ratio is fixed at 4
     supernet = glit.Supernet(space)
-    arch = Arch(space.family, (BlockGenes(1, 1, 6, 1, 5),) * space.family.depth)
+    arch = Arch(space.family, (block(1, 1, 6, 1, 5),) * space.family.depth)
     assert not space.contains(arch)
     with pytest.raises(GlitError):
         supernet(torch.randn(1, 3, 8, 8), arch)
@@ -521,8 +527,8 @@ def _reference_forward(sd: dict[str, torch.Tensor], arch: Arch, x: torch.Tensor,
 
 
 @pytest.mark.parametrize("arch", [
-    Arch(TOY, (BlockGenes(1, 0.5, 2, 4, 7), BlockGenes(2, 2, 6, 1, 3))),
-    Arch(TOY, (BlockGenes(0, None, 4, 2, 5), BlockGenes(3, 1, 4, None, None))),
+    Arch(TOY, (block(1, 0.5, 2, 4, 7), block(2, 2, 6, 1, 3))),
+    Arch(TOY, (block(0, None, 4, 2, 5), block(3, 1, 4, None, None))),
 ], ids=["mixed", "local-then-global"])
 def test_standalone_model_matches_the_spec(arch):
     model = _randomise(glit.build_model(arch).double()).eval()

@@ -95,7 +95,7 @@ def make_run(root: Path, top1: dict[str, float] = TOP1) -> Path:
     run.mkdir()
     (run / "config.yaml").write_text(CONFIG)
     _write(run / "run.json", {"command": COMMAND, "preset": "demo", "started": "2025-01-01T12:00:00"})
-    level1 = glit.SearchSpace.from_preset("demo", 1)
+    level1 = glit.space_preset("demo", 1)
     baseline = deit(level1.family).to_dict()
     budget = glit.cost(glit.Arch.from_dict(baseline)).macs
     for folder, start in (("1-supernet", 40.0), ("4-supernet", 50.0), ("6-random/supernet", 45.0)):
@@ -108,9 +108,9 @@ def make_run(root: Path, top1: dict[str, float] = TOP1) -> Path:
     top = sorted(rows1, key=lambda r: -r["score"])[:3]
     _write(run / "3-pick" / "pick.json", {"winner": top[0]["arch"], "candidates": [
         {"arch": r["arch"], "score": r["score"], "retrain_top1": None} for r in top]})
-    level2 = glit.SearchSpace.from_preset("demo", 2, distribution=glit.Arch.from_dict(top[0]["arch"]))
+    level2 = glit.space_preset("demo", 2, distribution=glit.Arch.from_dict(top[0]["arch"]))
     searched = _search(run / "5-search", _candidates(level2, 2, budget), budget)
-    whole = glit.SearchSpace.from_preset("demo", 2)
+    whole = glit.space_preset("demo", 2)
     random_best = _search(run / "6-random" / "search", _candidates(whole, 3, budget, base=58.0), budget)
     archs = {"searched": searched["arch"], "baseline": baseline, "random": random_best["arch"]}
     scores = {"searched": searched["score"], "baseline": None, "random": random_best["score"]}

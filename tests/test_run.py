@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from glit import Arch, SearchSpace, cost
-from glit.presets import deit
+from glit.presets import deit, space_preset
 from glit.space import Family
 from helpers import assert_one_line_error, kill_when_exists, run_glit
 
@@ -143,7 +143,7 @@ def test_level2_keeps_the_level1_winner_and_random_searches_the_whole_space(fini
     rnd = [Arch.from_dict(json.loads(line)["arch"]) for line in
            (out / "6-random" / "search" / "candidates.jsonl").read_text().splitlines()]
     assert len(rnd) == len(level1) + len(evo)  # as many scored candidates as both levels together
-    whole = SearchSpace.from_preset("demo", 2)
+    whole = space_preset("demo", 2)
     assert all(whole.contains(a) for a in rnd)
     assert len({tuple(b.num_global_heads for b in a.blocks) for a in rnd}) > 1  # the distribution varies too
     assert json.loads((out / "6-random" / "supernet" / "space.json").read_text()) == whole.to_dict()
@@ -203,7 +203,7 @@ def test_bad_level1_supernet_is_an_error_before_anything_is_written(tmp_path):
 
 def demo_truth(path, n_level1=4, n_whole=5):
     """A hand-made truth file of level-1 and whole-space demo members (made-up top-1s)."""
-    whole, level1 = SearchSpace.from_preset("demo", 2), SearchSpace.from_preset("demo", 1)
+    whole, level1 = space_preset("demo", 2), space_preset("demo", 1)
     archs = list(dict.fromkeys([level1.sample(random.Random(i)) for i in range(n_level1)]
                                + [whole.sample(random.Random(10 + i)) for i in range(n_whole)]))
     path.write_text("".join(json.dumps({"arch": a.to_dict(), "seed": 0, "top1": 50.0 + i}) + "\n"
@@ -227,8 +227,8 @@ def test_a_whole_space_level1_supernet_is_searched_over_the_level1_space(whole_r
     varies only the distribution (detail genes at their level-1 values), and the run goes on to the end."""
     out, _, _ = whole_run
     trained = SearchSpace.from_dict(json.loads((out / "1-supernet" / "space.json").read_text()))
-    assert trained == SearchSpace.from_preset("demo", 2)
-    level1 = SearchSpace.from_preset("demo", 1)
+    assert trained == space_preset("demo", 2)
+    level1 = space_preset("demo", 1)
     archs = [Arch.from_dict(json.loads(line)["arch"])
              for line in (out / "2-search" / "candidates.jsonl").read_text().splitlines()]
     assert archs and all(level1.contains(a) for a in archs)
@@ -241,7 +241,7 @@ def test_a_whole_space_level1_supernet_is_searched_over_the_level1_space(whole_r
 def test_a_run_reports_supernet_health_against_a_truth_file(whole_run, tmp_path):
     out, proc, archs = whole_run
     health = json.loads((out / "summary.json").read_text())["health"]["supernets"]
-    level1 = SearchSpace.from_preset("demo", 1)
+    level1 = space_preset("demo", 1)
     level2 = SearchSpace.from_dict(json.loads((out / "4-supernet" / "space.json").read_text()))
     assert health["level1"]["n"] == sum(level1.contains(a) for a in archs)  # the level-1 part, as searched
     assert health["random"]["n"] == len(archs) and health["random"]["skipped"] == 0
@@ -305,7 +305,7 @@ def test_marginal_level1_scoring_two_level2_searches_and_the_paper_space_run_end
                     "--set", "search.level1_scoring=marginal", "--set", "search.marginal_samples=2",
                     "--set", "search.level2_topk=2", "--set", "search.level2_space=paper", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    paper = SearchSpace.from_preset("demo", 2, level2_space="paper")
+    paper = space_preset("demo", 2, level2_space="paper")
     for folder in ("1-supernet", "4-supernet", "4-supernet-2", "6-random/supernet"):
         assert paper.includes(SearchSpace.from_dict(json.loads((out / folder / "space.json").read_text())))
     for folder in ("5-search", "5-search-2", "6-random/search"):

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from glit import Arch, SearchSpace, cost
+from glit import Arch, cost
 from glit.cost import extremes
+from glit.presets import space_preset
 from glit.search.budget import parse_count
 from helpers import SMALL_SUPERNET, assert_one_line_error, demo_arch_file, kill_when_exists, run_glit, torchrun
 
@@ -36,7 +37,7 @@ def test_search_end_to_end_writes_every_output_and_best_profiles(supernet, tmp_p
     assert len(rows) == 18 and sorted({r["generation"] for r in rows}) == [0, 1, 2]
     archs = [Arch.from_dict(r["arch"]) for r in rows]
     assert len(set(archs)) == len(archs)  # no architecture scored twice
-    space = SearchSpace.from_preset("demo", 1)
+    space = space_preset("demo", 1)
     budget = cost(Arch.from_dict(json.loads((out / "result.json").read_text())["arch"])).macs
     for arch, row in zip(archs, rows):
         assert space.contains(arch)
@@ -158,7 +159,7 @@ def test_level1_search_on_a_whole_space_supernet(tmp_path):
     proc = run_glit("search", "--supernet", whole, "--level1", "--out", out, *SMALL_SEARCH)
     assert proc.returncode == 0, proc.stderr[-3000:]
     archs = [Arch.from_dict(r["arch"]) for r in read_candidates(out)]
-    level1 = SearchSpace.from_preset("demo", 1)
+    level1 = space_preset("demo", 1)
     assert len(archs) == 18 and all(level1.contains(a) for a in archs)
     assert len({tuple(b.num_global_heads for b in a.blocks) for a in archs}) > 1
 
@@ -169,12 +170,12 @@ def test_a_space_outside_the_supernets_is_an_error(supernet, tmp_path):
 
     ckpt, file = supernet_checkpoint(supernet)
     with pytest.raises(GlitError, match="the searched space is not part of the supernet's space"):
-        search(search_config(ckpt, file), supernet, tmp_path / "s", space=SearchSpace.from_preset("demo", 2))
+        search(search_config(ckpt, file), supernet, tmp_path / "s", space=space_preset("demo", 2))
     assert not (tmp_path / "s").exists()
 
 
 def test_an_incumbent_is_scored_first_and_kept_unless_beaten_by_the_margin(supernet, tmp_path):
-    incumbent = extremes(SearchSpace.from_preset("demo", 1))[0]  # the cheapest member: rarely the best scored
+    incumbent = extremes(space_preset("demo", 1))[0]  # the cheapest member: rarely the best scored
     file = tmp_path / "incumbent.json"
     file.write_text(incumbent.to_json())
     answers = {}
@@ -202,7 +203,7 @@ def test_bad_incumbent_is_a_one_line_error(supernet, tmp_path):
     proc = run_glit("search", "--supernet", supernet, "--out", tmp_path / "s", "--incumbent", outside)
     assert_one_line_error(proc, "incumbent", "outside the space")
     inside = tmp_path / "inside.json"
-    inside.write_text(extremes(SearchSpace.from_preset("demo", 1))[0].to_json())
+    inside.write_text(extremes(space_preset("demo", 1))[0].to_json())
     proc = run_glit("search", "--supernet", supernet, "--out", tmp_path / "r", "--incumbent", inside,
                     "--strategy", "random")
     assert_one_line_error(proc, "incumbent", "random")

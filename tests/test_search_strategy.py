@@ -10,8 +10,9 @@ import pytest
 
 from glit.cost import cost, extremes
 from glit.errors import GlitError
+from glit.genes import GENE_NAMES
 from glit.search import Budget, EvolutionConfig, SearchState, evolve, parse_count, random_search
-from glit.space import GENES, Family, SearchSpace
+from glit.space import Family, SearchSpace
 
 FAMILY = Family(img_size=16, patch_size=4, embed_dim=24, num_heads=3, depth=2, num_classes=5)
 SPACE = SearchSpace.uniform(FAMILY, num_global_heads=(0, 1, 2, 3), qkv_ratio=(0.5, 1, 2), mlp_ratio=(2, 4, 6),
@@ -27,11 +28,11 @@ class CountingFitness:
 
     def __call__(self, archs):
         self.calls.extend(archs)
-        return [sum(getattr(a, g) == getattr(t, g) for a, t in zip(arch.blocks, TARGET.blocks) for g in GENES)
+        return [sum(getattr(a, g) == getattr(t, g) for a, t in zip(arch.blocks, TARGET.blocks) for g in GENE_NAMES)
                 for arch in archs]
 
 
-OPTIMUM = len(GENES) * FAMILY.depth
+OPTIMUM = len(GENE_NAMES) * FAMILY.depth
 NO_BUDGET = Budget()
 
 
@@ -102,7 +103,7 @@ def test_children_come_from_the_parents():
     recombined = 0
     for child in children:
         from_parents = all(getattr(block, g) is None or getattr(block, g) in {getattr(p.blocks[i], g) for p in parents}
-                           for i, block in enumerate(child.blocks) for g in GENES)
+                           for i, block in enumerate(child.blocks) for g in GENE_NAMES)
         recombined += from_parents
     # 2 parents give at most 2^10 children, so crossovers fill the generation; random top-ups would rarely pass
     assert recombined == len(children)

@@ -10,13 +10,14 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from glit import Arch, BlockGenes, Family, GlitError, SearchSpace
-from glit.presets import arch_preset, level1_part
-from glit.space import GENES
+from glit import Arch, Family, GlitError, SearchSpace
+from glit.genes import GENE_NAMES, GENES, LOCAL_OPS, applies
+from glit.presets import arch_preset, level1_part, space_preset
+from helpers import block
 
 NAMES = ("demo", "cifar", "tiny")
-FIXED = {f"{name}-L{level}": SearchSpace.from_preset(name, level) for name in NAMES for level in (1, 2)}
-FIXED.update({f"{name}-paper": SearchSpace.from_preset(name, 2, level2_space="paper") for name in NAMES})
+FIXED = {f"{name}-L{level}": space_preset(name, level) for name in NAMES for level in (1, 2)}
+FIXED.update({f"{name}-paper": space_preset(name, 2, level2_space="paper") for name in NAMES})
 PROPERTY = settings(max_examples=50, deadline=None)
 seeds = st.integers(0, 2**32 - 1)
 
@@ -25,11 +26,13 @@ seeds = st.integers(0, 2**32 - 1)
 def spaces(draw) -> SearchSpace:
     """A preset's level-1 or full level-2 space, or a level-2 space around a sampled level-1 architecture."""
     name = draw(st.sampled_from(NAMES))
-    kind = draw(st.sampled_from(("L1", "L2", "L2-around", "paper", "paper-around")))
+    kind = draw(st.sampled_from(("L1", "L2", "L2-around", "paper", "paper-around", "ops")))
+    if kind == "ops":  # every local operator at once
+        return space_preset(name, 2, local_ops=tuple(LOCAL_OPS))
     if not kind.endswith("-around"):
         return FIXED[f"{name}-{kind}"]
     distribution = FIXED[f"{name}-L1"].sample(random.Random(draw(seeds)))
-    return SearchSpace.from_preset(name, 2, distribution=distribution,
+    return space_preset(name, 2, distribution=distribution,
                                    level2_space="paper" if kind.startswith("paper") else "full")
 
 
@@ -52,7 +55,7 @@ def test_samples_mutants_and_crossovers_stay_in_the_space(space, seed, prob):
     child = space.crossover(a, b, rng)
     assert space.contains(child)
     for ga, gb, gc in zip(a.blocks, b.blocks, child.blocks):
-        for gene in GENES:
+        for gene in GENE_NAMES:
             value = getattr(gc, gene)
             assert value is None or value in (getattr(ga, gene), getattr(gb, gene)), gene
 
@@ -67,9 +70,9 @@ def test_genes_are_none_exactly_when_they_do_not_apply(space, seed):
         for genes in arch.blocks:
             g = genes.num_global_heads
             assert (genes.qkv_ratio is None) == (g == 0)
-            assert (genes.conv_ratio is None) == (g == h)
-            assert (genes.kernel_size is None) == (g == h)
-            assert genes.mlp_ratio is not None
+            assert (genes.conv_ratio is None) == (genes.local_op is None) == (g == h)
+            for gene in GENES:  # and so for any gene declared
+                assert (getattr(genes, gene.name) is None) == (not applies(gene, g, h)), gene.name
 
 
 @PROPERTY
@@ -134,7 +137,7 @@ def test_mutation_with_prob_one_resamples_every_gene():
     arch = space.sample(rng)
     mutants = [space.mutate(arch, rng, 1.0) for _ in range(400)]
     for i, choices in enumerate(space.blocks):
-        for gene in GENES:
+        for gene in GENE_NAMES:
             seen = {getattr(m.blocks[i], gene) for m in mutants} - {None}
             assert seen == set(getattr(choices, gene)), (i, gene)
 
@@ -142,12 +145,12 @@ def test_mutation_with_prob_one_resamples_every_gene():
 def test_crossover_mixes_both_parents():
     space = FIXED["demo-L2"]
     fam = space.family
-    a = Arch(fam, (BlockGenes(1, 0.5, 2, 1, 3),) * fam.depth)
-    b = Arch(fam, (BlockGenes(2, 2, 6, 4, 9),) * fam.depth)
+    a = Arch(fam, (block(1, 0.5, 2, 1, 3),) * fam.depth)
+    b = Arch(fam, (block(2, 2, 6, 4, 9),) * fam.depth)
     rng = random.Random(4)
     children = [space.crossover(a, b, rng) for _ in range(50)]
     for i in range(fam.depth):
-        for gene in GENES:
+        for gene in GENE_NAMES:
             assert {getattr(c.blocks[i], gene) for c in children} == {getattr(a.blocks[i], gene),
                                                                       getattr(b.blocks[i], gene)}, (i, gene)
     assert space.crossover(a, a, rng) == a
@@ -160,7 +163,7 @@ def test_sampling_is_uniform_over_the_distinct_architectures():
     assert set(counts) == {0, 1, 2, 3}
     assert all(850 < c < 1150 for c in counts.values()), counts  # 1000 +- 5.5 sigma
     # Level 2 around a mixed block: 81 distinct options for that block, each drawn about 100 times in 8100.
-    around = SearchSpace.from_preset("demo", 2, distribution=[1, 0, 2, 3])
+    around = space_preset("demo", 2, distribution=[1, 0, 2, 3])
     counts = Counter(around.sample(rng).blocks[0] for _ in range(8100))
     assert len(counts) == 81
     assert min(counts.values()) > 55 and max(counts.values()) < 150, counts
@@ -171,7 +174,7 @@ def test_sampling_is_uniform_over_the_distinct_architectures():
 
 @pytest.mark.parametrize("name, heads", [("tiny", (0, 1, 2, 3)), ("small", (0, 2, 4, 6)), ("base", (0, 4, 8, 12))])
 def test_paper_spaces_have_the_paper_candidates(name, heads):
-    full = SearchSpace.from_preset(name, 2)
+    full = space_preset(name, 2)
     assert full.family.img_size == 224 and full.family.patch_size == 16 and full.family.depth == 12
     for choices in full.blocks:
         assert tuple(sorted(choices.num_global_heads)) == heads
@@ -183,20 +186,20 @@ def test_paper_spaces_have_the_paper_candidates(name, heads):
 
 @pytest.mark.parametrize("name", ["demo", "cifar", "tiny", "small", "base"])
 def test_level1_fixes_the_detail_genes(name):
-    full, level1 = SearchSpace.from_preset(name, 2), SearchSpace.from_preset(name, 1)
+    full, level1 = space_preset(name, 2), space_preset(name, 1)
     for choices, full_choices in zip(level1.blocks, full.blocks):
         assert choices.num_global_heads == full_choices.num_global_heads
         assert (choices.qkv_ratio, choices.mlp_ratio, choices.conv_ratio) == ((1,), (4,), (1,))
         assert choices.kernel_size == (sorted(full_choices.kernel_size)[1],)  # the middle kernel (31 for the paper)
     with pytest.raises(GlitError):
-        SearchSpace.from_preset(name, 1, distribution=[0] * full.family.depth)
+        space_preset(name, 1, distribution=[0] * full.family.depth)
     with pytest.raises(GlitError, match="level"):
-        SearchSpace.from_preset(name, 3)
+        space_preset(name, 3)
 
 
 def test_a_space_includes_its_levels_but_not_the_other_way():
-    full, level1 = SearchSpace.from_preset("cifar", 2), SearchSpace.from_preset("cifar", 1)
-    around = SearchSpace.from_preset("cifar", 2, distribution=[3, 2, 1, 0, 1, 3])
+    full, level1 = space_preset("cifar", 2), space_preset("cifar", 1)
+    around = space_preset("cifar", 2, distribution=[3, 2, 1, 0, 1, 3])
     assert full.includes(level1) and full.includes(around) and full.includes(full)
     assert not level1.includes(full) and not around.includes(full) and not level1.includes(around)
     assert level1 == level1_part("cifar", full)
@@ -207,36 +210,36 @@ def test_a_space_includes_its_levels_but_not_the_other_way():
 
 def test_level2_around_a_distribution_fixes_it():
     arch = FIXED["demo-L1"].sample(random.Random(7))
-    around = SearchSpace.from_preset("demo", 2, distribution=arch)
+    around = space_preset("demo", 2, distribution=arch)
     assert [c.num_global_heads for c in around.blocks] == [(b.num_global_heads,) for b in arch.blocks]
-    assert around == SearchSpace.from_preset("demo", 2, distribution=[b.num_global_heads for b in arch.blocks])
+    assert around == space_preset("demo", 2, distribution=[b.num_global_heads for b in arch.blocks])
     assert all(FIXED["demo-L2"].contains(around.sample(random.Random(s))) for s in range(10))
     with pytest.raises(GlitError, match="num_global_heads"):
-        SearchSpace.from_preset("demo", 2, distribution=[1, 1, 1])
+        space_preset("demo", 2, distribution=[1, 1, 1])
 
 
 # -- genes that do not apply ------------------------------------------------------------------------------------
 
 
 def test_genes_that_do_not_apply_are_stored_as_none(toy_family):
-    arch = Arch(toy_family, (BlockGenes(3, 1, 4, 2, 5), BlockGenes(0, 2, 4, 1, 3)))
+    arch = Arch(toy_family, (block(3, 1, 4, 2, 5), block(0, 2, 4, 1, 3)))
     all_global, all_local = arch.blocks
     assert (all_global.qkv_ratio, all_global.conv_ratio, all_global.kernel_size) == (1, None, None)
     assert (all_local.qkv_ratio, all_local.conv_ratio, all_local.kernel_size) == (None, 1, 3)
-    mixed = Arch(toy_family, (BlockGenes(1, 0.5, 2, 4, 7), BlockGenes(2, 2, 6, 1, 3))).blocks[0]
-    assert mixed == BlockGenes(1, 0.5, 2, 4, 7)
+    mixed = Arch(toy_family, (block(1, 0.5, 2, 4, 7), block(2, 2, 6, 1, 3))).blocks[0]
+    assert mixed == block(1, 0.5, 2, 4, 7)
     assert json.loads(arch.to_json())["blocks"][0]["kernel_size"] is None
 
 
 def test_archs_that_differ_only_in_inapplicable_genes_are_equal(toy_family):
-    a = Arch(toy_family, (BlockGenes(3, 1, 4, 2, 5), BlockGenes(0, 2, 4, 1, 3)))
-    b = Arch(toy_family, (BlockGenes(3, 1, 4, 4, 7), BlockGenes(0, 0.5, 4, 1, 3)))
-    c = Arch(toy_family, (BlockGenes(3, 1, 4, None, None), BlockGenes(0, None, 4, 1, 3)))
+    a = Arch(toy_family, (block(3, 1, 4, 2, 5), block(0, 2, 4, 1, 3)))
+    b = Arch(toy_family, (block(3, 1, 4, 4, 7), block(0, 0.5, 4, 1, 3)))
+    c = Arch(toy_family, (block(3, 1, 4, None, None), block(0, None, 4, 1, 3)))
     assert a == b == c
     assert hash(a) == hash(b) == hash(c)
     assert len({a, b, c}) == 1
     assert a.to_json() == b.to_json()
-    assert a != Arch(toy_family, (BlockGenes(3, 1, 4, 2, 5), BlockGenes(0, 2, 4, 1, 5)))  # K applies there
+    assert a != Arch(toy_family, (block(3, 1, 4, 2, 5), block(0, 2, 4, 1, 5)))  # K applies there
 
 
 # -- sizes ------------------------------------------------------------------------------------------------------
@@ -248,14 +251,14 @@ OPTIONS_PER_G = {0: 1 * 3 * 3 * 3, 1: 3 * 3 * 3 * 3, 2: 3 * 3 * 3 * 3, 3: 3 * 3}
 
 
 def test_size_of_the_tiny_spaces():
-    full = SearchSpace.from_preset("tiny", 2)
+    full = space_preset("tiny", 2)
     assert sum(OPTIONS_PER_G.values()) == 198
     assert full.size() == 198**12
     assert full.num_gene_combinations() == (4 * 3**4) ** 12
     assert 1.3e30 < full.num_gene_combinations() < 1.4e30  # SPEC 1.2: about 1.3e30
-    assert SearchSpace.from_preset("tiny", 1).size() == 4**12
+    assert space_preset("tiny", 1).size() == 4**12
     distribution = [b.num_global_heads for b in arch_preset("glit-tiny-released").blocks]
-    around = SearchSpace.from_preset("tiny", 2, distribution=distribution)
+    around = space_preset("tiny", 2, distribution=distribution)
     expected = 1
     for g in distribution:
         expected *= OPTIONS_PER_G[g]
@@ -267,7 +270,7 @@ def test_size_counts_distinct_architectures_by_enumeration(toy_family):
     candidates = {"num_global_heads": (0, 1, 2, 3), "qkv_ratio": (0.5, 1, 2), "mlp_ratio": (2, 4, 6),
                   "conv_ratio": (1, 2, 4), "kernel_size": (3, 5, 7)}
     space = SearchSpace.uniform(family, **candidates)
-    distinct = {Arch(family, (BlockGenes(*combo),)) for combo in itertools.product(*candidates.values())}
+    distinct = {Arch(family, (block(*combo),)) for combo in itertools.product(*candidates.values())}
     assert len(distinct) == space.size() == 198
     assert space.num_gene_combinations() == 4 * 3**4
 
@@ -304,7 +307,7 @@ def test_check_names_the_first_block_and_gene_outside_the_space():
     assert not space.contains(outside)
     with pytest.raises(GlitError, match=r"block 2: mlp_ratio=6"):
         space.check(outside)
-    local = Arch(arch.family, tuple(BlockGenes(0, None, 4, 1, 5) for _ in arch.blocks))
+    local = Arch(arch.family, tuple(block(0, None, 4, 1, 5) for _ in arch.blocks))
     assert space.contains(local)
     with pytest.raises(GlitError, match=r"block 1: kernel_size=9"):
         space.check(_replace_block(local, 1, kernel_size=9))
@@ -322,7 +325,7 @@ def test_check_rejects_another_family():
 
 
 def _toy_dict(toy_family) -> dict:
-    return Arch(toy_family, (BlockGenes(1, 1, 4, 2, 5), BlockGenes(0, None, 2, 1, 3))).to_dict()
+    return Arch(toy_family, (block(1, 1, 4, 2, 5), block(0, None, 2, 1, 3))).to_dict()
 
 
 def _unknown_gene(d):
@@ -410,27 +413,27 @@ def test_family_validation():
 
 def test_the_paper_space_holds_exactly_the_released_glit_tiny_choices():
     released = arch_preset("glit-tiny-released")
-    around = SearchSpace.from_preset("tiny", 2, distribution=released, level2_space="paper")
+    around = space_preset("tiny", 2, distribution=released, level2_space="paper")
     assert around.contains(released)
     qkv, mlp, conv, kernel = (0.5, 1, 2), (2, 4, 6), (1, 2, 4), (17, 31, 45)
     for i, genes in enumerate(released.blocks):
         g = genes.num_global_heads
         if g == 3:  # all global: qkv_ratio x mlp_ratio
-            allowed = [BlockGenes(3, q, m, None, None) for q in qkv for m in mlp]
+            allowed = [block(3, q, m, None, None) for q in qkv for m in mlp]
         elif g == 0:  # all local: kernel_size x conv_ratio, mlp_ratio 4
-            allowed = [BlockGenes(0, None, 4, e, k) for k in kernel for e in conv]
+            allowed = [block(0, None, 4, e, k) for k in kernel for e in conv]
         else:  # mixed: conv_ratio x mlp_ratio, qkv_ratio 1, kernel 31
-            allowed = [BlockGenes(g, 1, m, e, 31) for e in conv for m in mlp]
+            allowed = [block(g, 1, m, e, 31) for e in conv for m in mlp]
         assert sorted(around.block_options(i), key=repr) == sorted(allowed, key=repr), i
     assert around.size() == 9 ** 12
-    whole = SearchSpace.from_preset("tiny", 2, level2_space="paper")
+    whole = space_preset("tiny", 2, level2_space="paper")
     assert [len(whole.block_options(i)) for i in range(12)] == [36] * 12  # 9 for each of the 4 numbers of heads
     assert whole.contains(released) and whole.includes(around)
 
 
 def test_the_paper_space_rejects_what_its_pins_forbid_and_round_trips():
-    full = SearchSpace.from_preset("cifar", 2)
-    paper = SearchSpace.from_preset("cifar", 2, level2_space="paper")
+    full = space_preset("cifar", 2)
+    paper = space_preset("cifar", 2, level2_space="paper")
     assert full.includes(paper) and not paper.includes(full)
     local = _replace_block(level1_part("cifar", full).fix(num_global_heads=0).sample(random.Random(0)), 2,
                            mlp_ratio=6)
@@ -441,4 +444,4 @@ def test_the_paper_space_rejects_what_its_pins_forbid_and_round_trips():
     assert "pins" not in full.to_dict()  # space.json files of the full space are unchanged
     assert level1_part("cifar", paper).size() == level1_part("cifar", full).size()  # level 1 is the same
     with pytest.raises(GlitError, match="search.level2_space"):
-        SearchSpace.from_preset("cifar", 2, level2_space="authors")
+        space_preset("cifar", 2, level2_space="authors")

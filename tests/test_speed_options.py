@@ -11,8 +11,8 @@ from glit import Arch
 from glit.config import load_config
 from glit.errors import GlitError
 from glit.nn import build_model
-from glit.space import BlockGenes, Family
-from helpers import demo_arch_file, read_metrics, run_glit
+from glit.space import Family
+from helpers import block, demo_arch_file, read_metrics, run_glit
 
 FAST = ("--set", "train.batch_size=64", "--set", "data.workers=0")
 
@@ -35,7 +35,7 @@ def test_a_compiled_model_computes_what_the_eager_one_does():
     """``train.compile`` calls ``model.compile()`` (in place: checkpoints keep the plain keys). A one-block model,
     so that inductor's compile stays short on a CPU."""
     fam = Family(img_size=8, patch_size=4, embed_dim=16, num_heads=2, depth=1, num_classes=3)
-    model = build_model(Arch(fam, (BlockGenes(1, 1.0, 2.0, 1.0, 3),)), generator=torch.Generator().manual_seed(0))
+    model = build_model(Arch(fam, (block(1, 1.0, 2.0, 1.0, 3),)), generator=torch.Generator().manual_seed(0))
     x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     eager = model(x)
     keys = list(model.state_dict())

@@ -16,15 +16,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glit import Arch, BlockGenes, SearchSpace, Supernet, cost
+from glit import Arch, BlockGenes, Supernet, cost
 from glit.config import OptimConfig
 from glit.data.mixup import soft_target_cross_entropy
+from glit.presets import space_preset
 from glit.train.bn import recalibrate_bn
 from glit.train.optim import make_optimizer, masked_step, path_step
 from helpers import (
     SMALL_SUPERNET,
     SMALL_TRAIN,
     assert_one_line_error,
+    block,
     demo_arch_file,
     load_ckpt,
     read_metrics,
@@ -37,7 +39,7 @@ FAST_TRAIN = (*SMALL_TRAIN, "--set", "data.train_subset=300", "--set", "data.sea
 
 # -- the supernet step: gradients and the masked update -----------------------------------------------------------
 
-DEMO = SearchSpace.from_preset("demo", 2)
+DEMO = space_preset("demo", 2)
 # Partial use of every kind of sliced tensor: fewer heads, narrower qkv/FFN/conv, smaller kernels; block 2 has no
 # global part (its attention is unused) and block 3 no local part.
 PATH = Arch(DEMO.family, (
@@ -91,7 +93,7 @@ def after_steps_on_other_paths():
     net, x, y = demo_supernet()
     optimizer = make_optimizer(net, OptimConfig(lr=1e-2, batch_size=512, weight_decay=0.05))
     # Every layer of every block at its widest (qkv 2, FFN 6, conv 4, kernel 9), so every tensor gets moments.
-    wide = Arch(DEMO.family, tuple(BlockGenes(1, 2, 6, 4, 9) for _ in range(DEMO.family.depth)))
+    wide = Arch(DEMO.family, tuple(block(1, 2, 6, 4, 9) for _ in range(DEMO.family.depth)))
     rng = random.Random(3)
     for other in (wide, DEMO.sample(rng), DEMO.sample(rng)):
         assert other != PATH
@@ -186,9 +188,9 @@ def test_recalibrate_bn_is_the_plain_average_of_per_batch_statistics():
     net = Supernet(DEMO, generator=torch.Generator().manual_seed(0)).double()
     g = torch.Generator().manual_seed(2)
     batches = [torch.randn(n, 3, 8, 8, generator=g, dtype=torch.float64) for n in (5, 9, 6)]  # unequal sizes
-    for block in net.blocks:
-        block.local.bn.running_mean.fill_(3.0)
-        block.local.bn.running_var.fill_(7.0)
+    for b in net.blocks:
+        b.local.bn.running_mean.fill_(3.0)
+        b.local.bn.running_var.fill_(7.0)
 
     standalone = net.extract(PATH).eval()
     captured = {i: [] for i, genes in enumerate(PATH.blocks) if genes.num_global_heads < DEMO.family.num_heads}
@@ -202,9 +204,9 @@ def test_recalibrate_bn_is_the_plain_average_of_per_batch_statistics():
 
     net.train()
     assert recalibrate_bn(net, PATH, iter(batches)) == len(batches)
-    assert net.training and all(block.local.bn.momentum == 0.1 for block in net.blocks)
-    for i, block in enumerate(net.blocks):
-        bn = block.local.bn
+    assert net.training and all(b.local.bn.momentum == 0.1 for b in net.blocks)
+    for i, b in enumerate(net.blocks):
+        bn = b.local.bn
         if i not in captured:  # reset, and untouched by the path
             assert (bn.running_mean == 0).all() and (bn.running_var == 1).all()
             continue

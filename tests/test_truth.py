@@ -9,10 +9,10 @@ from collections import Counter
 
 import pytest
 
-from glit import Arch, SearchSpace, cost
+from glit import Arch, cost
 from glit.config import load_config
 from glit.health.sample import CYCLE, global_band, stratified_sample
-from glit.presets import deit, level1_part
+from glit.presets import deit, level1_part, space_preset
 from glit.recipes.truth import sample
 from helpers import assert_one_line_error, kill_when_exists, run_glit, torchrun
 
@@ -118,7 +118,7 @@ def test_the_sample_is_stratified_and_prefix_stable():
     cfg = load_config("cifar")
     big = sample(cfg, 10, 2 + 2 * len(CYCLE))
     assert sample(cfg, 10, 9) == big[:9]
-    whole = SearchSpace.from_preset("cifar", 2)
+    whole = space_preset("cifar", 2)
     level1 = level1_part("cifar", whole)
     budget = cost(deit(whole.family)).macs
     assert len({m.arch for m in big}) == len(big)
@@ -135,7 +135,7 @@ def test_the_sample_is_stratified_and_prefix_stable():
 
 
 def test_an_empty_cell_falls_back_to_its_kind():
-    space = SearchSpace.from_preset("demo", 2)
+    space = space_preset("demo", 2)
     level1 = level1_part("demo", space)
     never_many = lambda a: global_band(a) != "many"  # noqa: E731  (a budget that empties the "many" band)
     members = stratified_sample(space, level1, [], never_many, lambda a: cost(a).macs, 6, max_tries=2000)

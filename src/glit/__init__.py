@@ -2,11 +2,12 @@
 
 from glit.cost import Cost, cost
 from glit.errors import GlitError
+from glit.presets import space_preset
 from glit.space import Arch, BlockGenes, Family, SearchSpace
 from glit.version import __version__
 
 __all__ = ["__version__", "Arch", "BlockGenes", "Cost", "Family", "GlitError", "SearchSpace", "Supernet", "build_model",
-           "cost"]
+           "cost", "space_preset"]
 
 
 def __getattr__(name):

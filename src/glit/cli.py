@@ -21,11 +21,16 @@ def _fmt_count(n: float) -> str:
     return f"{n:.0f}"
 
 
+def _fmt_value(v) -> str:
+    return f"{v:g}" if isinstance(v, (int, float)) else str(v)
+
+
 def cmd_space(args) -> None:
     from glit.cost import cost, extremes
-    from glit.space import GENES, SearchSpace
+    from glit.genes import GENE_NAMES
+    from glit.presets import space_preset
 
-    space = SearchSpace.from_preset(args.preset, level=args.level, level2_space=args.space)
+    space = space_preset(args.preset, level=args.level, level2_space=args.space)
     fam = space.family
     rows = []
     for key in ("macs", "params"):
@@ -43,7 +48,7 @@ def cmd_space(args) -> None:
           f"{fam.num_tokens} tokens")
     groups: dict[str, list[int]] = {}
     for i, block in enumerate(space.blocks):
-        text = ", ".join(f"{g} {{{', '.join(f'{v:g}' for v in getattr(block, g))}}}" for g in GENES)
+        text = ", ".join(f"{g} {{{', '.join(map(_fmt_value, getattr(block, g)))}}}" for g in GENE_NAMES)
         groups.setdefault(text, []).append(i)
     for text, idx in groups.items():
         print(f"  {'every block' if len(idx) == fam.depth else 'blocks ' + str(idx)}: {text}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from glit.errors import GlitError
+from glit.genes import BlockDims, block_dims, kernel_2d
 from glit.space import Arch, BlockGenes, Family, SearchSpace
 
 CONVENTIONS = ("exact", "glit")
@@ -62,25 +63,49 @@ class Cost:
 def block_cost(family: Family, genes: BlockGenes, convention: str = "exact") -> BlockCost:
     """The params and MACs of one block with these genes, for ``family.num_tokens`` tokens per image."""
     d, t = family.embed_dim, family.num_tokens
-    c_g = genes.num_global_heads * family.head_channels
-    c_l = d - c_g
+    dims = block_dims(family, genes)
     attn = local = ZERO
-    if c_g:
-        e = int(genes.qkv_ratio * c_g)  # Q, K, V width
+    if dims.heads:
+        c_g, e = dims.global_channels, dims.heads * dims.head_dim  # token channels; Q, K, V width
         params = c_g * 3 * e + 3 * e + e * c_g + c_g  # qkv (with bias) and proj (with bias)
         macs = t * c_g * 3 * e + 2 * t * t * e + t * e * c_g  # qkv, QK^T and AV, proj
         attn = PartCost(params, macs)
-    if c_l:
-        h = int(genes.conv_ratio * c_l)  # hidden width after the GLU
-        k = genes.kernel_size
-        params = c_l * 2 * h + 2 * h + h * k + h + 2 * h + h * c_l + c_l  # pw1, dw, BatchNorm, pw2
-        pw1_out = 2 * h if convention == "exact" else h  # the authors count the GLU's input as h wide
-        macs = t * c_l * pw1_out + t * h * k + t * h * c_l
-        local = PartCost(params, macs)
-    r = int(genes.mlp_ratio * d)
+    if dims.local_op:
+        local = LOCAL_COSTS[dims.local_op](family, dims, convention)
+    r = dims.mlp_hidden
     mlp = PartCost(d * r + r + r * d + d, 2 * t * d * r)
     norms = PartCost(4 * d, 0)
     return BlockCost(attn, local, mlp, norms)
+
+
+# -- the local operators' cost rules (glit.genes.LOCAL_OPS), one per operator ------------------------------------
+
+def _conv_module(family: Family, dims: BlockDims, convention: str, taps: int, tokens_convolved: int) -> PartCost:
+    """The conv module (pointwise to 2h, GLU, depthwise of ``taps`` taps over ``tokens_convolved`` tokens,
+    BatchNorm, Swish, pointwise back), h = E C_l."""
+    t, c, h = family.num_tokens, dims.local_channels, dims.local_hidden
+    params = c * 2 * h + 2 * h + h * taps + h + 2 * h + h * c + c  # pw1, dw, BatchNorm, pw2
+    pw1_out = 2 * h if convention == "exact" else h  # the authors count the GLU's input as h wide
+    return PartCost(params, t * c * pw1_out + tokens_convolved * h * taps + t * h * c)
+
+
+def conv1d_cost(family: Family, dims: BlockDims, convention: str) -> PartCost:
+    return _conv_module(family, dims, convention, dims.kernel, family.num_tokens)
+
+
+def conv2d_cost(family: Family, dims: BlockDims, convention: str) -> PartCost:
+    """The 2-D depthwise conv runs over the patches only; the class token skips it."""
+    return _conv_module(family, dims, convention, kernel_2d(dims.kernel) ** 2, family.num_patches)
+
+
+def window_attn_cost(family: Family, dims: BlockDims, convention: str) -> PartCost:
+    """qkv C_l -> 3h and proj h -> C_l (with biases); each token's scores and weighted sum over K tokens."""
+    t, c, h = family.num_tokens, dims.local_channels, dims.local_hidden
+    params = c * 3 * h + 3 * h + h * c + c
+    return PartCost(params, t * c * 3 * h + 2 * t * dims.kernel * h + t * h * c)
+
+
+LOCAL_COSTS = {"conv1d": conv1d_cost, "window_attn": window_attn_cost, "conv2d": conv2d_cost}
 
 
 def cost(arch: Arch, convention: str = "exact") -> Cost:

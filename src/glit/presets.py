@@ -32,13 +32,14 @@ class SpacePreset:
     kernel_size: tuple[int, ...] = (17, 31, 45)
     level1: tuple[tuple[str, float], ...] = (("qkv_ratio", 1), ("mlp_ratio", 4), ("conv_ratio", 1), ("kernel_size", 31))
 
-    def full_space(self) -> SearchSpace:
+    def full_space(self, local_ops: Sequence[str] = ("conv1d",)) -> SearchSpace:
         h = self.family.num_heads
         return SearchSpace.uniform(
             self.family,
             num_global_heads=sorted({0, h // 3, 2 * h // 3, h}),
             qkv_ratio=self.qkv_ratio,
             mlp_ratio=self.mlp_ratio,
+            local_op=tuple(local_ops),
             conv_ratio=self.conv_ratio,
             kernel_size=self.kernel_size,
         )
@@ -84,12 +85,17 @@ LEVEL2_SPACES = ("full", "paper")
 
 
 def space_preset(name: str, level: int = 1, distribution: Arch | Sequence[int] | None = None,
-                 level2_space: str = "full") -> SearchSpace:
-    """See ``SearchSpace.from_preset``."""
+                 level2_space: str = "full", local_ops: Sequence[str] = ("conv1d",)) -> SearchSpace:
+    """A preset's space. Level 1 varies only ``num_global_heads``. Level 2 fixes the distribution (the number of
+    global heads per block, from ``distribution``) and varies the other genes. Level 2 with no distribution leaves
+    every gene free: it is the union of all level-2 spaces, and a supernet built on it can host any of them.
+    ``level2_space`` "paper" gives level 2 the authors' 9 options per block (``paper_pins``). ``local_ops`` are the
+    candidates of the ``local_op`` gene (``glit.genes.LOCAL_OPS``): the paper's conv1d alone by default, at both
+    levels (level 1 fixes only the ratios and the kernel)."""
     preset = _lookup(SPACES, name, "space preset")
     if level2_space not in LEVEL2_SPACES:
         raise GlitError(f"search.level2_space must be full or paper, got {level2_space!r}")
-    full = preset.full_space()
+    full = preset.full_space(local_ops)
     if level2_space == "paper":
         full = full.pin(paper_pins(name))
     if level == 1:
@@ -118,7 +124,8 @@ def _glit_tiny_released() -> Arch:
     conv = [None, 2, 4, None, 4, 4, None, 4, 4, None, 4, None]
     kernel = [None, 31, 31, None, 45, 31, None, 31, 45, None, 31, None]
     mlp = [4, 4, 6, 4, 4, 6, 2, 2, 4, 4, 4, 6]
-    blocks = tuple(BlockGenes(*genes) for genes in zip(g, qkv, mlp, conv, kernel))
+    blocks = tuple(BlockGenes(num_global_heads=a, qkv_ratio=b, mlp_ratio=c, conv_ratio=d, kernel_size=e)
+                   for a, b, c, d, e in zip(g, qkv, mlp, conv, kernel))
     return Arch(SPACES["tiny"].family, blocks)
 
 

@@ -1,16 +1,9 @@
-"""Genes, architectures and search spaces. Plain Python: no torch here.
-
-Each block has five genes. Their names, and the paper's symbols:
-
-- ``num_global_heads`` (G): how many of the block's H head slots are global self-attention heads. The other
-  L = H - G slots form the local module (a 1-D convolution over the token sequence).
-- ``qkv_ratio`` (the d_k multiplier e): Q, K and V are e * C_g wide, with C_g = G * D / H. Applies when G > 0.
-- ``mlp_ratio`` (d_z, r): the FFN hidden width is r * D. Always applies.
-- ``conv_ratio`` (E): the local module's hidden width is E * C_l, with C_l = D - C_g. Applies when G < H.
-- ``kernel_size`` (K): the local module's depthwise kernel. Applies when G < H.
+"""Architectures and search spaces: the genes of each block (declared in ``glit.genes``), an architecture, and the
+candidate values of each gene. Plain Python: no torch here.
 
 A gene that does not apply to a block is stored as ``None``, so two architectures that build the same network
-compare equal and hash equal.
+compare equal and hash equal. ``BlockGenes`` and ``BlockChoices`` are made from the declarations: one field per gene,
+in declaration order, keyword-only.
 """
 
 from __future__ import annotations
@@ -25,16 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glit.errors import GlitError
+from glit.genes import DETAIL_GENES, GENE_NAMES, GENES, applies, check_block
 
-GENES = ("num_global_heads", "qkv_ratio", "mlp_ratio", "conv_ratio", "kernel_size")
-DETAIL_GENES = GENES[1:]
-
+REQUIRED = tuple(g.name for g in GENES if g.default is None)  # genes a space or a JSON file must list
 
 # Bounds far beyond any vision transformer, so that a typo fails here, not as an allocation of terabytes.
 FAMILY_LIMITS = {"img_size": 8192, "patch_size": 8192, "embed_dim": 16384, "num_heads": 1024, "depth": 256,
                  "num_classes": 1_000_000, "in_chans": 64}
-MAX_WIDTH = 1 << 18  # channels of any one layer that a gene may imply
-MAX_KERNEL = 4095
 
 
 @dataclass(frozen=True)
@@ -87,27 +77,22 @@ class Family:
             raise GlitError(f"{where}: {str(err).removeprefix('family: ')}") from None
 
 
-@dataclass(frozen=True)
-class BlockGenes:
-    """The five genes of one block. Genes that do not apply are ``None`` (see the module docstring)."""
+def _canonical(self, num_heads: int):
+    """The same block with the genes that have no effect set to ``None``, and a gene that applies but was not given
+    (``None``) set to its declared default (``local_op``: conv1d, so files written before it existed still load)."""
+    g = self.num_global_heads
+    values = {}
+    for gene in GENES:
+        value = getattr(self, gene.name)
+        values[gene.name] = (gene.default if value is None else value) if applies(gene, g, num_heads) else None
+    return BlockGenes(**values)
 
-    num_global_heads: int
-    qkv_ratio: float | None
-    mlp_ratio: float
-    conv_ratio: float | None
-    kernel_size: int | None
 
-    def canonical(self, num_heads: int) -> BlockGenes:
-        """The same block with the genes that have no effect set to ``None``."""
-        has_global = self.num_global_heads > 0
-        has_local = self.num_global_heads < num_heads
-        return BlockGenes(
-            num_global_heads=self.num_global_heads,
-            qkv_ratio=self.qkv_ratio if has_global else None,
-            mlp_ratio=self.mlp_ratio,
-            conv_ratio=self.conv_ratio if has_local else None,
-            kernel_size=self.kernel_size if has_local else None,
-        )
+# One field per gene, in declaration order. A gene's value, or None where it does not apply (see the module doc).
+BlockGenes = dataclasses.make_dataclass(
+    "BlockGenes", [(g.name, object, dataclasses.field(default=None)) for g in GENES], frozen=True, kw_only=True,
+    namespace={"canonical": _canonical, "__doc__": "The genes of one block (``glit.genes``); None where one does "
+               "not apply.", "__module__": __name__})
 
 
 @dataclass(frozen=True)
@@ -124,7 +109,7 @@ class Arch:
             raise GlitError(f"arch: {len(blocks)} blocks given, but the family's depth is {fam.depth}")
         canonical = []
         for i, genes in enumerate(blocks):
-            _check_block(fam, genes, f"block {i}")
+            check_block(fam, genes, f"block {i}")
             canonical.append(genes.canonical(fam.num_heads))
         object.__setattr__(self, "blocks", tuple(canonical))
 
@@ -141,13 +126,13 @@ class Arch:
         _check_keys(data, ["family", "blocks"], where, required=["family", "blocks"])
         family = Family.from_dict(data["family"], f"{where}: family")
         if not isinstance(data["blocks"], list):
-            raise GlitError(f"{where}: 'blocks' must be a list of objects with keys {list(GENES)}")
+            raise GlitError(f"{where}: 'blocks' must be a list of objects with keys {list(GENE_NAMES)}")
         blocks = []
         for i, b in enumerate(data["blocks"]):
             if not isinstance(b, dict):
-                raise GlitError(f"{where}: block {i}: expected an object with keys {list(GENES)}")
-            _check_keys(b, GENES, f"{where}: block {i}", required=["num_global_heads", "mlp_ratio"])
-            blocks.append(BlockGenes(**{g: b.get(g) for g in GENES}))
+                raise GlitError(f"{where}: block {i}: expected an object with keys {list(GENE_NAMES)}")
+            _check_keys(b, GENE_NAMES, f"{where}: block {i}", required=["num_global_heads", "mlp_ratio"])
+            blocks.append(BlockGenes(**{g: b.get(g) for g in GENE_NAMES}))
         try:
             return cls(family, tuple(blocks))
         except GlitError as err:
@@ -177,23 +162,21 @@ class Arch:
         return cls.from_dict(data, where)
 
 
-@dataclass(frozen=True)
-class BlockChoices:
-    """The candidate values of each gene for one block."""
+def _options(self, num_heads: int) -> list:
+    """Every distinct (canonical) block this set of choices allows."""
+    seen = {}
+    for combo in itertools.product(*(getattr(self, g) for g in GENE_NAMES)):
+        seen.setdefault(BlockGenes(**dict(zip(GENE_NAMES, combo))).canonical(num_heads), None)
+    return list(seen)
 
-    num_global_heads: tuple[int, ...]
-    qkv_ratio: tuple[float, ...]
-    mlp_ratio: tuple[float, ...]
-    conv_ratio: tuple[float, ...]
-    kernel_size: tuple[int, ...]
 
-    def options(self, num_heads: int) -> list[BlockGenes]:
-        """Every distinct (canonical) block this set of choices allows."""
-        seen = {}
-        for combo in itertools.product(*(getattr(self, g) for g in GENES)):
-            genes = BlockGenes(*combo).canonical(num_heads)
-            seen.setdefault(genes, None)
-        return list(seen)
+# One field per gene: the tuple of its candidate values in one block. A gene with a declared default may be left
+# out (``local_op``: only conv1d).
+BlockChoices = dataclasses.make_dataclass(
+    "BlockChoices", [(g.name, tuple, dataclasses.field(default=None if g.default is None else (g.default,)))
+                     for g in GENES], frozen=True, kw_only=True,
+    namespace={"options": _options, "__doc__": "The candidate values of each gene for one block.",
+               "__module__": __name__})
 
 
 KINDS = ("global", "mixed", "local")  # a block whose heads are all global, both kinds, or all local
@@ -231,12 +214,12 @@ class SearchSpace:
                 raise GlitError(f"space: a pin needs a kind in {KINDS} and a gene in {DETAIL_GENES}, got {kind!r}, "
                                 f"{gene!r}")
         for i, choices in enumerate(self.blocks):
-            for gene in GENES:
+            for gene in GENE_NAMES:
                 values = getattr(choices, gene)
                 if not values or len(set(values)) != len(values):
                     raise GlitError(f"space: block {i}: {gene} needs distinct candidates, got {values!r}")
             for option in choices.options(fam.num_heads):
-                _check_block(fam, option, f"space: block {i}")
+                check_block(fam, option, f"space: block {i}")
             kinds = {o.num_global_heads: o for o in self.block_options(i)}
             for g in choices.num_global_heads:
                 if g not in kinds:
@@ -258,8 +241,8 @@ class SearchSpace:
     @classmethod
     def uniform(cls, family: Family, **choices: Sequence) -> SearchSpace:
         """The same candidate values in every block."""
-        _check_keys(choices, GENES, "space", required=GENES)
-        block = BlockChoices(**{g: tuple(choices[g]) for g in GENES})
+        _check_keys(choices, GENE_NAMES, "space", required=REQUIRED)
+        block = BlockChoices(**{g: tuple(v) for g, v in choices.items()})
         return cls(family, (block,) * family.depth)
 
     @classmethod
@@ -267,24 +250,13 @@ class SearchSpace:
         """The space that holds one architecture. Genes that do not apply keep a placeholder candidate."""
         blocks = []
         for genes in arch.blocks:
-            blocks.append(BlockChoices(**{g: (1 if getattr(genes, g) is None else getattr(genes, g),) for g in GENES}))
+            blocks.append(BlockChoices(**{g: (1 if getattr(genes, g) is None else getattr(genes, g),)
+                                          for g in GENE_NAMES}))
         return cls(arch.family, tuple(blocks))
-
-    @classmethod
-    def from_preset(cls, name: str, level: int = 1, distribution: Arch | Sequence[int] | None = None,
-                    level2_space: str = "full") -> SearchSpace:
-        """A preset's space. Level 1 varies only ``num_global_heads``. Level 2 fixes the distribution (the number of
-        global heads per block, from ``distribution``) and varies the other genes. Level 2 with no distribution
-        leaves every gene free: it is the union of all level-2 spaces, and a supernet built on it can host any of them.
-        ``level2_space`` "paper" gives level 2 the authors' 9 options per block (see the class docstring).
-        """
-        from glit.presets import space_preset
-
-        return space_preset(name, level, distribution, level2_space)
 
     def fix(self, **genes) -> SearchSpace:
         """The subspace with the given genes fixed: a value for every block, or a sequence with one per block."""
-        _check_keys(genes, GENES, "space.fix")
+        _check_keys(genes, GENE_NAMES, "space.fix")
         blocks = list(self.blocks)
         for gene, value in genes.items():
             values = list(value) if isinstance(value, (list, tuple)) else [value] * self.family.depth
@@ -309,7 +281,7 @@ class SearchSpace:
                      if getattr(self.family, k) != v]
             raise GlitError(f"arch: family differs from the space's: {', '.join(diffs)}")
         for i, (genes, choices) in enumerate(zip(arch.blocks, self.blocks)):
-            for gene in GENES:
+            for gene in GENE_NAMES:
                 value = getattr(genes, gene)
                 if value is not None and value not in getattr(choices, gene):
                     raise GlitError(f"arch: block {i}: {gene}={value!r} is outside the space {getattr(choices, gene)}")
@@ -337,7 +309,7 @@ class SearchSpace:
 
     def num_gene_combinations(self) -> int:
         """The paper's count: every combination of gene values, applicable or not ((4 * 3^4)^12 for Tiny)."""
-        return math.prod(len(getattr(c, g)) for c in self.blocks for g in GENES)
+        return math.prod(len(getattr(c, g)) for c in self.blocks for g in GENE_NAMES)
 
     def is_single(self) -> bool:
         return self.size() == 1
@@ -353,11 +325,13 @@ class SearchSpace:
         for genes, choices in zip(arch.blocks, self.blocks):
             values = {}
             for gene in GENES:
-                old = getattr(genes, gene)
-                if rng.random() < prob or old is None:
-                    values[gene] = rng.choice(getattr(choices, gene))
+                old, candidates = getattr(genes, gene.name), getattr(choices, gene.name)
+                if not _draws(gene, candidates):
+                    values[gene.name] = candidates[0]
+                elif rng.random() < prob or old is None:
+                    values[gene.name] = rng.choice(candidates)
                 else:
-                    values[gene] = old
+                    values[gene.name] = old
             blocks.append(self.pinned(BlockGenes(**values).canonical(self.family.num_heads)))
         return Arch(self.family, tuple(blocks))
 
@@ -365,31 +339,33 @@ class SearchSpace:
         """Uniform crossover: each gene from either parent. A gene that applies in the child but came as ``None``
         is taken from the other parent, which has it (that parent gave the child its ``num_global_heads``)."""
         blocks = []
-        for ga, gb in zip(a.blocks, b.blocks):
+        for ga, gb, choices in zip(a.blocks, b.blocks, self.blocks):
             values = {}
             for gene in GENES:
+                if not _draws(gene, getattr(choices, gene.name)):
+                    values[gene.name] = getattr(choices, gene.name)[0]
+                    continue
                 first, second = (ga, gb) if rng.random() < 0.5 else (gb, ga)
-                value = getattr(first, gene)
-                values[gene] = value if value is not None else getattr(second, gene)
+                value = getattr(first, gene.name)
+                values[gene.name] = value if value is not None else getattr(second, gene.name)
             blocks.append(self.pinned(BlockGenes(**values).canonical(self.family.num_heads)))
         return Arch(self.family, tuple(blocks))
 
     def _sample_block(self, choices: BlockChoices, rng: random.Random) -> BlockGenes:
+        """G uniformly, then each gene that applies uniformly, in declaration order."""
         g = rng.choice(choices.num_global_heads)
-        has_global, has_local = g > 0, g < self.family.num_heads
-        return BlockGenes(
-            num_global_heads=g,
-            qkv_ratio=rng.choice(choices.qkv_ratio) if has_global else None,
-            mlp_ratio=rng.choice(choices.mlp_ratio),
-            conv_ratio=rng.choice(choices.conv_ratio) if has_local else None,
-            kernel_size=rng.choice(choices.kernel_size) if has_local else None,
-        )
+        values = {"num_global_heads": g}
+        for gene in GENES[1:]:
+            candidates = getattr(choices, gene.name)
+            if applies(gene, g, self.family.num_heads):
+                values[gene.name] = rng.choice(candidates) if _draws(gene, candidates) else candidates[0]
+        return BlockGenes(**values)
 
     # -- files --------------------------------------------------------------------------------------------------
 
     def to_dict(self) -> dict:
         data = {"family": self.family.to_dict(),
-                "blocks": [{g: list(getattr(c, g)) for g in GENES} for c in self.blocks]}
+                "blocks": [{g: list(getattr(c, g)) for g in GENE_NAMES} for c in self.blocks]}
         if self.pins:
             data["pins"] = [list(p) for p in self.pins]
         return data
@@ -400,16 +376,16 @@ class SearchSpace:
             raise GlitError(f"{where}: expected an object with keys 'family' and 'blocks'")
         _check_keys(data, ["family", "blocks", "pins"], where, required=["family", "blocks"])
         if not isinstance(data["blocks"], list):
-            raise GlitError(f"{where}: 'blocks' must be a list of objects with keys {list(GENES)}")
+            raise GlitError(f"{where}: 'blocks' must be a list of objects with keys {list(GENE_NAMES)}")
         blocks = []
         for i, b in enumerate(data["blocks"]):
             if not isinstance(b, dict):
-                raise GlitError(f"{where}: block {i}: expected an object with keys {list(GENES)}")
-            _check_keys(b, GENES, f"{where}: block {i}", required=GENES)
-            bad = next((g for g in GENES if not isinstance(b[g], (list, tuple)) or not b[g]), None)
+                raise GlitError(f"{where}: block {i}: expected an object with keys {list(GENE_NAMES)}")
+            _check_keys(b, GENE_NAMES, f"{where}: block {i}", required=REQUIRED)
+            bad = next((g for g in b if not isinstance(b[g], (list, tuple)) or not b[g]), None)
             if bad:
                 raise GlitError(f"{where}: block {i}: {bad} must be a non-empty list of choices, got {b[bad]!r}")
-            blocks.append(BlockChoices(**{g: tuple(b[g]) for g in GENES}))
+            blocks.append(BlockChoices(**{g: tuple(v) for g, v in b.items()}))
         pins = data.get("pins", [])
         if not isinstance(pins, list) or not all(isinstance(p, list) and len(p) == 3 for p in pins):
             raise GlitError(f"{where}: pins must be a list of [kind, gene, value] triples")
@@ -422,42 +398,15 @@ class SearchSpace:
             raise GlitError(f"{where}: the choices must be numbers") from None
 
 
-def _check_block(fam: Family, genes: BlockGenes, where: str) -> None:
-    """Types and ranges of one block's genes; the widths they imply must be whole numbers of channels."""
-    g = genes.num_global_heads
-    if not _is_int(g) or not 0 <= g <= fam.num_heads:
-        raise GlitError(f"{where}: num_global_heads must be an integer in 0..{fam.num_heads}, got {g!r}")
-    c_g = g * fam.head_channels
-    c_l = fam.embed_dim - c_g
-    _check_ratio(genes.mlp_ratio, fam.embed_dim, "mlp_ratio", where)
-    if g > 0:
-        _check_ratio(genes.qkv_ratio, fam.head_channels, "qkv_ratio", where)
-    if g < fam.num_heads:
-        _check_ratio(genes.conv_ratio, c_l, "conv_ratio", where)
-        k = genes.kernel_size
-        if not _is_int(k) or not 1 <= k <= MAX_KERNEL or k % 2 == 0:
-            raise GlitError(f"{where}: kernel_size must be an odd integer in 1..{MAX_KERNEL}, got {k!r}")
-
-
-def _check_ratio(value, width: int, gene: str, where: str) -> None:
-    if not _is_number(value) or not 0 < value < math.inf:
-        raise GlitError(f"{where}: {gene} must be a positive number, got {value!r}")
-    if value * width > MAX_WIDTH:
-        raise GlitError(f"{where}: {gene}={value} gives {value * width:,.0f} channels (at most {MAX_WIDTH:,})")
-    if value * width != int(value * width):
-        raise GlitError(f"{where}: {gene}={value} times {width} channels is not a whole number of channels")
+def _draws(gene, candidates: tuple) -> bool:
+    """Whether ``gene`` takes part in the random stream of sampling and variation. A gene with a declared default
+    (one added after the first release) does not while it has one candidate, so the spaces that existed before it
+    draw the same architectures from the same seed as they always did."""
+    return len(candidates) > 1 or gene.default is None
 
 
 def _no_constant(name: str):
     raise ValueError(f"{name} is not a number that JSON allows")
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _names(cls) -> list[str]:

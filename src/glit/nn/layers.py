@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from glit.genes import kernel_2d
+
 
 class _Index:
     def __getitem__(self, index):
@@ -129,23 +131,107 @@ class LocalConv(Sliceable):
             "pw2.bias": Cut(self.pw2.bias, S[first:]),
         }
 
-    def forward(self, x: Tensor, hidden: int, kernel: int) -> Tensor:
-        w = self.weights(x.shape[-1], hidden, kernel)
+    def forward(self, x: Tensor, channels: int, hidden: int, kernel: int) -> Tensor:
+        w = self.weights(channels, hidden, kernel)
         x = F.glu(F.linear(x, w["pw1.weight"], w["pw1.bias"]), dim=-1)  # (B, N, hidden)
         # The depthwise conv runs as a 1 x K conv2d on (B, hidden, 1, N) in channels-last layout: that is the
         # (B, N, hidden) token tensor viewed without a copy, and CPU kernels run it ~4x faster than conv1d on
         # (B, hidden, N). Same maths, same weights.
         x = x.unsqueeze(1).permute(0, 3, 1, 2)  # (B, hidden, 1, N), channels-last strides
         x = F.conv2d(x, w["dw.weight"].unsqueeze(2), w["dw.bias"], padding=(0, kernel // 2), groups=hidden)
-        bn, momentum = self.bn, self.bn.momentum
-        if bn.training:
-            bn.num_batches_tracked.add_(1)
-            if momentum is None:  # cumulative average, as nn.BatchNorm1d does (used by BN recalibration)
-                momentum = 1.0 / float(bn.num_batches_tracked)
-        x = F.batch_norm(x, w["bn.running_mean"], w["bn.running_var"], w["bn.weight"], w["bn.bias"],
-                         bn.training, momentum or 0.0, bn.eps)
-        x = F.silu(x).permute(0, 2, 3, 1).flatten(1, 2)  # Swish; (B, N, hidden)
+        x = F.silu(_batch_norm(self.bn, x, w)).permute(0, 2, 3, 1).flatten(1, 2)  # Swish; (B, N, hidden)
         return F.linear(x, w["pw2.weight"], w["pw2.bias"])  # (B, N, C_l)
+
+
+class LocalConv2d(LocalConv):
+    """``local_op`` conv2d: the conv1d module with its depthwise convolution k x k over the patch grid, k =
+    ``glit.genes.kernel_2d(K)`` (a window of about K tokens, the reach of the K-tap 1-D kernel), zero "same" padding.
+
+    The class token has no place on the grid: it skips the depthwise convolution (its value passes through, with no
+    bias added) and goes through the rest of the module (pointwise convs, GLU, BatchNorm, Swish) like any token.
+    A smaller kernel takes the centre of the largest, in both directions.
+    """
+
+    def __init__(self, max_channels: int, max_hidden: int, max_kernel: int, grid: int):
+        super().__init__(max_channels, max_hidden, max_kernel)
+        side = kernel_2d(max_kernel)
+        self.grid = grid
+        self.dw = nn.Conv2d(max_hidden, max_hidden, side, groups=max_hidden)
+
+    def cuts(self, channels: int, hidden: int, kernel: int) -> dict[str, Cut]:
+        cuts = super().cuts(channels, hidden, 1)  # every entry but the depthwise kernel is the conv1d module's
+        side, max_side = kernel_2d(kernel), self.dw.kernel_size[0]
+        trim = (max_side - side) // 2
+        cuts["dw.weight"] = Cut(self.dw.weight, S[:hidden, :, trim:trim + side, trim:trim + side])
+        return cuts
+
+    def forward(self, x: Tensor, channels: int, hidden: int, kernel: int) -> Tensor:
+        w = self.weights(channels, hidden, kernel)
+        x = F.glu(F.linear(x, w["pw1.weight"], w["pw1.bias"]), dim=-1)  # (B, N, hidden)
+        B, N, _ = x.shape
+        cls, grid = x[:, :1], x[:, 1:].transpose(1, 2).reshape(B, hidden, self.grid, self.grid)
+        side = w["dw.weight"].shape[-1]
+        grid = F.conv2d(grid, w["dw.weight"], w["dw.bias"], padding=side // 2, groups=hidden)
+        x = torch.cat([cls.transpose(1, 2), grid.flatten(2)], dim=2)  # (B, hidden, N)
+        x = F.silu(_batch_norm(self.bn, x, w)).transpose(1, 2)  # Swish; (B, N, hidden)
+        return F.linear(x, w["pw2.weight"], w["pw2.bias"])  # (B, N, C_l)
+
+
+class LocalWindowAttention(Sliceable):
+    """``local_op`` window_attn: multi-head self-attention in which each token attends to the K tokens of the 1-D
+    sequence centred on it (the reach of the K-tap conv1d module; the class token is token 0 of the sequence, as
+    there). Keys beyond either end are masked out. Its L heads are the block's local head slots, each
+    ``conv_ratio`` * head_channels wide: qkv is Linear(C_l, 3 E C_l) and proj Linear(E C_l, C_l), with biases. No
+    position bias (the patch embedding's position embedding is there); scale (head_dim)^-0.5.
+
+    It computes only the K scores of each token (the keys gathered by ``unfold``), so its cost is t K E C_l per
+    product, not t^2. Slicing: token channels from the end, as the conv module; leading heads and leading head
+    dims, as global attention.
+    """
+
+    def __init__(self, head_channels: int, max_heads: int, max_head_dim: int):
+        super().__init__()
+        self.head_channels, self.max_heads, self.max_head_dim = head_channels, max_heads, max_head_dim
+        channels = max_heads * head_channels
+        self.qkv = nn.Linear(channels, 3 * max_heads * max_head_dim)  # rows ordered (q|k|v, head, dim)
+        self.proj = nn.Linear(max_heads * max_head_dim, channels)  # columns ordered (head, dim)
+
+    def cuts(self, channels: int, hidden: int, kernel: int) -> dict[str, Cut]:
+        heads = channels // self.head_channels
+        head_dim, hm, dm = hidden // heads, self.max_heads, self.max_head_dim
+        c_max = hm * self.head_channels
+        first = c_max - channels  # the local part owns the last `channels` token channels
+        return {
+            "qkv.weight": Cut(self.qkv.weight, S[:, :heads, :head_dim, first:], (3, hm, dm, c_max), (-1, channels)),
+            "qkv.bias": Cut(self.qkv.bias, S[:, :heads, :head_dim], (3, hm, dm), (-1,)),
+            "proj.weight": Cut(self.proj.weight, S[first:, :heads, :head_dim], (c_max, hm, dm), (channels, -1)),
+            "proj.bias": Cut(self.proj.bias, S[first:]),
+        }
+
+    def forward(self, x: Tensor, channels: int, hidden: int, kernel: int) -> Tensor:
+        w = self.weights(channels, hidden, kernel)
+        B, N, _ = x.shape
+        heads = channels // self.head_channels
+        head_dim, r = hidden // heads, kernel // 2
+        q, k, v = F.linear(x, w["qkv.weight"], w["qkv.bias"]).view(B, N, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+        k, v = (F.pad(t, (0, 0, r, r)).unfold(2, kernel, 1) for t in (k, v))  # (B, heads, N, head_dim, K)
+        scores = torch.einsum("bhnd,bhndk->bhnk", q, k) * head_dim**-0.5
+        pos = torch.arange(N, device=x.device)[:, None] - r + torch.arange(kernel, device=x.device)
+        scores = scores.masked_fill((pos < 0) | (pos >= N), float("-inf"))  # keys beyond the sequence's ends
+        x = torch.einsum("bhnk,bhndk->bhnd", scores.softmax(-1), v)
+        x = x.transpose(1, 2).reshape(B, N, hidden)
+        return F.linear(x, w["proj.weight"], w["proj.bias"])  # (B, N, C_l)
+
+
+def _batch_norm(bn: nn.BatchNorm1d, x: Tensor, w: dict[str, Tensor]) -> Tensor:
+    """``bn`` on ``x`` (channels in dim 1) with the path's slices ``w`` of its weights and running statistics."""
+    momentum = bn.momentum
+    if bn.training:
+        bn.num_batches_tracked.add_(1)
+        if momentum is None:  # cumulative average, as nn.BatchNorm1d does (used by BN recalibration)
+            momentum = 1.0 / float(bn.num_batches_tracked)
+    return F.batch_norm(x, w["bn.running_mean"], w["bn.running_var"], w["bn.weight"], w["bn.bias"], bn.training,
+                        momentum or 0.0, bn.eps)
 
 
 class Mlp(Sliceable):

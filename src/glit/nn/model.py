@@ -18,8 +18,26 @@ import torch
 from torch import Tensor, nn
 
 from glit.errors import GlitError
-from glit.nn.layers import GlobalAttention, LocalConv, Mlp, copy_weights, drop_path
+from glit.genes import LOCAL_OPS, block_dims
+from glit.nn.layers import (
+    GlobalAttention,
+    LocalConv,
+    LocalConv2d,
+    LocalWindowAttention,
+    Mlp,
+    copy_weights,
+    drop_path,
+)
 from glit.space import Arch, BlockChoices, BlockGenes, Family, SearchSpace
+
+# The layer of each local operator (glit.genes.LOCAL_OPS), built as layer(family, max_channels, max_hidden,
+# max_kernel); its state-dict name in a block is the operator's declared ``layer``.
+LOCAL_LAYERS: dict[str, Callable[..., nn.Module]] = {
+    "conv1d": lambda fam, c, h, k: LocalConv(c, h, k),
+    "window_attn": lambda fam, c, h, k: LocalWindowAttention(fam.head_channels, c // fam.head_channels,
+                                                             h // (c // fam.head_channels)),
+    "conv2d": lambda fam, c, h, k: LocalConv2d(c, h, k, fam.img_size // fam.patch_size),
+}
 
 
 class Block(nn.Module):
@@ -27,7 +45,8 @@ class Block(nn.Module):
 
     GL splits the LN'd token: the first C_g channels go to global attention, the last C_l to the local module, and
     the two outputs are concatenated back to D channels with no projection across them (the FFN mixes them).
-    A block whose choices are all global has no local module, and vice versa: no empty tensors.
+    A block whose choices are all global has no local module, and vice versa: no empty tensors. Each candidate
+    ``local_op`` has its own layer; the sizes of every layer come from ``glit.genes.block_dims``.
     """
 
     def __init__(self, family: Family, choices: BlockChoices, drop_path_rate: float):
@@ -42,33 +61,34 @@ class Block(nn.Module):
             self.attn = GlobalAttention(hc, max_global, max_head_dim)
         if max_local:
             c_l = max_local * hc
-            self.local = LocalConv(c_l, int(max(choices.conv_ratio) * c_l), max(choices.kernel_size))
+            for op in choices.local_op:
+                layer = LOCAL_LAYERS[op](family, c_l, int(max(choices.conv_ratio) * c_l), max(choices.kernel_size))
+                self.add_module(LOCAL_OPS[op].layer, layer)
         self.norm2 = nn.LayerNorm(d, eps=1e-6)
         self.mlp = Mlp(d, int(max(choices.mlp_ratio) * d))
 
     def sizes(self, genes: BlockGenes) -> dict:
-        """The active sizes of each layer for these genes: the arguments of their ``weights`` and ``forward``."""
-        fam = self.family
-        g = genes.num_global_heads
-        c_l = fam.embed_dim - g * fam.head_channels
-        sizes = {"mlp": {"hidden": int(genes.mlp_ratio * fam.embed_dim)}}
-        if g:
-            sizes["attn"] = {"heads": g, "head_dim": int(genes.qkv_ratio * fam.head_channels)}
-        if c_l:
-            sizes["local"] = {"channels": c_l, "hidden": int(genes.conv_ratio * c_l), "kernel": genes.kernel_size}
+        """The active sizes of each layer for these genes: the arguments of their ``weights`` and ``forward``, by
+        the layer's name in the block (``attn``, the local operator's layer, ``mlp``)."""
+        dims = block_dims(self.family, genes)
+        sizes = {"mlp": {"hidden": dims.mlp_hidden}}
+        if dims.heads:
+            sizes["attn"] = {"heads": dims.heads, "head_dim": dims.head_dim}
+        if dims.local_op:
+            sizes[LOCAL_OPS[dims.local_op].layer] = {"channels": dims.local_channels, "hidden": dims.local_hidden,
+                                                    "kernel": dims.kernel}
         return sizes
 
     def forward(self, x: Tensor, genes: BlockGenes) -> Tensor:
         s = self.sizes(genes)
         h = self.norm1(x)  # (B, N, D)
-        if "local" not in s:
-            y = self.attn(h, **s["attn"])
-        elif "attn" not in s:
-            y = self.local(h, s["local"]["hidden"], s["local"]["kernel"])
-        else:
-            c_g = h.shape[-1] - s["local"]["channels"]
-            y = torch.cat([self.attn(h[..., :c_g], **s["attn"]),
-                           self.local(h[..., c_g:], s["local"]["hidden"], s["local"]["kernel"])], dim=-1)
+        parts = []
+        if "attn" in s:
+            parts.append(self.attn(h[..., :s["attn"]["heads"] * self.family.head_channels], **s["attn"]))
+        local = next((name for name in s if name not in ("attn", "mlp")), None)
+        if local:
+            parts.append(getattr(self, local)(h[..., h.shape[-1] - s[local]["channels"]:], **s[local]))
+        y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
         x = x + drop_path(y, self.drop_path_rate, self.training)
         return x + drop_path(self.mlp(self.norm2(x), **s["mlp"]), self.drop_path_rate, self.training)
 

@@ -6,6 +6,7 @@ import dataclasses
 
 import torch
 
+from glit.presets import space_preset
 from glit.space import Arch, Family, SearchSpace
 
 
@@ -16,7 +17,7 @@ def with_classes(family: Family, num_classes: int) -> Family:
 
 def space_for(cfg, num_classes: int) -> SearchSpace:
     """The supernet's space: the preset's level-1 or level-2 space, with the data's number of classes."""
-    space = SearchSpace.from_preset(cfg.preset, cfg.level, cfg.distribution, cfg.search.level2_space)
+    space = space_preset(cfg.preset, cfg.level, cfg.distribution, cfg.search.level2_space)
     return dataclasses.replace(space, family=with_classes(space.family, num_classes))
 
 

@@ -46,13 +46,13 @@ from glit.data.build import SharedData, load_data
 from glit.errors import GlitError
 from glit.files import write_json
 from glit.folder import prepare_out, write_config
-from glit.presets import deit, level1_part
+from glit.presets import deit, level1_part, space_preset
 from glit.recipes.common import space_for
 from glit.recipes.rank import health_lines, supernet_health
 from glit.recipes.search import make_budget, search
 from glit.recipes.train import read_correct, train
 from glit.recipes.train_supernet import train_supernet
-from glit.space import Arch, SearchSpace
+from glit.space import Arch
 from glit.text import fmt_seconds
 from glit.train.dist import barrier, init_distributed
 from glit.verdict import compare, describe, paired_counts
@@ -196,7 +196,7 @@ def banner(cfg: Config, out: Path, dist, split: dict | None, continuing: bool) -
                      f"search split {split['search_size']:,}{subset}; test {split['test_size']:,}")
     else:
         lines.append(f"  data: {source}")
-    space = SearchSpace.from_preset(cfg.preset, 1)
+    space = space_preset(cfg.preset, 1)
     if split:
         space = space_for(updated(cfg, {"level": 1, "distribution": None}), len(split["classes"]))
     whose = " (the DeiT-style architecture's)" if cfg.search.max_macs is None else ""

@@ -6,6 +6,7 @@ step (the same path on every rank, and the same after a resume), and trains only
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
@@ -15,9 +16,11 @@ from glit.data.build import SharedData, eval_loader, load_data, same_split, trai
 from glit.errors import GlitError
 from glit.files import write_json
 from glit.folder import prepare_out, write_config
+from glit.genes import GENE_NAMES, GENES
 from glit.nn import Supernet
+from glit.presets import space_preset
 from glit.recipes.common import init_generator, space_for
-from glit.space import DETAIL_GENES, GENES, Arch, BlockGenes, SearchSpace
+from glit.space import Arch, BlockGenes, SearchSpace
 from glit.train.bn import recalibrate_bn
 from glit.train.checkpoint import load_checkpoint, load_weights
 from glit.train.dist import init_distributed
@@ -52,7 +55,7 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: S
         done = SearchSpace.from_dict(checkpoint.get("space"), f"{resume_from}: space")
         images = checkpoint.get("split", {}).get("fit_size", 0)
         finished = checkpoint["epoch"] >= sized(cfg.supernet.optim, images).epochs
-        expected = SearchSpace.from_preset(cfg.preset, cfg.level, cfg.distribution, cfg.search.level2_space)
+        expected = space_preset(cfg.preset, cfg.level, cfg.distribution, cfg.search.level2_space)
         if finished and (done.blocks, done.pins) == (expected.blocks, expected.pins):
             return {"out": str(out), "space": done, "metrics": checkpoint["metrics"][-1]}  # finished
 
@@ -110,30 +113,33 @@ def warm_start(supernet: Supernet, source: str) -> None:
 def inherit_paths(supernet: Supernet, source: Supernet, where: str) -> None:
     """Write ``source``'s weights into ``supernet`` along paths that both spaces hold.
 
-    Path k gives every block its k-th number of global heads that both spaces allow (one path per such number), and
-    each detail gene the largest value that both allow. From a level-1 supernet, these are its paths with the detail
-    genes at their level-1 values: around a distribution, the one path of that distribution; over the whole space,
-    one path per candidate number of global heads, which together hold every weight of the level-1 supernet. From a
-    supernet whose space includes this one's, the largest paths hold every weight of ``supernet``, so it becomes an
-    exact copy on its own space: every path gives the source's output. A weight that two paths share gets the same
-    value from both.
+    The paths: each combination of the values both spaces allow of the genes whose values own separate weights
+    (``num_global_heads``, ``local_op``: ``Gene.nested`` false), in every block alike where the blocks' lists
+    differ in length, the k-th value or the last, and each other gene at the largest value both allow (its weights
+    hold every smaller value's). From a level-1 supernet, these are its paths with the detail genes at their level-1
+    values: around a distribution, the one path of that distribution; over the whole space, one path per candidate
+    number of global heads, which together hold every weight of the level-1 supernet. From a supernet whose space
+    includes this one's, these paths hold every weight of ``supernet``, so it becomes an exact copy on its own
+    space: every path gives the source's output. A weight that two paths share gets the same value from both.
     """
     mine, theirs = supernet.space, source.space
     if mine.family != theirs.family:
         raise GlitError(f"{where}: its family differs from this supernet's")
     shared = []  # per block, gene -> the candidates both spaces allow, in this space's order
     for i, (a, b) in enumerate(zip(mine.blocks, theirs.blocks)):
-        common = {gene: [v for v in getattr(a, gene) if v in getattr(b, gene)] for gene in GENES}
+        common = {gene: [v for v in getattr(a, gene) if v in getattr(b, gene)] for gene in GENE_NAMES}
         empty = [gene for gene, values in common.items() if not values]
         if empty:
             raise GlitError(f"{where}: shares no path with this supernet (block {i}: no common {empty[0]})")
         shared.append(common)
     device = supernet.cls_token.device
-    for k in range(max(len(c["num_global_heads"]) for c in shared)):
+    apart = [g.name for g in GENES if not g.nested]
+    for ks in itertools.product(*(range(max(len(c[name]) for c in shared)) for name in apart)):
         blocks = []
         for c in shared:
-            g = c["num_global_heads"][min(k, len(c["num_global_heads"]) - 1)]
-            genes = BlockGenes(g, *(max(c[gene]) for gene in DETAIL_GENES)).canonical(mine.family.num_heads)
+            values = {name: c[name][min(k, len(c[name]) - 1)] for name, k in zip(apart, ks)}
+            values.update({g.name: max(c[g.name]) for g in GENES if g.nested})
+            genes = BlockGenes(**values).canonical(mine.family.num_heads)
             blocks.append(theirs.pinned(mine.pinned(genes)))  # pinned genes (the paper's space) take their value
         arch = Arch(mine.family, tuple(blocks))
         if not (mine.contains(arch) and theirs.contains(arch)):

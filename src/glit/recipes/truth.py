@@ -47,7 +47,7 @@ from glit.files import write_json, write_jsonl
 from glit.folder import prepare_out, write_config
 from glit.health.metrics import read_truth
 from glit.health.sample import Member, stratified_sample
-from glit.presets import deit, level1_part
+from glit.presets import deit, level1_part, space_preset
 from glit.recipes.common import arch_for_data
 from glit.recipes.search import make_budget
 from glit.recipes.train import train
@@ -277,7 +277,7 @@ def _member_row(index: int, m: Member) -> dict:
 
 
 def _whole(cfg: Config, num_classes: int) -> SearchSpace:
-    space = SearchSpace.from_preset(cfg.preset, 2)
+    space = space_preset(cfg.preset, 2)
     return dataclasses.replace(space, family=arch_for_data(deit(space.family), num_classes).family)
 
 

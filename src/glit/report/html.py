@@ -15,7 +15,10 @@ import statistics
 from html import escape
 from pathlib import Path
 
+from glit.errors import GlitError
 from glit.files import write_text_atomic
+from glit.genes import DETAIL_GENES
+from glit.presets import space_preset
 from glit.report.read import (
     FINAL_DIRS,
     FINALISTS,
@@ -267,22 +270,18 @@ SEARCH_LABELS = (("level1", "Level 1", "the level-1 supernet"), ("level2", "Leve
 
 def _space_table(run: RunData) -> str:
     """Each search's space: the genes it varies, how many architectures it holds, how many were scored."""
-    from glit.errors import GlitError
-    from glit.space import SearchSpace
-
     preset = run.config.get("preset") or run.info.get("preset")
     level2_space = _get(run.config, "search", "level2_space") or "full"
     winner = (run.pick or {}).get("winner")
     try:
-        spaces = {"level1": SearchSpace.from_preset(preset, 1),
-                  "level2": SearchSpace.from_preset(preset, 2, [b["num_global_heads"] for b in
-                                                                     winner["blocks"]], level2_space)
+        spaces = {"level1": space_preset(preset, 1),
+                  "level2": space_preset(preset, 2, [b["num_global_heads"] for b in winner["blocks"]], level2_space)
                   if winner else None,
-                  "random": SearchSpace.from_preset(preset, 2, None, level2_space)}
+                  "random": space_preset(preset, 2, None, level2_space)}
     except (GlitError, KeyError, TypeError):  # an unknown preset or a malformed pick: no space summary
         return ""
     genes = {"level1": "num_global_heads per block (details at their level-1 values)",
-             "level2": "qkv_ratio, mlp_ratio, conv_ratio, kernel_size per block (distribution fixed)",
+             "level2": f"{', '.join(DETAIL_GENES)} per block (distribution fixed)",
              "random": "every gene of every block"}
     rows = []
     for key, label, _ in SEARCH_LABELS:

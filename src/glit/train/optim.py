@@ -51,7 +51,8 @@ def scaled_lr(o: OptimConfig) -> float:
 
 
 def lr_at(step: int, steps_per_epoch: int, o: OptimConfig) -> float:
-    """Linear warm-up from ``warmup_lr`` over ``warmup_epochs``, then cosine decay to ``min_lr`` at the last step."""
+    """Linear warm-up from ``warmup_lr`` over ``warmup_epochs``, then cosine decay that would reach ``min_lr`` at
+    step ``epochs * steps_per_epoch``, one past the last trained step (as timm's per-step cosine does)."""
     base = scaled_lr(o)
     warmup = int(o.warmup_epochs * steps_per_epoch)
     total = o.epochs * steps_per_epoch
