@@ -17,7 +17,8 @@ import random
 from pathlib import Path
 
 from glit import cost
-from glit.presets import run_preset, space_preset
+from glit.config import run_preset
+from glit.presets import space_preset
 from glit.recipes.search import make_budget
 
 

@@ -1,6 +1,11 @@
 """The ``glit`` command line. Thin: parse arguments, load configs, call library functions.
 
 Exit codes: 0 success, 2 bad input (a one-line message, no traceback), 1 internal error.
+
+Each command imports what it uses inside its function: ``glit --help``, ``glit space`` and ``glit profile`` start
+without loading torch. (Those are the package's only imports inside functions, with ``glit.Supernet``'s lazy
+attribute and matplotlib's in ``glit.report.plots``; the modules import one way, space -> cost -> presets -> config
+-> recipes, with no cycle.)
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ def cmd_space(args) -> None:
 
 def cmd_profile(args) -> None:
     from glit.cost import cost
+    from glit.genes import GENES
     from glit.presets import load_arch
 
     arch = load_arch(args.arch)
@@ -80,17 +86,19 @@ def cmd_profile(args) -> None:
     fam = arch.family
     print(f"{args.arch}: {fam.img_size} px, patch {fam.patch_size}, D {fam.embed_dim}, H {fam.num_heads}, "
           f"depth {fam.depth}, {fam.num_classes} classes, {fam.num_tokens} tokens")
-    print(f"{'block':>5} {'G/L':>5} {'qkv':>5} {'mlp':>5} {'E':>5} {'K':>5} {'params':>12} {'MACs':>12} "
-          f"{'MACs glit':>12}")
-    def dash(v):
-        return "-" if v is None else f"{v:g}"
-    for i, (g, b, bg) in enumerate(zip(arch.blocks, exact.blocks, glit_.blocks)):
-        gl = f"{g.num_global_heads}/{fam.num_heads - g.num_global_heads}"
-        print(f"{i:>5} {gl:>5} {dash(g.qkv_ratio):>5} {dash(g.mlp_ratio):>5} {dash(g.conv_ratio):>5} "
-              f"{dash(g.kernel_size):>5} {b.total.params:>12,} {_fmt_count(b.total.macs):>12} "
+    details = GENES[1:]  # a column per gene, headed by its short name (glit.genes)
+    width = {g.name: max(5, len(g.short), *(len(_fmt_value(getattr(b, g.name) or "-")) for b in arch.blocks))
+             for g in details}
+    print(f"{'block':>5} {'G/L':>5} " + " ".join(f"{g.short:>{width[g.name]}}" for g in details)
+          + f" {'params':>12} {'MACs':>12} {'MACs glit':>12}")
+    for i, (genes, b, bg) in enumerate(zip(arch.blocks, exact.blocks, glit_.blocks)):
+        gl = f"{genes.num_global_heads}/{fam.num_heads - genes.num_global_heads}"
+        cells = " ".join(f"{_fmt_value(getattr(genes, g.name) or '-'):>{width[g.name]}}" for g in details)
+        print(f"{i:>5} {gl:>5} {cells} {b.total.params:>12,} {_fmt_count(b.total.macs):>12} "
               f"{_fmt_count(bg.total.macs):>12}")
-    print(f"{'stem':>5} {'':>29} {exact.stem.params:>12,} {_fmt_count(exact.stem.macs):>12}")
-    print(f"{'head':>5} {'':>29} {exact.head.params:>12,} {_fmt_count(exact.head.macs):>12}")
+    pad = 6 + sum(w + 1 for w in width.values()) - 1
+    print(f"{'stem':>5} {'':>{pad}} {exact.stem.params:>12,} {_fmt_count(exact.stem.macs):>12}")
+    print(f"{'head':>5} {'':>{pad}} {exact.head.params:>12,} {_fmt_count(exact.head.macs):>12}")
     print(f"total: params {exact.params:,}, MACs {exact.macs / 1e6:.1f} M (exact), {glit_.macs / 1e6:.1f} M (glit)")
 
 

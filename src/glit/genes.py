@@ -34,7 +34,8 @@ MAX_KERNEL = 4095
 
 @dataclass(frozen=True)
 class Gene:
-    """One gene: its name, the part of a block it configures, the check of one value, and its meaning.
+    """One gene: its name, the part of a block it configures, its short name (a table's column), the check of one
+    value, and its meaning.
 
     ``part`` is "block" (always applies), "global" (applies when the block has global heads) or "local" (when it has
     local head slots). ``unit(family, g)``, for a ratio gene, is the width that the ratio multiplies in a block with
@@ -43,7 +44,7 @@ class Gene:
 
     name: str
     part: str
-    symbol: str
+    short: str
     meaning: str
     kind: str  # "count" (0..H), "ratio", "odd" (an odd integer), "op" (a name in LOCAL_OPS)
     unit: Callable | None = None
@@ -64,9 +65,9 @@ class LocalOp:
 GENES: tuple[Gene, ...] = (
     Gene("num_global_heads", "block", "G", "global self-attention heads among the H head slots", "count",
          nested=False),
-    Gene("qkv_ratio", "global", "e", "width of Q, K and V per global head, in units of D/H", "ratio",
+    Gene("qkv_ratio", "global", "qkv", "width of Q, K and V per global head, in units of D/H", "ratio",
          lambda fam, g: fam.head_channels),
-    Gene("mlp_ratio", "block", "r", "FFN hidden width, in units of D", "ratio", lambda fam, g: fam.embed_dim),
+    Gene("mlp_ratio", "block", "mlp", "FFN hidden width, in units of D", "ratio", lambda fam, g: fam.embed_dim),
     Gene("local_op", "local", "op", "the locality module of the local head slots", "op", default="conv1d",
          nested=False),
     Gene("conv_ratio", "local", "E", "the local module's hidden width, in units of C_l", "ratio",

@@ -52,10 +52,13 @@ from glit.recipes.rank import health_lines, supernet_health
 from glit.recipes.search import make_budget, search
 from glit.recipes.train import read_correct, train
 from glit.recipes.train_supernet import train_supernet
+from glit.report import write_report
+from glit.report.html import incumbent_text
 from glit.space import Arch
 from glit.text import fmt_seconds
 from glit.train.dist import barrier, init_distributed
 from glit.verdict import compare, describe, paired_counts
+from glit.version import version_string
 
 FINALISTS = ("searched", "baseline", "random")
 
@@ -162,8 +165,6 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
         summary["health"] = supernet_health(out, truth_file, cfg, dist, shared)
     if dist.main:
         write_json(out / "summary.json", summary)
-        from glit.report import write_report
-
         write_report(out)
     barrier(dist)
     return summary
@@ -172,8 +173,6 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
 def machine_record(dist) -> dict:
     """The machine, torch and glit (version and commit) that a run starts on: for run.json and the report."""
     import torch
-
-    from glit.version import version_string
 
     if dist.device.type == "cuda":
         machine = f"{dist.device} ({torch.cuda.get_device_name(dist.device)})"
@@ -320,8 +319,6 @@ def print_table(summary: dict) -> None:
     print(f"\nBudget: {summary['budget_text']}; the searched architecture has {ratio:.0%} of the DeiT-style MACs.")
     incumbent = summary["search"].get("level2_incumbent")
     if incumbent:
-        from glit.report.html import incumbent_text
-
         print(incumbent_text(incumbent))
     if summary.get("health"):
         print("\n".join(health_lines(summary["health"])))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from glit.config import Config, apply, validate
+from glit.config import Config, apply, set_value, validate
 from glit.cost import cost
 from glit.data.build import Data, SharedData, eval_loader, load_data
 from glit.errors import GlitError
@@ -56,8 +56,6 @@ def supernet_checkpoint(path: str | Path) -> tuple[dict, Path]:
 
 def search_config(ckpt: dict, file: Path, overrides: list[str] = ()) -> Config:
     """The supernet run's config, with the search keys (and any other) overridden."""
-    from glit.config import set_value
-
     if not isinstance(ckpt.get("config"), dict):
         raise GlitError(f"{file}: the checkpoint holds no run config; it was not written by glit train-supernet")
     cfg = validate(apply(Config(), ckpt["config"], f"{file}: config"), f"{file}: config")

@@ -20,6 +20,7 @@ from glit.genes import GENE_NAMES, GENES
 from glit.nn import Supernet
 from glit.presets import space_preset
 from glit.recipes.common import init_generator, space_for
+from glit.recipes.search import supernet_checkpoint
 from glit.space import Arch, BlockGenes, SearchSpace
 from glit.train.bn import recalibrate_bn
 from glit.train.checkpoint import load_checkpoint, load_weights
@@ -102,8 +103,6 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: S
 
 def warm_start(supernet: Supernet, source: str) -> None:
     """Seed ``supernet`` with the weights of the supernet in ``source``; see ``inherit_paths``."""
-    from glit.recipes.search import supernet_checkpoint
-
     ckpt, file = supernet_checkpoint(source)
     other = Supernet(SearchSpace.from_dict(ckpt["space"], f"{file}: space"))
     load_weights(other, ckpt, file)

@@ -15,10 +15,12 @@ import statistics
 from html import escape
 from pathlib import Path
 
+from glit.cost import cost
 from glit.errors import GlitError
 from glit.files import write_text_atomic
 from glit.genes import DETAIL_GENES
 from glit.presets import space_preset
+from glit.report import plots
 from glit.report.read import (
     FINAL_DIRS,
     FINALISTS,
@@ -30,6 +32,7 @@ from glit.report.read import (
     generation_stats,
     read_run,
 )
+from glit.space import Arch
 from glit.text import fmt_seconds
 
 
@@ -137,8 +140,6 @@ def _heads(arch: dict | None) -> str:
 
 
 def render(run: RunData) -> str:
-    from glit.report import plots
-
     try:
         import matplotlib  # noqa: F401
 
@@ -446,8 +447,6 @@ def block_diagram(arch: dict) -> str:
     heads = int(fam.get("num_heads") or 0)
     blocks = arch.get("blocks", [])
     try:
-        from glit import Arch, cost
-
         block_macs = [b.total.macs for b in cost(Arch.from_dict(arch)).blocks]
     except Exception:  # an architecture this glit cannot read: draw it without costs
         block_macs = [None] * len(blocks)
@@ -458,8 +457,9 @@ def block_diagram(arch: dict) -> str:
         cells = "".join(f"<span class='head {'g' if h < g else 'l'}'>{'G' if h < g else 'L'}</span>"
                         for h in range(heads))
         glob = f"{g} head{'s' * (g != 1)}, qkv {_ratio(b.get('qkv_ratio'))}" if g else "<span class='muted'>—</span>"
-        local = (f"{heads - g} head{'s' * (heads - g != 1)}, conv {_ratio(b.get('conv_ratio'))}, "
-                 f"kernel {b.get('kernel_size')}") if g < heads else "<span class='muted'>—</span>"
+        local = (f"{heads - g} head{'s' * (heads - g != 1)}, {b.get('local_op') or 'conv1d'} E "
+                 f"{_ratio(b.get('conv_ratio'))}, kernel {b.get('kernel_size')}") if g < heads \
+            else "<span class='muted'>—</span>"
         bar = "" if macs is None else \
             f"<span class='macsbar' style='width:{60 * macs / top:.0f}px'></span>{macs / 1e6:,.3f}"
         rows.append([f"{i + 1}", f"<span class='heads'>{cells}</span>", escape(glob) if g else glob,
@@ -470,7 +470,9 @@ def block_diagram(arch: dict) -> str:
             f"{fam.get('img_size')} px images in {fam.get('patch_size')} px patches): "
             f"<b>{n_global}</b> global and <b>{n_all - n_global}</b> local heads in all. "
             "<span class='legend'><span class='head g'>G</span> global self-attention head "
-            "<span class='head l'>L</span> local head (1-D convolution over the tokens)</span></p>")
+            "<span class='head l'>L</span> local head (its module: conv1d, a 1-D convolution over the tokens, "
+            "the paper's; window_attn, attention within a window of K tokens; conv2d, a 2-D convolution over the "
+            "patch grid)</span></p>")
     return lead + table(["Block", "Heads", "Global part", "Local part", "MLP", "MACs (M)"], rows, cls="blocks")
 
 

@@ -7,6 +7,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from glit.cost import cost
+from glit.presets import deit
+from glit.space import Arch
+
 FINALISTS = ("searched", "baseline", "random")
 FINAL_DIRS = {"searched": "7-searched", "baseline": "8-baseline", "random": "9-random"}
 SEARCH_DIRS = {"level1": "2-search", "level2": "5-search", "random": "6-random/search"}
@@ -122,8 +126,6 @@ def _finalist(run: RunData, name: str) -> dict:
             f[key] = result.get(key)
     if (f.get("params") is None or f.get("macs") is None) and arch:
         try:
-            from glit import Arch, cost
-
             c = cost(Arch.from_dict(arch))
             f["params"], f["macs"] = f.get("params") or c.params, f.get("macs") or c.macs
         except Exception:  # an architecture this glit cannot read: show it without costs
@@ -143,9 +145,6 @@ def _finalist(run: RunData, name: str) -> dict:
 
 def _baseline_arch(run: RunData) -> dict | None:
     """The DeiT-style architecture of the run's family, from any architecture the run has written."""
-    from glit import Arch
-    from glit.presets import deit
-
     for rows in run.candidates.values():
         for row in rows[:1]:
             try:
