@@ -377,3 +377,37 @@ def test_the_readme_demo_output_is_what_a_run_prints(finished):
     for line in wanted:
         assert line in printed[at:], f"README line not printed (in this order): {line!r}"
         at = printed.index(line, at) + 1
+
+
+def test_ablate_search_reuses_the_run_and_adds_one_level_search(finished):
+    """glit ablate --study search in a finished run's folder: only the one-level search and its retraining run."""
+    out, _ = finished
+    def written():
+        patterns = ("*/checkpoint.pt", "*/*/checkpoint.pt", "*/result.json", "*/search_state.json",
+                    "*/*/search_state.json")
+        return {f: f.stat().st_mtime_ns for pattern in patterns for f in out.glob(pattern)}
+
+    before = written()
+    proc = run_glit("ablate", "demo", "--study", "search", "--seeds", "2", "--out", out, *TINY_RUN, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = written()
+    assert len(before) >= 12 and {f: after[f] for f in before} == before  # no stage of the run was redone
+    table = json.loads((out / "ablation.json").read_text())
+    rows = {r["name"]: r for r in table["rows"]}
+    assert list(rows) == ["hierarchical", "one-level", "random", "DeiT-style"] and table["seeds"] == [0, 1]
+    summary = json.loads((out / "summary.json").read_text())
+    searched = summary["search"]["level1_candidates"] + summary["search"]["level2_candidates"]
+    assert rows["hierarchical"]["candidates"] == searched
+    assert searched <= rows["one-level"]["candidates"] < searched + 4  # whole generations of search.population 4
+    assert rows["hierarchical"]["top1_seeds"] == summary["searched"]["top1_seeds"]  # read back, not retrained
+    assert rows["random"]["top1_seeds"] == summary["random"]["top1_seeds"]
+    one = json.loads((out / "10-one-level" / "best.json").read_text())
+    assert rows["one-level"]["arch"] == one
+    whole = SearchSpace.from_dict(json.loads((out / "6-random" / "supernet" / "space.json").read_text()))
+    assert whole.contains(Arch.from_dict(one))  # evolution over the whole space, on the random baseline's supernet
+    assert (out / "11-one-level" / "result.json").is_file() and (out / "11-one-level-seed1" / "result.json").is_file()
+    for r in table["rows"][1:]:
+        assert r["vs_first"]["verdict"] in ("better", "worse", "no difference detected")
+    assert "ablation: search (demo, 2 seeds" in proc.stdout and "hierarchical vs one-level:" in proc.stdout
+    page = (out / "ablation.html").read_text()
+    assert "one-level" in page and "<script" not in page and "http" not in page

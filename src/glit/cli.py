@@ -185,11 +185,15 @@ def cmd_run(args) -> None:
     cfg = _config(args, "train.epochs")
     if args.max_macs is not None:
         cfg.search.max_macs = args.max_macs
-    command = " ".join(["glit", *sys.argv[1:]]) if sys.argv[0].endswith("glit") else "glit " + " ".join(sys.argv[1:])
-    summary = run(cfg, args.out, command=command)
+    summary = run(cfg, args.out, command=_command_line())
     if _is_main():
         print_table(summary)
         print(f"summary: {args.out}/summary.json; report: {args.out}/report.html")
+
+
+def _command_line() -> str:
+    """The command as the user typed it, for the records of a run."""
+    return "glit " + " ".join(sys.argv[1:])
 
 
 def cmd_report(args) -> None:
@@ -208,6 +212,18 @@ def _version() -> str:
     from glit.version import version_string
 
     return version_string()
+
+
+def cmd_ablate(args) -> None:
+    from glit.presets import load_arch
+    from glit.recipes.ablate import ablate, format_table
+
+    cfg = _config(args, "train.epochs")
+    arch = load_arch(args.arch) if args.arch else None
+    result = ablate(cfg, args.study, args.out, args.seeds, arch, command=_command_line())
+    if _is_main():
+        print(format_table(result))
+        print(f"table: {args.out}/ablation.json, {args.out}/ablation.html")
 
 
 def cmd_truth(args) -> None:
@@ -340,6 +356,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_flags(p, "retraining epochs (sets train.epochs)")
     p.add_argument("--max-macs", metavar="M", help="MACs budget (default: the DeiT-style architecture's MACs)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("ablate", help="the paper's ablations: search (hierarchy, one-level, random) or locality",
+                       description="One ablation table, end to end, with the preset's recipe and MACs budget. "
+                                   "--study search runs glit run in --out (reusing a finished one with the same "
+                                   "config), then one-level search over the whole space with as many candidates as "
+                                   "the hierarchy scored, and retrains each winner. --study locality retrains one "
+                                   "architecture with each local operator (conv1d, window_attn, conv2d) and the "
+                                   "all-global baseline. Every model is retrained with --seeds seeds and reported as "
+                                   "mean ± std. Writes ablation.json and ablation.html. Run it again to continue.")
+    p.add_argument("preset_name", nargs="?", metavar="PRESET", help="demo (default), cifar, tiny, small or base")
+    p.add_argument("--study", required=True, choices=("search", "locality"), help="which ablation")
+    p.add_argument("--seeds", type=int, default=1, help="retraining seeds per model (default: 1)")
+    p.add_argument("--arch", metavar="FILE|NAME", help="locality: the architecture whose local heads change (default: "
+                                                     "the level-1 details with H/3 global heads per block)")
+    _add_run_flags(p, "retraining epochs (sets train.epochs)")
+    p.set_defaults(func=cmd_ablate)
 
     p = sub.add_parser("truth", help="ground truth: train a stratified sample of architectures from scratch",
                        description="Train a stratified sample of the preset's whole space under the budget from "

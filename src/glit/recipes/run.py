@@ -122,7 +122,7 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
 
     # 6: the random-search baseline: the whole space, its own supernet (as many epochs as all level-2 supernets),
     # as many candidates as both levels together
-    whole = updated(cfg, {"level": 2, "distribution": None, **level2_length(cfg, len(level2_runs))})
+    whole = whole_space_config(cfg, len(level2_runs))
     if cfg.search.warm_start:
         whole.supernet.warm_start = str(out / "1-supernet")
     candidates = level1_search["scored"] + sum(r["scored"] for r in level2_runs)
@@ -217,29 +217,28 @@ def finalist_folders(out: Path, name: str, seeds: list[int]) -> list[Path]:
 
 def comparisons(out: Path, seeds: list[int]) -> dict:
     """The searched architecture against each baseline on the same test images (``glit.verdict``): ``vs_baseline``
-    and ``vs_random``, each with ``difference``, ``ci95``, ``p_value`` and ``verdict``. With several retraining
-    seeds, the disagreements of every seed's pair are pooled (each seed pairs the two models trained with it), so
-    ``difference`` is the mean over seeds, and ``difference_per_seed`` lists them. A finalist trained before glit
-    kept per-image results gets the difference of top-1 alone, and null for the rest."""
+    and ``vs_random``, each as ``paired_comparison`` gives it."""
     folders = {name: finalist_folders(out, name, seeds) for name in FINALISTS}
-    found = {}
-    for key, other in (("vs_baseline", "baseline"), ("vs_random", "random")):
-        counts, per_seed = [0, 0, 0], []
-        for a_dir, b_dir in zip(folders["searched"], folders[other]):
-            a, b = read_correct(a_dir), read_correct(b_dir)
-            if a is None or b is None or len(a) != len(b):
-                counts = None
-                break
-            seed_counts = paired_counts(a, b)
-            counts = [x + y for x, y in zip(counts, seed_counts)]
-            per_seed.append(100.0 * (seed_counts[0] - seed_counts[1]) / seed_counts[2])
-        if counts is not None:
-            found[key] = {**compare(*counts), "seeds": len(seeds), "difference_per_seed": per_seed}
-        else:
-            tops = [statistics.fmean(json.loads((folder / "result.json").read_text())["top1"]
-                                     for folder in folders[n]) for n in ("searched", other)]
-            found[key] = {"difference": tops[0] - tops[1], "ci95": None, "p_value": None, "verdict": None}
-    return found
+    return {key: paired_comparison(folders["searched"], folders[other])
+            for key, other in (("vs_baseline", "baseline"), ("vs_random", "random"))}
+
+
+def paired_comparison(a_folders: list[Path], b_folders: list[Path]) -> dict:
+    """Model a against model b on the same test images: ``difference`` (points), ``ci95``, ``p_value`` and
+    ``verdict``. ``a_folders[k]`` and ``b_folders[k]`` are the two trainings of seed k: the disagreements of every
+    seed's pair are pooled, so ``difference`` is the mean over seeds, and ``difference_per_seed`` lists them. A
+    training done before glit kept per-image results gets the difference of top-1 alone, and null for the rest."""
+    counts, per_seed = [0, 0, 0], []
+    for a_dir, b_dir in zip(a_folders, b_folders):
+        a, b = read_correct(a_dir), read_correct(b_dir)
+        if a is None or b is None or len(a) != len(b):
+            tops = [statistics.fmean(json.loads((f / "result.json").read_text())["top1"] for f in folders)
+                    for folders in (a_folders, b_folders)]
+            return {"difference": tops[0] - tops[1], "ci95": None, "p_value": None, "verdict": None}
+        seed_counts = paired_counts(a, b)
+        counts = [x + y for x, y in zip(counts, seed_counts)]
+        per_seed.append(100.0 * (seed_counts[0] - seed_counts[1]) / seed_counts[2])
+    return {**compare(*counts), "seeds": len(a_folders), "difference_per_seed": per_seed}
 
 
 class StageClock:
@@ -263,6 +262,11 @@ class StageClock:
         if self.main:
             write_json(self.path, self.times)
             print(f"[{self.done}/{self.stages}] done in {fmt_seconds(spent)}", flush=True)
+
+
+def whole_space_config(cfg: Config, level2_runs: int) -> Config:
+    """The config of the whole-space supernet (``6-random/supernet``) and of the searches on it."""
+    return updated(cfg, {"level": 2, "distribution": None, **level2_length(cfg, level2_runs)})
 
 
 def level2_length(cfg: Config, times: int = 1) -> dict:

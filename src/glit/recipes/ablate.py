@@ -1,0 +1,176 @@
+"""``glit ablate``: the paper's two ablations, each as one table, at the preset's recipe and MACs budget.
+
+- ``search``: the hierarchy against one-level search and random search over the same whole space (the paper's search
+  ablation). It first runs ``glit run`` in the same folder (a finished one with the same config is reused, stage by
+  stage), which gives the hierarchy's winner (``7-searched``), the random-search winner (``6-random``, ``9-random``)
+  and the DeiT-style reference (``8-baseline``). Then **one-level search** (``10-one-level``): evolution over the
+  whole space, every gene free, on the same whole-space supernet as random search, with as many scored candidates as
+  both levels of the hierarchy scored (rounded up to whole generations of ``search.population``); its winner is
+  retrained into ``11-one-level``.
+- ``locality``: one architecture retrained with each local operator (``glit.genes.LOCAL_OPS``: the paper's 1-D conv,
+  window attention, a 2-D conv), and the all-global DeiT-style baseline, into ``locality-<op>``. The architecture is
+  ``--arch`` or, by default, the preset's level-1 details (qkv_ratio 1, mlp_ratio 4, conv_ratio 1, the middle kernel)
+  with H/3 of each block's H heads global: every block mixed, two thirds of its heads local, so that the operator
+  matters. Its local blocks take each operator in turn; nothing else changes.
+
+Every model is trained with each of ``seeds`` consecutive seeds from ``cfg.seed`` (the first seed's folder has no
+suffix, the others ``-seed<S>``, as ``glit run`` names them) and reported as mean ± std, with a paired test on the same
+test images against the first row (``glit.verdict``, disagreements pooled over seeds). Results: ``ablation.json``,
+the printed table and ``ablation.html``. Running the same command again continues; finished trainings are reused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import statistics
+from html import escape
+from pathlib import Path
+
+from glit.config import Config, updated
+from glit.cost import cost
+from glit.data.build import SharedData
+from glit.errors import GlitError
+from glit.files import write_json, write_text_atomic
+from glit.genes import LOCAL_OPS
+from glit.presets import deit, space_preset
+from glit.recipes.run import finalist_folders, paired_comparison, run, whole_space_config
+from glit.recipes.search import search
+from glit.recipes.train import train
+from glit.report.html import CSS, table
+from glit.space import Arch
+from glit.verdict import describe
+
+STUDIES = ("search", "locality")
+
+
+def ablate(cfg: Config, study: str, out: str | Path, seeds: int = 1, arch: Arch | None = None,
+           command: str = "") -> dict:
+    """Run one ablation study into ``out`` and write its table; see the module docstring."""
+    if study not in STUDIES:
+        raise GlitError(f"--study must be one of {', '.join(STUDIES)}, got {study!r}")
+    if seeds < 1:
+        raise GlitError(f"--seeds must be at least 1, got {seeds}")
+    if arch is not None and study != "locality":
+        raise GlitError("--arch is for --study locality")
+    out = Path(out)
+    seed_list = [cfg.seed + k for k in range(seeds)]
+    rows = _search_rows(cfg, out, seed_list, command) if study == "search" else \
+        _locality_rows(cfg, out, seed_list, arch)
+    result = {"study": study, "preset": cfg.preset, "seeds": seed_list, "command": command, "rows": rows}
+    write_json(out / "ablation.json", result)
+    write_text_atomic(out / "ablation.html", render(result))
+    return result
+
+
+def _search_rows(cfg: Config, out: Path, seeds: list[int], command: str) -> list[dict]:
+    summary = run(cfg, out, command)
+    shared = SharedData()
+    whole = whole_space_config(cfg, cfg.search.level2_topk)
+    pop = cfg.search.population
+    wanted = summary["search"]["level1_candidates"] + summary["search"]["level2_candidates"]
+    one = search(updated(whole, {"search.strategy": "evolution", "search.generations": math.ceil(wanted / pop)}),
+                 out / "6-random" / "supernet", out / "10-one-level", resume=True, shared=shared)
+    archs = {name: Arch.from_dict(summary[name]["arch"]) for name in ("searched", "random", "baseline")}
+    entries = [("hierarchical", archs["searched"], finalist_folders(out, "searched", seeds),
+                wanted, summary["searched"]["search_score"]),
+               ("one-level", one["best"], _folders(out / "11-one-level", seeds), one["scored"], one["score"]),
+               ("random", archs["random"], finalist_folders(out, "random", seeds),
+                summary["search"]["random_candidates"], summary["random"]["search_score"]),
+               ("DeiT-style", archs["baseline"], finalist_folders(out, "baseline", seeds), None, None)]
+    return _train_rows(cfg, entries, seeds, shared)
+
+
+def _locality_rows(cfg: Config, out: Path, seeds: list[int], arch: Arch | None) -> list[dict]:
+    base = arch or default_locality_arch(cfg.preset)
+    if all(b.local_op is None for b in base.blocks):
+        raise GlitError("--arch: the architecture has no local heads, so no local operator to vary")
+    entries = [(op, with_local_op(base, op), _folders(out / f"locality-{op}", seeds), None, None)
+               for op in LOCAL_OPS]
+    entries.append(("all-global (DeiT-style)", deit(base.family), _folders(out / "locality-all-global", seeds),
+                    None, None))
+    return _train_rows(cfg, entries, seeds, SharedData())
+
+
+def default_locality_arch(preset: str) -> Arch:
+    """The preset's level-1 details with H/3 of each block's heads global (see the module docstring)."""
+    level1 = space_preset(preset, 1)
+    return level1.fix(num_global_heads=level1.family.num_heads // 3).sample(random.Random(0))  # its only member
+
+
+def with_local_op(arch: Arch, op: str) -> Arch:
+    """``arch`` with every local part running ``op``."""
+    return Arch(arch.family, tuple(dataclasses.replace(b, local_op=op) if b.local_op else b for b in arch.blocks))
+
+
+def _folders(base: Path, seeds: list[int]) -> list[Path]:
+    return [base if k == 0 else base.with_name(f"{base.name}-seed{s}") for k, s in enumerate(seeds)]
+
+
+def _train_rows(cfg: Config, entries: list, seeds: list[int], shared: SharedData) -> list[dict]:
+    """Train every entry with every seed (finished trainings are read back), then one row per entry."""
+    rows = []
+    for name, arch, folders, scored, score in entries:
+        print(f"[ablation] {name}: {len(seeds)} seed{'s' * (len(seeds) > 1)}", flush=True)
+        tops = [train(updated(cfg, {"seed": seed}), arch, folder, resume=True, shared=shared)["top1"]
+                for seed, folder in zip(seeds, folders)]
+        c = cost(arch)
+        rows.append({"name": name, "arch": arch.to_dict(), "params": c.params, "macs": c.macs,
+                     "candidates": scored, "search_score": score, "top1_seeds": tops, "top1": statistics.fmean(tops),
+                     "top1_std": statistics.stdev(tops) if len(tops) > 1 else None,
+                     "folders": [str(f) for f in folders]})
+    first = rows[0]
+    for row in rows[1:]:
+        row["vs_first"] = paired_comparison([Path(f) for f in first["folders"]], [Path(f) for f in row["folders"]])
+    return rows
+
+
+def format_table(result: dict) -> str:
+    """The table ``glit ablate`` prints: one row per model, top-1 as mean ± std over seeds, and the paired verdict
+    against the first row."""
+    rows, n = result["rows"], len(result["seeds"])
+    lines = [f"ablation: {result['study']} ({result['preset']}, {n} seed{'s' * (n > 1)}: test top-1, mean ± std)",
+             f"{'':<24} {'params':>10} {'MACs':>9} {'candidates':>10} {'test top-1':>16}  per seed"]
+    for r in rows:
+        spread = f" ± {r['top1_std']:.2f}" if r["top1_std"] is not None else ""
+        scored = "-" if r["candidates"] is None else f"{r['candidates']:,}"
+        lines.append(f"{r['name']:<24} {r['params']:>10,} {r['macs'] / 1e6:>8.2f}M {scored:>10} "
+                     f"{r['top1']:>9.2f}%{spread:<7}  " + ", ".join(f"{t:.2f}" for t in r["top1_seeds"]))
+    for r in rows[1:]:
+        c = r["vs_first"]
+        if c.get("verdict"):
+            lines.append("  " + describe(c, rows[0]["name"], r["name"]))
+        else:
+            lines.append(f"  {rows[0]['name']} vs {r['name']}: {c['difference']:+.2f} points (no per-image results)")
+    return "\n".join(lines)
+
+
+def render(result: dict) -> str:
+    """``ablation.html``: the table and the verdicts, self-contained, in the run report's style."""
+    rows = result["rows"]
+    cells = []
+    for r in rows:
+        spread = f" ± {r['top1_std']:.2f}" if r["top1_std"] is not None else ""
+        links = " ".join(f"<a href='{escape(Path(f).name)}/'>{escape(Path(f).name)}</a>" for f in r["folders"])
+        cells.append([escape(r["name"]), f"{r['params']:,}", f"{r['macs'] / 1e6:,.2f}",
+                      "–" if r["candidates"] is None else f"{r['candidates']:,}",
+                      f"<b>{r['top1']:.2f}%</b>{spread}", ", ".join(f"{t:.2f}" for t in r["top1_seeds"]), links])
+    verdicts = "".join(f"<li>{escape(describe(r['vs_first'], rows[0]['name'], r['name']))}</li>"
+                       for r in rows[1:] if r["vs_first"].get("verdict"))
+    what = {"search": "The hierarchy against one-level search and random search over the same space, each winner "
+                      "retrained from scratch; the DeiT-style architecture for reference.",
+            "locality": "One architecture with each local operator in its local heads, and the all-global "
+                        "baseline, each retrained from scratch."}[result["study"]]
+    body = (f"<header><h1>GLiT ablation <span class='muted'>· {escape(result['study'])} · preset "
+            f"{escape(result['preset'])}</span></h1><p class='meta'>seeds {escape(str(result['seeds']))}</p></header>"
+            f"<section><p>{escape(what)}</p>"
+            + table(["Model", "Params", "MACs (M)", "Candidates scored", "Test top-1 (mean ± std)", "Per seed",
+                     "Folders"], cells)
+            + (f"<h3>Paired tests against {escape(rows[0]['name'])} (same test images, pooled over seeds)</h3>"
+               f"<ul>{verdicts}</ul>" if verdicts else "")
+            + f"<h3>Command</h3><pre class='cmd'><code>{escape(result['command'])}</code></pre></section>")
+    return ("<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
+            f"<title>GLiT ablation · {escape(result['study'])}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
+            + body + "\n<footer>Written by glit ablate. One self-contained file.</footer>\n</main>\n</body>\n</html>\n")
