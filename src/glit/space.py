@@ -20,7 +20,8 @@ from pathlib import Path
 from glit.errors import GlitError
 from glit.genes import DETAIL_GENES, GENE_NAMES, GENES, applies, check_block
 
-REQUIRED = tuple(g.name for g in GENES if g.default is None)  # genes a space or a JSON file must list
+REQUIRED = tuple(g.name for g in GENES if g.default is None)  # genes a space's JSON must list
+ALWAYS = tuple(g.name for g in GENES if g.part == "block")  # genes every block of an architecture's JSON has
 
 # Bounds far beyond any vision transformer, so that a typo fails here, not as an allocation of terabytes.
 FAMILY_LIMITS = {"img_size": 8192, "patch_size": 8192, "embed_dim": 16384, "num_heads": 1024, "depth": 256,
@@ -131,7 +132,7 @@ class Arch:
         for i, b in enumerate(data["blocks"]):
             if not isinstance(b, dict):
                 raise GlitError(f"{where}: block {i}: expected an object with keys {list(GENE_NAMES)}")
-            _check_keys(b, GENE_NAMES, f"{where}: block {i}", required=["num_global_heads", "mlp_ratio"])
+            _check_keys(b, GENE_NAMES, f"{where}: block {i}", required=ALWAYS)
             blocks.append(BlockGenes(**{g: b.get(g) for g in GENE_NAMES}))
         try:
             return cls(family, tuple(blocks))
