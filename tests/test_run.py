@@ -411,3 +411,30 @@ def test_ablate_search_reuses_the_run_and_adds_one_level_search(finished):
     assert "ablation: search (demo, 2 seeds" in proc.stdout and "hierarchical vs one-level:" in proc.stdout
     page = (out / "ablation.html").read_text()
     assert "one-level" in page and "<script" not in page and "http" not in page
+
+
+def test_the_run_exports_its_searched_model_and_a_supernet_path_exports(finished, tmp_path):
+    import onnxruntime
+    import torch
+
+    import glit
+    from glit.recipes.evaluate import load_trained
+
+    out, _ = finished
+    trained = load_trained(out / "7-searched" / "checkpoint.pt")
+    x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    model = glit.load_model(out / "searched.safetensors")
+    assert model.arch == Arch.from_json(out / "7-searched" / "arch.json")
+    with torch.no_grad():
+        expected = trained.model.eval()(x)
+        assert torch.equal(model(x), expected)  # the retrained weights (EMA when kept), exactly
+    session = onnxruntime.InferenceSession(str(out / "searched.onnx"), providers=["CPUExecutionProvider"])
+    assert (torch.from_numpy(session.run(None, {"images": x.numpy()})[0]) - expected).abs().max() <= 1e-4
+
+    path = tmp_path / "path.onnx"
+    proc = run_glit("export", "--supernet", out / "6-random" / "supernet", "--arch", out / "9-random" / "arch.json",
+                    "--format", "onnx", "--out", path)
+    assert proc.returncode == 0 and path.is_file() and "onnxruntime matches PyTorch within" in proc.stdout
+    assert_one_line_error(run_glit("export", "--supernet", out / "6-random" / "supernet", "--format", "onnx",
+                                   "--out", tmp_path / "x.onnx"), "--supernet needs --arch")
+    assert not (tmp_path / "x.onnx").exists()

@@ -7,7 +7,7 @@ from glit.space import Arch, BlockGenes, Family, SearchSpace
 from glit.version import __version__
 
 __all__ = ["__version__", "Arch", "BlockGenes", "Cost", "Family", "GlitError", "SearchSpace", "Supernet", "build_model",
-           "cost", "space_preset"]
+           "cost", "load_model", "space_preset"]
 
 
 def __getattr__(name):
@@ -16,4 +16,8 @@ def __getattr__(name):
         from glit import nn
 
         return getattr(nn, name)
+    if name == "load_model":
+        from glit.export import load_model
+
+        return load_model
     raise AttributeError(f"module 'glit' has no attribute {name!r}")

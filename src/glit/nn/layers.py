@@ -184,7 +184,7 @@ class LocalWindowAttention(Sliceable):
     ``conv_ratio`` * head_channels wide: qkv is Linear(C_l, 3 E C_l) and proj Linear(E C_l, C_l), with biases. No
     position bias (the patch embedding's position embedding is there); scale (head_dim)^-0.5.
 
-    It computes only the K scores of each token (the keys gathered by ``unfold``), so its cost is t K E C_l per
+    It computes only the K scores of each token (its K keys gathered by index), so its cost is t K E C_l per
     product, not t^2. Slicing: token channels from the end, as the conv module; leading heads and leading head
     dims, as global attention.
     """
@@ -214,11 +214,11 @@ class LocalWindowAttention(Sliceable):
         heads = channels // self.head_channels
         head_dim, r = hidden // heads, kernel // 2
         q, k, v = F.linear(x, w["qkv.weight"], w["qkv.bias"]).view(B, N, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
-        k, v = (F.pad(t, (0, 0, r, r)).unfold(2, kernel, 1) for t in (k, v))  # (B, heads, N, head_dim, K)
-        scores = torch.einsum("bhnd,bhndk->bhnk", q, k) * head_dim**-0.5
-        pos = torch.arange(N, device=x.device)[:, None] - r + torch.arange(kernel, device=x.device)
-        scores = scores.masked_fill((pos < 0) | (pos >= N), float("-inf"))  # keys beyond the sequence's ends
-        x = torch.einsum("bhnk,bhndk->bhnd", scores.softmax(-1), v)
+        pos = torch.arange(N, device=x.device)[:, None] - r + torch.arange(kernel, device=x.device)  # (N, K)
+        outside = (pos < 0) | (pos >= N)  # keys beyond the sequence's ends: gathered, then masked out
+        k, v = (t[:, :, pos.clamp(0, N - 1)] for t in (k, v))  # (B, heads, N, K, head_dim)
+        scores = torch.einsum("bhnd,bhnkd->bhnk", q, k) * head_dim**-0.5
+        x = torch.einsum("bhnk,bhnkd->bhnd", scores.masked_fill(outside, float("-inf")).softmax(-1), v)
         x = x.transpose(1, 2).reshape(B, N, hidden)
         return F.linear(x, w["proj.weight"], w["proj.bias"])  # (B, N, C_l)
 

@@ -44,10 +44,12 @@ from glit.config import Config, updated
 from glit.cost import cost
 from glit.data.build import SharedData, load_data
 from glit.errors import GlitError
+from glit.export import onnx_available
 from glit.files import write_json
 from glit.folder import prepare_out, write_config
 from glit.presets import deit, level1_part, space_preset
 from glit.recipes.common import space_for
+from glit.recipes.export import export
 from glit.recipes.rank import health_lines, supernet_health
 from glit.recipes.search import make_budget, search
 from glit.recipes.train import read_correct, train
@@ -164,10 +166,23 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
     if truth_file.is_file():  # supernet health: how well each supernet ranks a ground truth
         summary["health"] = supernet_health(out, truth_file, cfg, dist, shared)
     if dist.main:
+        export_searched(out, shared)
         write_json(out / "summary.json", summary)
         write_report(out)
     barrier(dist)
     return summary
+
+
+def export_searched(out: Path, shared: SharedData) -> None:
+    """The searched model, retrained, as ``searched.safetensors`` (always) and ``searched.onnx`` (when onnx and
+    onnxruntime are installed), once."""
+    checkpoint = out / "7-searched" / "checkpoint.pt"
+    targets = [(out / "searched.safetensors", "safetensors")]
+    if onnx_available():
+        targets.append((out / "searched.onnx", "onnx"))
+    for file, fmt in targets:
+        if not file.is_file():
+            export(file, fmt, checkpoint, shared=shared)
 
 
 def machine_record(dist) -> dict:
