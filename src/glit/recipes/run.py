@@ -205,7 +205,8 @@ def banner(cfg: Config, out: Path, dist, split: dict | None, continuing: bool) -
     lines = [f"glit run {cfg.preset} -> {out}{again}",
              f"  machine: {m['machine']}; torch {m['torch']}, glit {m['glit']}"]
     if split:
-        subset = f" (a {split['train_subset']:,}-image subset)" if split.get("train_subset") else ""
+        cut = split.get("train_subset") and split["train_subset"] < split.get("train_images", 0)
+        subset = f" (a {split['train_subset']:,}-image subset of {split['train_images']:,})" if cut else ""
         lines.append(f"  data: {source}: {len(split['classes'])} classes; training {split['fit_size']:,} images + "
                      f"search split {split['search_size']:,}{subset}; test {split['test_size']:,}")
     else:
