@@ -2,13 +2,16 @@
 resume after SIGKILL, 2-process scoring, and the errors."""
 
 import json
+import random
 
 import pytest
 
-from glit import Arch, cost
+from glit import Arch, SearchSpace, cost
 from glit.cost import extremes
 from glit.presets import space_preset
+from glit.recipes.latency import build_table
 from glit.search.budget import parse_count
+from glit.search.latency import LatencyTable
 from helpers import SMALL_SUPERNET, assert_one_line_error, demo_arch_file, kill_when_exists, run_glit, torchrun
 
 SMALL_SEARCH = ("--population", "6", "--generations", "3", "--set", "search.parents=3", "--set",
@@ -224,3 +227,21 @@ def test_eval_scores_one_supernet_path_after_recalibration(supernet, tmp_path):
     result = json.loads(proc.stdout)
     assert result["images"] == 359 and result["top1"] > 20  # the digits test split; better than chance
     assert_one_line_error(run_glit("eval", "--checkpoint", supernet / "checkpoint.pt"), "pass --arch")
+
+
+def test_a_latency_budget_is_checked_before_scoring(supernet, tmp_path):
+    space = SearchSpace.from_dict(json.loads((supernet / "space.json").read_text()))
+    lut = tmp_path / "lut.json"
+    build_table(space, lut, calibration=1, warmup=1, repeats=3, progress=False)
+    table = LatencyTable.load(lut)
+    members = sorted({space.sample(random.Random(s)) for s in range(100)}, key=table.predict)
+    limit = table.predict(members[len(members) // 2])
+    out = tmp_path / "s"
+    proc = run_glit("search", "--supernet", supernet, "--out", out, "--max-latency", f"{limit}ms", "--lut", lut,
+                    "--max-macs", "inf", *SMALL_SEARCH)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_candidates(out)
+    assert rows and all(table.predict(Arch.from_dict(r["arch"])) <= limit for r in rows)
+    proc = run_glit("search", "--supernet", supernet, "--out", tmp_path / "x", "--max-latency",
+                    f"{table.fastest(space) / 2}ms", "--lut", lut)
+    assert_one_line_error(proc, "impossible in this space: its fastest member takes")

@@ -159,7 +159,8 @@ def cmd_search(args) -> None:
 
     ckpt, file = supernet_checkpoint(args.supernet)
     flags = {"strategy": args.strategy, "max_macs": args.max_macs, "max_params": args.max_params,
-             "population": args.population, "generations": args.generations, "convention": args.convention}
+             "population": args.population, "generations": args.generations, "convention": args.convention,
+             "max_latency": args.max_latency, "latency_lut": args.lut}
     overrides = [f"search.{k}={v}" for k, v in flags.items() if v is not None] + args.set
     cfg = search_config(ckpt, file, overrides)
     incumbent = load_arch(args.incumbent) if args.incumbent else None
@@ -182,9 +183,9 @@ def cmd_search(args) -> None:
 def cmd_run(args) -> None:
     from glit.recipes.run import print_table, run
 
+    flags = {"max_macs": args.max_macs, "max_latency": args.max_latency, "latency_lut": args.lut}
+    args.set = [f"search.{k}={v}" for k, v in flags.items() if v is not None] + args.set
     cfg = _config(args, "train.epochs")
-    if args.max_macs is not None:
-        cfg.search.max_macs = args.max_macs
     summary = run(cfg, args.out, command=_command_line())
     if _is_main():
         print_table(summary)
@@ -238,6 +239,36 @@ def cmd_export(args) -> None:
         print(f"export: {result['source']} -> {args.out} ({args.format}{extra})")
 
 
+def cmd_latency(args) -> None:
+    from glit.recipes.latency import build_table, check_table
+    from glit.search.latency import LatencyTable
+    from glit.space import SearchSpace
+
+    if args.action == "build":
+        from glit.presets import space_preset
+
+        if not args.out:
+            raise GlitError("glit latency build needs --out FILE")
+        ops = tuple(args.local_ops.split(",")) if args.local_ops else ("conv1d",)
+        space = space_preset(args.preset, 2, level2_space="full", local_ops=ops)
+        build_table(space, args.out, args.device, args.batch, args.threads, args.calibration, repeats=args.repeats)
+        return
+    if not args.lut:
+        raise GlitError("glit latency check needs --lut FILE")
+    table = LatencyTable.load(args.lut)
+    if "space" not in table.info:
+        raise GlitError(f"{args.lut}: the table does not record its space; rebuild it with glit latency build")
+    result = check_table(table, SearchSpace.from_dict(table.info["space"], f"{args.lut}: space"), args.archs)
+    if args.json:
+        print(dumps(result, indent=2))
+        return
+    for r in result["rows"]:
+        error = 100 * (r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"]
+        print(f"predicted {r['predicted_ms']:8.3f} ms  measured {r['measured_ms']:8.3f} ms  error {error:+6.1f}%")
+    print(f"latency check: {result['within_10pct']:.0%} of {result['archs']} architectures within 10% of the "
+          f"measured latency; RMSE {result['rmse_ms']:.3f} ms; mean error {result['mean_error_pct']:+.1f}%")
+
+
 def cmd_truth(args) -> None:
     from glit.config import load_config
     from glit.recipes.truth import truth
@@ -280,6 +311,11 @@ def _is_main() -> bool:
     import os
 
     return os.environ.get("RANK", "0") == "0"
+
+
+def _add_latency_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-latency", metavar="TIME", help="latency budget, e.g. 4ms (needs --lut)")
+    p.add_argument("--lut", metavar="FILE", help="the latency table that predicts it (glit latency build)")
 
 
 def _add_run_flags(p: argparse.ArgumentParser, epochs_help: str) -> None:
@@ -345,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-macs", metavar="M", help="MACs budget, e.g. 1.3G or 45M (default: the MACs of the "
                                                    "all-global DeiT-style architecture; 'inf' for none)")
     p.add_argument("--max-params", metavar="P", help="params budget, e.g. 6M (default: none)")
+    _add_latency_flags(p)
     p.add_argument("--convention", choices=("exact", "glit"), help="MAC convention of the budget (default: exact)")
     p.add_argument("--population", type=int, help="candidates per generation (default: 50)")
     p.add_argument("--generations", type=int, help="generations (default: 20)")
@@ -367,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("preset_name", nargs="?", metavar="PRESET", help="demo (default), cifar, tiny, small or base")
     _add_run_flags(p, "retraining epochs (sets train.epochs)")
     p.add_argument("--max-macs", metavar="M", help="MACs budget (default: the DeiT-style architecture's MACs)")
+    _add_latency_flags(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("ablate", help="the paper's ablations: search (hierarchy, one-level, random) or locality",
@@ -398,6 +436,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR", help="an ImageFolder tree in place of the checkpoint's data")
     p.add_argument("--out", required=True, metavar="FILE", help="the file to write (model.onnx, model.safetensors)")
     p.set_defaults(func=cmd_export, out_is_file=True)
+
+    p = sub.add_parser("latency", help="a latency table measured on this machine, and its check",
+                       description="build: measure the latency of every distinct block configuration of a preset's "
+                                   "whole space, the stem and the head on this machine (median of repeats, outliers "
+                                   "dropped), plus a constant from a few architectures timed end to end, into a "
+                                   "JSON table for --max-latency. check: time N sampled architectures end to end and "
+                                   "print predicted against measured latency, the share within 10%% and the RMSE.")
+    p.add_argument("action", choices=("build", "check"))
+    p.add_argument("preset", nargs="?", default="demo", help="build: the space preset (default: demo)")
+    p.add_argument("--out", metavar="FILE", help="build: the table to write")
+    p.add_argument("--device", default="cpu", help="build: cpu (default) or cuda")
+    p.add_argument("--batch", type=int, default=1, help="build: images per call (default: 1)")
+    p.add_argument("--threads", type=int, help="build: intra-op threads (default: torch's)")
+    p.add_argument("--repeats", type=int, default=25, help="build: timed calls per part (default: 25)")
+    p.add_argument("--calibration", type=int, default=8, help="build: architectures timed end to end for the "
+                                                              "constant (default: 8)")
+    p.add_argument("--local-ops", metavar="OP,OP", help="build: local operators of the space (default: conv1d)")
+    p.add_argument("--lut", metavar="FILE", help="check: the table to check")
+    p.add_argument("--archs", type=int, default=20, help="check: architectures to time (default: 20)")
+    p.add_argument("--json", action="store_true", help="check: print JSON")
+    p.set_defaults(func=cmd_latency, out_is_file=True)
 
     p = sub.add_parser("truth", help="ground truth: train a stratified sample of architectures from scratch",
                        description="Train a stratified sample of the preset's whole space under the budget from "

@@ -20,6 +20,7 @@ import yaml
 from glit.errors import GlitError
 from glit.presets import SPACES, lookup
 from glit.search.budget import parse_count
+from glit.search.latency import parse_ms
 
 
 @dataclass
@@ -133,6 +134,9 @@ class SearchConfig:
     # needs a supernet trained over the whole space)
     level1_scoring: str = "fixed"
     marginal_samples: int = 4
+    # a latency budget: "4ms", "0.5s" or milliseconds, predicted by the table in latency_lut (glit latency build)
+    max_latency: str | None = None
+    latency_lut: str | None = None
     # glit run: how many of the level-1 top-k distributions get a level-2 supernet and search of their own (the best
     # level-2 score wins; few-shot NAS by distribution); the random-search baseline's supernet trains as long as all
     # of them together
@@ -219,6 +223,14 @@ def _count(v) -> bool:
     return True
 
 
+def _time(v) -> bool:
+    try:
+        parse_ms(v)
+    except GlitError:
+        return False
+    return True
+
+
 _OPTIM = {"epochs": _at_least(1), "batch_size": _at_least(1), "lr": _positive(), "weight_decay": _at_least(0),
           "warmup_epochs": _at_least(0), "warmup_lr": _at_least(0), "min_lr": _at_least(0), "clip_grad": _at_least(0),
           "drop_path": _between(0, 1, open_high=True), "amp": _one_of("none", "bf16", "fp16"),
@@ -267,6 +279,7 @@ RULES: dict[str, tuple] = {
     "search.max_tries": _at_least(1),
     "search.max_macs": (lambda v: v is None or _count(v), "a positive count such as 1.3G, 500M, 2e6 or inf, or null"),
     "search.max_params": (lambda v: v is None or _count(v), "a positive count such as 6M or 2e6, or null"),
+    "search.max_latency": (lambda v: v is None or _time(v), "a time such as 4ms, 0.5s or 250us, or null"),
     "search.convention": _one_of("exact", "glit"),
     "search.bn_batches": _at_least(1),
     "search.batch_size": _at_least(1),

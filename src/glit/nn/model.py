@@ -148,11 +148,19 @@ class Supernet(nn.Module):
             arch = self.arch
         else:
             self.space.check(arch)  # a path outside the space would silently run a different network
-        x = self.patch_embed.proj(x).flatten(2).transpose(1, 2)  # (B, num_patches, D)
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed  # (B, N, D)
+        x = self.embed(x)
         for block, genes in zip(self.blocks, arch.blocks):
             x = block(x, genes)
-        return self.head(self.norm(x[:, 0]))
+        return self.classify(x)
+
+    def embed(self, images: Tensor) -> Tensor:
+        """The stem: patches, class token and position embedding, (B, C, H, W) -> (B, N, D) tokens."""
+        x = self.patch_embed.proj(images).flatten(2).transpose(1, 2)  # (B, num_patches, D)
+        return torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed  # (B, N, D)
+
+    def classify(self, tokens: Tensor) -> Tensor:
+        """The head: the final norm and the classifier on the class token, (B, N, D) -> (B, classes)."""
+        return self.head(self.norm(tokens[:, 0]))
 
     def path_masks(self, arch: Arch) -> dict[nn.Parameter, Tensor]:
         """For each sliced parameter, a boolean mask of the elements that ``arch``'s path uses.

@@ -33,6 +33,7 @@ from glit.nn import Supernet
 from glit.presets import deit
 from glit.search.budget import Budget, parse_count
 from glit.search.fitness import Batches, SupernetFitness
+from glit.search.latency import LatencyTable, parse_ms
 from glit.search.marginal import marginal_fitness
 from glit.search.strategy import Candidate, EvolutionConfig, SearchState, evolve, random_generations, random_search
 from glit.space import Arch, SearchSpace
@@ -83,11 +84,17 @@ def supernet_fitness(cfg: Config, ckpt: dict, file: Path, data: Data, dist: Dist
 
 
 def make_budget(cfg: Config, space: SearchSpace) -> Budget:
-    """``search.max_macs`` None means the MACs of the all-global, DeiT-style architecture of the family."""
+    """``search.max_macs`` None means the MACs of the all-global, DeiT-style architecture of the family;
+    ``search.max_latency`` (with ``search.latency_lut``) adds a predicted-latency limit."""
     s = cfg.search
     max_macs = cost(deit(space.family), s.convention).macs if s.max_macs is None else \
         parse_count(s.max_macs, "search.max_macs")
-    return Budget(max_macs, parse_count(s.max_params, "search.max_params"), s.convention)
+    if s.max_latency is None:
+        return Budget(max_macs, parse_count(s.max_params, "search.max_params"), s.convention)
+    if not s.latency_lut:
+        raise GlitError("search.max_latency needs search.latency_lut (--lut FILE, from glit latency build)")
+    return Budget(max_macs, parse_count(s.max_params, "search.max_params"), s.convention,
+                  parse_ms(s.max_latency), LatencyTable.load(s.latency_lut))
 
 
 def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = False,

@@ -1,0 +1,88 @@
+"""The latency table: it builds on this machine, predicts an architecture as the sum of its parts, checks itself
+against end-to-end timings, and feeds the budget (a candidate over it is rejected; an impossible one is an error).
+Accuracy is a benchmark's business (bench/RESULTS.md), not a test's: timings here only need to exist."""
+
+import json
+import math
+import random
+
+import pytest
+
+import glit
+from glit import Family, SearchSpace
+from glit.recipes.latency import build_table, check_table, measure_ms
+from glit.search.budget import Budget
+from glit.search.latency import LatencyTable, block_key, parse_ms
+from helpers import assert_one_line_error, run_glit
+
+FAMILY = Family(img_size=8, patch_size=2, embed_dim=24, num_heads=3, depth=2, num_classes=5)
+SPACE = SearchSpace.uniform(FAMILY, num_global_heads=(0, 1, 3), qkv_ratio=(1,), mlp_ratio=(2, 4), conv_ratio=(1,),
+                            kernel_size=(3,))
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lut") / "lut.json"
+    return build_table(SPACE, out, batch=2, threads=1, calibration=2, warmup=1, repeats=3, progress=False), out
+
+
+def test_the_table_holds_every_block_of_the_space_and_what_it_was_measured_on(table):
+    t, out = table
+    assert set(t.blocks) == {block_key(o) for i in range(FAMILY.depth) for o in SPACE.block_options(i)}
+    assert len(t.blocks) == 6 and all(v > 0 for v in t.blocks.values()) and t.stem_ms > 0 and t.head_ms > 0
+    info = json.loads(out.read_text())["info"]
+    assert info["batch"] == 2 and info["threads"] == 1 and info["dtype"] == "float32" and info["device"] == "cpu"
+    assert info["torch"] and SearchSpace.from_dict(info["space"]) == SPACE
+    assert LatencyTable.load(out).to_dict() == t.to_dict()
+
+
+def test_a_prediction_is_the_sum_of_its_parts(table):
+    t, _ = table
+    arch = SPACE.sample(random.Random(0))
+    parts = t.stem_ms + t.head_ms + t.constant_ms + sum(t.blocks[block_key(b)] for b in arch.blocks)
+    assert t.predict(arch) == pytest.approx(parts)
+    assert t.fastest(SPACE) == pytest.approx(min(t.predict(a) for a in (SPACE.sample(random.Random(s))
+                                                                        for s in range(200))))
+    other = glit.space_preset("demo", 1).sample(random.Random(0))
+    with pytest.raises(glit.GlitError, match="built for another family"):
+        t.predict(other)
+
+
+def test_check_measures_architectures_end_to_end(table):
+    t, _ = table
+    result = check_table(t, SPACE, archs=3)
+    assert len(result["rows"]) == 3 and 0 <= result["within_10pct"] <= 1 and result["rmse_ms"] >= 0
+    assert all(r["measured_ms"] > 0 and r["predicted_ms"] > 0 for r in result["rows"])
+
+
+def test_the_budget_rejects_a_candidate_over_its_predicted_latency(table):
+    t, _ = table
+    archs = sorted({SPACE.sample(random.Random(s)) for s in range(50)}, key=t.predict)
+    limit = t.predict(archs[len(archs) // 2])
+    budget = Budget(max_latency_ms=limit, latency=t)
+    assert [budget(a) for a in archs] == [t.predict(a) <= limit for a in archs]
+    assert any(budget(a) for a in archs) and not all(budget(a) for a in archs)
+    with pytest.raises(glit.GlitError, match=r"impossible in this space: its fastest member takes"):
+        Budget(max_latency_ms=t.fastest(SPACE) / 2, latency=t).check_feasible(SPACE)
+    with pytest.raises(glit.GlitError, match="needs a latency table"):
+        Budget(max_latency_ms=3.0)
+
+
+def test_times_parse_and_timing_is_robust():
+    assert [parse_ms(x) for x in ("4ms", "0.5s", "250us", "3", 2)] == [4.0, 500.0, 0.25, 3.0, 2.0]
+    for bad in ("fast", "-1ms", "0", "nan"):
+        with pytest.raises(glit.GlitError, match="max_latency"):
+            parse_ms(bad)
+    calls = []
+    assert measure_ms(lambda: calls.append(1), warmup=2, repeats=5) >= 0 and len(calls) == 7
+    assert math.isfinite(measure_ms(lambda: None, warmup=0, repeats=1))
+
+
+def test_bad_tables_and_flags_are_one_line_errors(tmp_path):
+    (tmp_path / "bad.json").write_text("{]")
+    assert_one_line_error(run_glit("latency", "check", "--lut", tmp_path / "bad.json"), "not a latency table")
+    assert_one_line_error(run_glit("latency", "check", "--lut", tmp_path / "none.json"), "cannot read latency table")
+    assert_one_line_error(run_glit("latency", "build", "demo"), "needs --out")
+    assert_one_line_error(run_glit("run", "demo", "--out", tmp_path / "r", "--max-latency", "4ms"),
+                          "search.max_latency needs search.latency_lut")
+    assert not (tmp_path / "r" / "1-supernet").exists()
