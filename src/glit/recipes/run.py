@@ -26,7 +26,8 @@ Stages, each in its own folder under ``--out DIR``:
    ``7-searched-seed1`` ... (``summary.json``: the mean top-1 and its std over seeds, and paired comparisons pooled
    over them).
 
-The DeiT-style architecture sets the MACs budget unless ``search.max_macs`` is given. Running the same command
+At the end the searched model is exported as ``searched.safetensors`` and, with onnx installed, ``searched.onnx``
+(``glit.export``). The DeiT-style architecture sets the MACs budget unless ``search.max_macs`` is given. Running the same command
 again continues where it stopped (each stage resumes from its own checkpoint or search state) and never recomputes a
 finished stage. A changed config is an error.
 """
