@@ -105,16 +105,12 @@ def check_table(table: LatencyTable, space: SearchSpace, archs: int, seed: int =
     the table's batch size and threads: the share within 10% and the RMSE (ms)."""
     if archs < 1:
         raise GlitError(f"--archs must be at least 1, got {archs}")
-    dev = _device(str(table.info.get("device", "cpu")).split(" ")[0])
-    if table.info.get("threads"):
-        torch.set_num_threads(int(table.info["threads"]))
     rng = random.Random(seed)
     rows = []
     for _ in range(archs):
         arch = space.sample(rng)
-        measured = measure_arch(arch, dev, int(table.info.get("batch", 1)), int(table.info.get("warmup", 5)),
-                                int(table.info.get("repeats", 25)))
-        rows.append({"arch": arch.to_dict(), "predicted_ms": table.predict(arch), "measured_ms": measured})
+        t = finalist_latency(table, arch)
+        rows.append({"arch": arch.to_dict(), "predicted_ms": t["predicted"], "measured_ms": t["measured"]})
     errors = [(r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"] for r in rows]
     return {"archs": archs, "within_10pct": sum(abs(e) <= 0.10 for e in errors) / archs,
             "rmse_ms": statistics.fmean((r["predicted_ms"] - r["measured_ms"]) ** 2 for r in rows) ** 0.5,
@@ -127,3 +123,14 @@ def _device(name: str) -> torch.device:
     if not (name == "cpu" or name.startswith("cuda")):
         raise GlitError(f"--device must be cpu or cuda, got {name!r}")
     return torch.device(name)
+
+
+def finalist_latency(table: LatencyTable, arch: Arch) -> dict:
+    """``{"predicted", "measured"}`` milliseconds of ``arch``: by ``table``, and timed end to end here with the
+    table's device, batch, threads and repeats (``glit run`` records it for each finalist under a latency budget)."""
+    dev = _device(str(table.info.get("device", "cpu")).split(" ")[0])
+    if table.info.get("threads"):
+        torch.set_num_threads(int(table.info["threads"]))
+    measured = measure_arch(arch, dev, int(table.info.get("batch", 1)), int(table.info.get("warmup", 5)),
+                            int(table.info.get("repeats", 25)))
+    return {"predicted": table.predict(arch), "measured": measured}

@@ -27,9 +27,10 @@ Stages, each in its own folder under ``--out DIR``:
    over them).
 
 At the end the searched model is exported as ``searched.safetensors`` and, with onnx installed, ``searched.onnx``
-(``glit.export``). The DeiT-style architecture sets the MACs budget unless ``search.max_macs`` is given. Running the same command
-again continues where it stopped (each stage resumes from its own checkpoint or search state) and never recomputes a
-finished stage. A changed config is an error.
+(``glit.export``). The DeiT-style architecture sets the MACs budget unless ``search.max_macs`` is given;
+``search.max_latency`` adds a latency budget, and then each finalist's predicted and measured latency is recorded.
+Running the same command again continues where it stopped (each stage resumes from its own checkpoint or search
+state) and never recomputes a finished stage. A changed config is an error.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from glit.folder import prepare_out, write_config
 from glit.presets import deit, level1_part, space_preset
 from glit.recipes.common import space_for
 from glit.recipes.export import export
+from glit.recipes.latency import finalist_latency
 from glit.recipes.rank import health_lines, supernet_health
 from glit.recipes.search import make_budget, search
 from glit.recipes.train import read_correct, train
@@ -163,6 +165,9 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
                          "train_seconds": sum(r["train_seconds"] for r in results[name]),
                          "search_score": scores[name], "seeds": seeds, "top1_seeds": tops,
                          "top1_std": statistics.stdev(tops) if len(tops) > 1 else None}
+    if budget.latency is not None:  # a latency budget: each finalist's predicted and measured latency (ms)
+        for name in FINALISTS:
+            summary[name]["latency_ms"] = finalist_latency(budget.latency, archs[name])
     summary["comparisons"] = comparisons(out, seeds)
     if truth_file.is_file():  # supernet health: how well each supernet ranks a ground truth
         summary["health"] = supernet_health(out, truth_file, cfg, dist, shared)
@@ -336,6 +341,10 @@ def print_table(summary: dict) -> None:
         spread = f"  (mean of {len(r['top1_seeds'])} seeds, std {r['top1_std']:.2f})" if r.get("top1_std") else ""
         print(f"{name:<10} {r['params']:>10,} {r['macs'] / 1e6:>9.2f}M {r['top1']:>10.2f}% {score:>13} "
               f"{r['train_seconds']:>10.0f}s{spread}")
+    if all(summary[name].get("latency_ms") for name in FINALISTS):
+        print("latency (ms, predicted / measured here): " + ", ".join(
+            f"{name} {summary[name]['latency_ms']['predicted']:.3g} / {summary[name]['latency_ms']['measured']:.3g}"
+            for name in FINALISTS))
     ratio = summary["searched"]["macs"] / summary["baseline"]["macs"]
     print(f"\nBudget: {summary['budget_text']}; the searched architecture has {ratio:.0%} of the DeiT-style MACs.")
     incumbent = summary["search"].get("level2_incumbent")

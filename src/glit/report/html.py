@@ -181,6 +181,11 @@ def render(run: RunData) -> str:
     parts.append(table(["", "Test top-1 (%)", "Params", "MACs (M)", "Search score (%)", "Train time",
                         "Global heads per block"], rows, cls="headline"))
     parts.append(_headline(fin, (run.summary or {}).get("comparisons")))
+    if all(isinstance(fin[name].get("latency_ms"), dict) for name in FINALISTS):
+        parts.append("<p class='note'>Latency per call (latency budget): " + ", ".join(
+            f"{escape(name)} {fin[name]['latency_ms'].get('predicted', 0):.3g} ms predicted, "
+            f"{fin[name]['latency_ms'].get('measured', 0):.3g} ms measured" for name in FINALISTS)
+            + " (the latency table's device, batch and threads).</p>")
     parts.append("<p class='note'>All three are trained from scratch with the same recipe and seed and evaluated "
                  "on the held-out test split, which the search never sees. The search score is the top-1 on the "
                  "search split (carved from the training set) with weights inherited from a supernet: the "
