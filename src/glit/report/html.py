@@ -286,8 +286,10 @@ def _space_table(run: RunData) -> str:
                   "random": space_preset(preset, 2, None, level2_space)}
     except (GlitError, KeyError, TypeError):  # an unknown preset or a malformed pick: no space summary
         return ""
+    varied = [g for g in DETAIL_GENES if spaces["random"] and any(len(getattr(c, g)) > 1
+                                                                 for c in spaces["random"].blocks)]
     genes = {"level1": "num_global_heads per block (details at their level-1 values)",
-             "level2": f"{', '.join(DETAIL_GENES)} per block (distribution fixed)",
+             "level2": f"{', '.join(varied)} per block (distribution fixed)",
              "random": "every gene of every block"}
     rows = []
     for key, label, _ in SEARCH_LABELS:
