@@ -60,6 +60,14 @@ class LocalOp:
     name: str
     layer: str
     meaning: str
+    check: Callable | None = None  # check(dims: BlockDims) -> what is wrong with these sizes, or None
+
+
+def _heads_split(dims) -> str | None:
+    if dims.local_hidden % dims.local_heads:
+        return (f"window_attn's hidden width {dims.local_hidden} (conv_ratio x {dims.local_channels}) does not split "
+                f"over {dims.local_heads} heads")
+    return None
 
 
 GENES: tuple[Gene, ...] = (
@@ -83,7 +91,8 @@ LOCAL_OPS: dict[str, LocalOp] = {op.name: op for op in (
                                "over the 1-D token sequence (class token included), BatchNorm, Swish, pointwise conv "
                                "back to C_l"),
     LocalOp("window_attn", "local_window", "self-attention of L heads (E D/H wide each) in which each token attends "
-                                           "to the K tokens of the sequence centred on it (class token included)"),
+                                           "to the K tokens of the sequence centred on it (class token included)",
+            _heads_split),
     LocalOp("conv2d", "local_conv2d", "the conv1d module with a depthwise k x k convolution over the patch grid "
                                       "instead, k = kernel_2d(K) (about K tokens); the class token skips it"),
 )}
@@ -139,7 +148,7 @@ def block_dims(family, genes) -> BlockDims:
 
 def check_block(family, genes, where: str) -> None:
     """Types and ranges of one block's genes, each by its declaration; the widths they imply must be whole numbers
-    of channels, and a ``window_attn`` module's hidden width must split evenly over its L heads."""
+    of channels, and the local operator's own check (``LocalOp.check``) must pass."""
     g = genes.num_global_heads
     if not _is_int(g) or not 0 <= g <= family.num_heads:
         raise GlitError(f"{where}: num_global_heads must be an integer in 0..{family.num_heads}, got {g!r}")
@@ -148,11 +157,10 @@ def check_block(family, genes, where: str) -> None:
             value = getattr(genes, gene.name)
             value = gene.default if value is None else value  # not given: its default, if it has one
             _check_value(gene, value, gene.unit(family, g) if gene.unit else 0, where)
-    if g < family.num_heads and genes.local_op == "window_attn":
-        dims = block_dims(family, genes)
-        if dims.local_hidden % dims.local_heads:
-            raise GlitError(f"{where}: window_attn's hidden width {dims.local_hidden} (conv_ratio "
-                            f"{genes.conv_ratio} x {dims.local_channels}) does not split over {dims.local_heads} heads")
+    op = LOCAL_OPS[genes.local_op or BY_NAME["local_op"].default] if g < family.num_heads else None
+    problem = op.check(block_dims(family, genes)) if op is not None and op.check else None
+    if problem:
+        raise GlitError(f"{where}: {problem}")
 
 
 def _check_value(gene: Gene, value, unit: int, where: str) -> None:
