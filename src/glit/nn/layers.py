@@ -77,13 +77,18 @@ class GlobalAttention(Sliceable):
         self.proj = nn.Linear(max_heads * max_head_dim, channels)  # columns ordered (head, dim)
 
     def cuts(self, heads: int, head_dim: int) -> dict[str, Cut]:
+        return self._head_cuts(heads, head_dim, 0)  # the global part owns the first token channels
+
+    def _head_cuts(self, heads: int, head_dim: int, first: int) -> dict[str, Cut]:
+        """Leading heads and leading dims of each head, on the token channels ``first`` to ``first + heads *
+        head_channels``."""
         c, hm, dm = heads * self.head_channels, self.max_heads, self.max_head_dim
-        c_max = hm * self.head_channels
+        c_max, last = hm * self.head_channels, first + heads * self.head_channels
         return {
-            "qkv.weight": Cut(self.qkv.weight, S[:, :heads, :head_dim, :c], (3, hm, dm, c_max), (-1, c)),
+            "qkv.weight": Cut(self.qkv.weight, S[:, :heads, :head_dim, first:last], (3, hm, dm, c_max), (-1, c)),
             "qkv.bias": Cut(self.qkv.bias, S[:, :heads, :head_dim], (3, hm, dm), (-1,)),
-            "proj.weight": Cut(self.proj.weight, S[:c, :heads, :head_dim], (c_max, hm, dm), (c, -1)),
-            "proj.bias": Cut(self.proj.bias, S[:c]),
+            "proj.weight": Cut(self.proj.weight, S[first:last, :heads, :head_dim], (c_max, hm, dm), (c, -1)),
+            "proj.bias": Cut(self.proj.bias, S[first:last]),
         }
 
     def forward(self, x: Tensor, heads: int, head_dim: int) -> Tensor:
@@ -177,7 +182,7 @@ class LocalConv2d(LocalConv):
         return F.linear(x, w["pw2.weight"], w["pw2.bias"])  # (B, N, C_l)
 
 
-class LocalWindowAttention(Sliceable):
+class LocalWindowAttention(GlobalAttention):
     """``local_op`` window_attn: multi-head self-attention in which each token attends to the K tokens of the 1-D
     sequence centred on it (the reach of the K-tap conv1d module; the class token is token 0 of the sequence, as
     there). Keys beyond either end are masked out. Its L heads are the block's local head slots, each
@@ -186,27 +191,12 @@ class LocalWindowAttention(Sliceable):
 
     It computes only the K scores of each token (its K keys gathered by index), so its cost is t K E C_l per
     product, not t^2. Slicing: token channels from the end, as the conv module; leading heads and leading head
-    dims, as global attention.
+    dims, as global attention (whose layers and slicing it shares).
     """
-
-    def __init__(self, head_channels: int, max_heads: int, max_head_dim: int):
-        super().__init__()
-        self.head_channels, self.max_heads, self.max_head_dim = head_channels, max_heads, max_head_dim
-        channels = max_heads * head_channels
-        self.qkv = nn.Linear(channels, 3 * max_heads * max_head_dim)  # rows ordered (q|k|v, head, dim)
-        self.proj = nn.Linear(max_heads * max_head_dim, channels)  # columns ordered (head, dim)
 
     def cuts(self, channels: int, hidden: int, kernel: int) -> dict[str, Cut]:
         heads = channels // self.head_channels
-        head_dim, hm, dm = hidden // heads, self.max_heads, self.max_head_dim
-        c_max = hm * self.head_channels
-        first = c_max - channels  # the local part owns the last `channels` token channels
-        return {
-            "qkv.weight": Cut(self.qkv.weight, S[:, :heads, :head_dim, first:], (3, hm, dm, c_max), (-1, channels)),
-            "qkv.bias": Cut(self.qkv.bias, S[:, :heads, :head_dim], (3, hm, dm), (-1,)),
-            "proj.weight": Cut(self.proj.weight, S[first:, :heads, :head_dim], (c_max, hm, dm), (channels, -1)),
-            "proj.bias": Cut(self.proj.bias, S[first:]),
-        }
+        return self._head_cuts(heads, hidden // heads, self.max_heads * self.head_channels - channels)
 
     def forward(self, x: Tensor, channels: int, hidden: int, kernel: int) -> Tensor:
         w = self.weights(channels, hidden, kernel)

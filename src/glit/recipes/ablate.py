@@ -35,7 +35,7 @@ from glit.errors import GlitError
 from glit.files import write_json, write_text_atomic
 from glit.genes import LOCAL_OPS
 from glit.presets import deit, space_preset
-from glit.recipes.run import finalist_folders, paired_comparison, run, whole_space_config
+from glit.recipes.run import finalist_folders, paired_comparison, run, seed_folders, whole_space_config
 from glit.recipes.search import search
 from glit.recipes.train import train
 from glit.report.html import CSS, table
@@ -65,8 +65,8 @@ def ablate(cfg: Config, study: str, out: str | Path, seeds: int = 1, arch: Arch 
 
 
 def _search_rows(cfg: Config, out: Path, seeds: list[int], command: str) -> list[dict]:
-    summary = run(cfg, out, command)
     shared = SharedData()
+    summary = run(cfg, out, command, shared)
     whole = whole_space_config(cfg, cfg.search.level2_topk)
     pop = cfg.search.population
     wanted = summary["search"]["level1_candidates"] + summary["search"]["level2_candidates"]
@@ -75,7 +75,7 @@ def _search_rows(cfg: Config, out: Path, seeds: list[int], command: str) -> list
     archs = {name: Arch.from_dict(summary[name]["arch"]) for name in ("searched", "random", "baseline")}
     entries = [("hierarchical", archs["searched"], finalist_folders(out, "searched", seeds),
                 wanted, summary["searched"]["search_score"]),
-               ("one-level", one["best"], _folders(out / "11-one-level", seeds), one["scored"], one["score"]),
+               ("one-level", one["best"], seed_folders(out / "11-one-level", seeds), one["scored"], one["score"]),
                ("random", archs["random"], finalist_folders(out, "random", seeds),
                 summary["search"]["random_candidates"], summary["random"]["search_score"]),
                ("DeiT-style", archs["baseline"], finalist_folders(out, "baseline", seeds), None, None)]
@@ -86,9 +86,9 @@ def _locality_rows(cfg: Config, out: Path, seeds: list[int], arch: Arch | None) 
     base = arch or default_locality_arch(cfg.preset)
     if all(b.local_op is None for b in base.blocks):
         raise GlitError("--arch: the architecture has no local heads, so no local operator to vary")
-    entries = [(op, with_local_op(base, op), _folders(out / f"locality-{op}", seeds), None, None)
+    entries = [(op, with_local_op(base, op), seed_folders(out / f"locality-{op}", seeds), None, None)
                for op in LOCAL_OPS]
-    entries.append(("all-global (DeiT-style)", deit(base.family), _folders(out / "locality-all-global", seeds),
+    entries.append(("all-global (DeiT-style)", deit(base.family), seed_folders(out / "locality-all-global", seeds),
                     None, None))
     return _train_rows(cfg, entries, seeds, SharedData())
 
@@ -102,10 +102,6 @@ def default_locality_arch(preset: str) -> Arch:
 def with_local_op(arch: Arch, op: str) -> Arch:
     """``arch`` with every local part running ``op``."""
     return Arch(arch.family, tuple(dataclasses.replace(b, local_op=op) if b.local_op else b for b in arch.blocks))
-
-
-def _folders(base: Path, seeds: list[int]) -> list[Path]:
-    return [base if k == 0 else base.with_name(f"{base.name}-seed{s}") for k, s in enumerate(seeds)]
 
 
 def _train_rows(cfg: Config, entries: list, seeds: list[int], shared: SharedData) -> list[dict]:

@@ -68,7 +68,8 @@ from glit.version import version_string
 FINALISTS = ("searched", "baseline", "random")
 
 
-def run(cfg: Config, out: str | Path, command: str = "") -> dict:
+def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | None = None) -> dict:
+    """Run (or continue) the pipeline into ``out``; ``shared``: data a caller has decoded or will use after."""
     out = Path(out)
     truth_file = Path(cfg.run.truth) if cfg.run.truth else out / "truth.jsonl"
     if cfg.run.truth and not truth_file.is_file():
@@ -89,7 +90,7 @@ def run(cfg: Config, out: str | Path, command: str = "") -> dict:
                                       "started": datetime.datetime.now().isoformat(timespec="seconds"),
                                       **machine_record(dist)})
 
-    shared = SharedData()  # one decode per run: the stages share the data the first of them loads
+    shared = shared or SharedData()  # one decode per run: the stages share the data the first of them loads
     clock = StageClock(out, dist.main, 9 + 2 * (cfg.search.level2_topk - 1))
 
     # 1-2: level 1, the distribution
@@ -233,8 +234,12 @@ def retrain_seeds(cfg: Config) -> list[int]:
 
 def finalist_folders(out: Path, name: str, seeds: list[int]) -> list[Path]:
     """``7-searched`` for the first seed, ``7-searched-seed1`` ... for the others (and alike for the baselines)."""
-    base = f"{7 + FINALISTS.index(name)}-{name}"
-    return [out / (base if k == 0 else f"{base}-seed{seed}") for k, seed in enumerate(seeds)]
+    return seed_folders(out / f"{7 + FINALISTS.index(name)}-{name}", seeds)
+
+
+def seed_folders(base: Path, seeds: list[int]) -> list[Path]:
+    """``base`` for the first seed, ``base-seed<S>`` for each other seed S."""
+    return [base if k == 0 else base.with_name(f"{base.name}-seed{seed}") for k, seed in enumerate(seeds)]
 
 
 def comparisons(out: Path, seeds: list[int]) -> dict:
