@@ -27,6 +27,9 @@ def test_locality_retrains_one_architecture_with_each_local_operator(tmp_path):
         assert [b["num_global_heads"] for b in blocks] == [b.num_global_heads for b in base.blocks]
         assert (out / f"locality-{row['name']}" / "result.json").is_file()
     assert all(b.num_global_heads == 1 for b in base.blocks)  # H/3 of the demo's 3 heads, in every block
+    # the all-global row is where glit run retrains its DeiT-style finalist, so a run in this folder shares it
+    assert table["rows"][-1]["folders"] == [str(out / "8-baseline")]
+    assert (out / "8-baseline" / "result.json").is_file()
     assert "ablation: locality (demo, 1 seed" in proc.stdout
     again = run_glit("ablate", "demo", "--study", "locality", "--out", out, *SHORT, timeout=600)
     assert again.returncode == 0 and "train epoch" not in again.stdout  # finished trainings are read back

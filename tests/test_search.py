@@ -10,6 +10,7 @@ from glit import Arch, SearchSpace, cost
 from glit.cost import extremes
 from glit.presets import space_preset
 from glit.recipes.latency import build_table
+from glit.report import plots
 from glit.search.budget import parse_count
 from glit.search.latency import LatencyTable
 from helpers import SMALL_SUPERNET, assert_one_line_error, demo_arch_file, kill_when_exists, run_glit, torchrun
@@ -241,7 +242,15 @@ def test_a_latency_budget_is_checked_before_scoring(supernet, tmp_path):
                     "--max-macs", "inf", *SMALL_SEARCH)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = read_candidates(out)
-    assert rows and all(table.predict(Arch.from_dict(r["arch"])) <= limit for r in rows)
+    assert rows and all(r["latency_ms"] == table.predict(Arch.from_dict(r["arch"])) <= limit for r in rows)
+    front = json.loads((out / "pareto.json").read_text())  # the front trades score against latency, not MACs
+    assert front and all(not any(o["score"] >= p["score"] and o["latency_ms"] <= p["latency_ms"] and o != p
+                                 for o in rows) for p in front)
+    budget = json.loads((out / "result.json").read_text())["budget"]
+    assert budget["max_latency_ms"] == limit and budget["latency_table"] == str(lut)
+    assert plots.accuracy_vs_cost([], rows, [], front, limit, {}, x="latency_ms")  # plotted against latency
+    assert plots.accuracy_vs_cost([], [{**r, "latency_ms": None} for r in rows], [], [], limit, {},
+                                  x="latency_ms") is None  # without latencies there is nothing to plot
     proc = run_glit("search", "--supernet", supernet, "--out", tmp_path / "x", "--max-latency",
                     f"{table.fastest(space) / 2}ms", "--lut", lut)
     assert_one_line_error(proc, "impossible in this space: its fastest member takes")

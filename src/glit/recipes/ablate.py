@@ -8,7 +8,8 @@
   both levels of the hierarchy scored (rounded up to whole generations of ``search.population``); its winner is
   retrained into ``11-one-level``.
 - ``locality``: one architecture retrained with each local operator (``glit.genes.LOCAL_OPS``: the paper's 1-D conv,
-  window attention, a 2-D conv), and the all-global DeiT-style baseline, into ``locality-<op>``. The architecture is
+  window attention, a 2-D conv), into ``locality-<op>``, and the all-global DeiT-style baseline, into ``8-baseline``
+  (where ``glit run`` retrains it: a run or a search study in the same folder shares it). The architecture is
   ``--arch`` or, by default, the preset's level-1 details (qkv_ratio 1, mlp_ratio 4, conv_ratio 1, the middle kernel)
   with H/3 of each block's H heads global: every block mixed, two thirds of its heads local, so that the operator
   matters. Its local blocks take each operator in turn; nothing else changes.
@@ -88,7 +89,9 @@ def _locality_rows(cfg: Config, out: Path, seeds: list[int], arch: Arch | None) 
         raise GlitError("--arch: the architecture has no local heads, so no local operator to vary")
     entries = [(op, with_local_op(base, op), seed_folders(out / f"locality-{op}", seeds), None, None)
                for op in LOCAL_OPS]
-    entries.append(("all-global (DeiT-style)", deit(base.family), seed_folders(out / "locality-all-global", seeds),
+    # The all-global row is glit run's DeiT-style finalist (same architecture, recipe and seeds): it trains into the
+    # run's 8-baseline folders, so a glit run or a search study in the same folder and this row share it.
+    entries.append(("all-global (DeiT-style)", deit(base.family), finalist_folders(out, "baseline", seeds),
                     None, None))
     return _train_rows(cfg, entries, seeds, SharedData())
 

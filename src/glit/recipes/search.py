@@ -212,13 +212,14 @@ def _summary(answer: Answer, budget: Budget) -> dict:
 def write_outputs(out: Path, answer: Answer, budget: Budget, topk: int) -> None:
     """Every file the search writes, from its state alone (so a resumed search rewrites them identically)."""
     state = answer.state
-    rows = [_row(c) for c in state.scored]
+    rows = [_row(c, budget) for c in state.scored]
     write_jsonl(out / "candidates.jsonl", rows)
     write_json(out / "best.json", answer.best.arch.to_dict())
-    write_json(out / "topk.json", [_row(c) for c in ranked(state)[:topk]])
-    write_json(out / "pareto.json", pareto(rows))
-    write_json(out / "result.json", {**_row(answer.best), "scored": len(rows), "generations": state.generation,
-                                     "budget": dataclasses.asdict(budget), "budget_text": budget.describe(),
+    write_json(out / "topk.json", [_row(c, budget) for c in ranked(state)[:topk]])
+    write_json(out / "pareto.json", pareto(rows, "latency_ms" if budget.latency else "macs"))
+    write_json(out / "result.json", {**_row(answer.best, budget), "scored": len(rows),
+                                     "generations": state.generation,
+                                     "budget": budget.to_dict(), "budget_text": budget.describe(),
                                      "incumbent": answer.incumbent})
     write_json(out / STATE, state.to_dict())  # last: a crash before this re-runs the generation, same result
 
@@ -230,19 +231,24 @@ def ranked(state: SearchState) -> list:
     return [state.scored[i] for i in order]
 
 
-def pareto(rows: list[dict]) -> list[dict]:
-    """Candidates not dominated by another (at least as good on both score and MACs, better on one)."""
+def pareto(rows: list[dict], cost_key: str = "macs") -> list[dict]:
+    """Candidates not dominated by another (at least as good on both score and cost, better on one). The cost is
+    ``cost_key`` of each row: its MACs, or its predicted latency (``latency_ms``) in a search under a latency budget."""
     front = []
-    for r in sorted(rows, key=lambda r: (r["macs"], -r["score"])):
+    for r in sorted(rows, key=lambda r: (r[cost_key], -r["score"])):
         if not front or r["score"] > front[-1]["score"]:
             front.append(r)
     return front
 
 
-def _row(c) -> dict:
+def _row(c, budget: Budget) -> dict:
+    """A scored candidate as the search's files record it; with a latency table, its predicted latency too."""
     k = cost(c.arch)
-    return {"arch": c.arch.to_dict(), "params": k.params, "macs": k.macs, "score": c.score,
-            "generation": c.generation}
+    row = {"arch": c.arch.to_dict(), "params": k.params, "macs": k.macs, "score": c.score,
+           "generation": c.generation}
+    if budget.latency is not None:
+        row["latency_ms"] = budget.latency.predict(c.arch)
+    return row
 
 
 def _read_state(file: Path) -> SearchState:

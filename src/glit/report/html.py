@@ -219,11 +219,16 @@ def render(run: RunData) -> str:
     if have_plots:
         parts.append(_img(plots.search_progress(stats["level1"], stats["level2"], stats["random"]),
                           "best and mean score per generation", "No search has scored a candidate yet."))
+        # Under a latency budget the candidates are plotted against their predicted latency, else their MACs.
+        x = "latency_ms" if run.budget_latency_ms is not None else "macs"
         finalists = {name: {"macs": fin[name].get("macs"), "search_score": fin[name].get("search_score"),
-                            "top1": fin[name].get("top1")} for name in FINALISTS}
-        parts.append(_img(plots.accuracy_vs_macs(run.candidates["level1"], run.candidates["level2"],
-                                                 run.candidates["random"], run.pareto, run.budget_macs, finalists),
-                          "search score against MACs", "No candidates to plot yet."))
+                            "top1": fin[name].get("top1"),
+                            "latency_ms": (fin[name].get("latency_ms") or {}).get("predicted")} for name in FINALISTS}
+        parts.append(_img(plots.accuracy_vs_cost(run.candidates["level1"], run.candidates["level2"],
+                                                 run.candidates["random"], run.pareto,
+                                                 run.budget_latency_ms if x == "latency_ms" else run.budget_macs,
+                                                 finalists, x),
+                          f"search score against {plots.AXES[x][0]}", "No candidates to plot yet."))
         whole = (run.config.get("search") or {}).get("level1_supernet") == "whole"
         level1 = "trained over the whole space" if whole else "trained on the level-1 paths"
         parts.append("<p class='note'>Each search scores with its own supernet: level 1 with the level-1 "
@@ -231,7 +236,8 @@ def render(run: RunData) -> str:
                      "at their level-1 values), level 2 with the level-2 "
                      "supernet around the winning distribution, and random search with a supernet over the whole "
                      "space (every gene free). Compare scores across searches with care. The Pareto front holds the "
-                     "level-2 candidates that no other beats on both score and MACs.</p>")
+                     "level-2 candidates that no other beats on both score and cost (MACs, or the predicted latency "
+                     "under a latency budget).</p>")
     parts.append(generation_table(stats))
     parts.append(_saturation(run))
     parts.append(_top_candidates(run))

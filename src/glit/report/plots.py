@@ -141,24 +141,33 @@ def search_progress(level1: list[dict] | None, level2: list[dict] | None, random
     return _render(draw)
 
 
-def accuracy_vs_macs(level1: list[dict], level2: list[dict], random: list[dict], pareto: list[dict],
-                     budget_macs: float | None, finalists: dict[str, dict]) -> str | None:
-    """Every scored candidate as search score against MACs, with the level-2 Pareto front, the budget line and the
-    finalists.
+AXES = {"macs": ("MACs", "MACs per image (M)", 1e6, "M MACs"),
+        "latency_ms": ("predicted latency", "predicted latency per call (ms, the latency table's)", 1.0, "ms")}
 
-    ``level1``, ``level2``, ``random`` and ``pareto`` are candidate rows (``macs``, ``score``). ``finalists`` maps
-    "searched", "baseline" and "random" to ``{"macs", "search_score", "top1"}``; a finalist without a search score
-    (the DeiT-style baseline lies outside the level-2 space) is marked at its MACs along the top edge instead.
+
+def accuracy_vs_cost(level1: list[dict], level2: list[dict], random: list[dict], pareto: list[dict],
+                     budget: float | None, finalists: dict[str, dict], x: str = "macs") -> str | None:
+    """Every scored candidate as search score against its cost, with the level-2 Pareto front, the budget line and
+    the finalists. The cost ``x`` is ``"macs"``, or ``"latency_ms"`` (the predicted latency that a search under a
+    latency budget records for each candidate); ``budget`` is the limit on it.
+
+    ``level1``, ``level2``, ``random`` and ``pareto`` are candidate rows (``x`` and ``score``). ``finalists`` maps
+    "searched", "baseline" and "random" to ``{x, "search_score", "top1"}``; a finalist without a search score
+    (the DeiT-style baseline lies outside the level-2 space) is marked at its cost along the top edge instead.
     """
+    name, axis_label, scale, unit = AXES[x]
+    level1, level2, random = ([r for r in rows if finite(r.get(x))] for rows in (level1, level2, random))
+    pareto = [r for r in pareto if finite(r.get(x))]
     if not (level1 or level2 or random):
         return None
+    title = f"Every scored candidate: search score against {name}"
 
     def draw():
         from matplotlib.lines import Line2D
 
         fig, ax = _figure()
-        ax.set_title("Every scored candidate: search score against MACs", loc="left")
-        ax.set_xlabel("MACs per image (M)")
+        ax.set_title(title, loc="left")
+        ax.set_xlabel(axis_label)
         ax.set_ylabel("search-split top-1 (%), inherited weights")
         for rows, label, color, marker, size, alpha in [
             (level1, "level-1 candidates", LEVEL_COLORS["level1"], "o", 14, 0.4),
@@ -166,34 +175,34 @@ def accuracy_vs_macs(level1: list[dict], level2: list[dict], random: list[dict],
             (level2, "level-2 candidates", LEVEL_COLORS["level2"], "o", 14, 0.55),
         ]:
             if rows:
-                ax.scatter([r["macs"] / 1e6 for r in rows], [r["score"] for r in rows], s=size, c=color,
+                ax.scatter([r[x] / scale for r in rows], [r["score"] for r in rows], s=size, c=color,
                            marker=marker, alpha=alpha, linewidths=0, label=f"{label} ({len(rows)})")
         if pareto:
-            front = sorted(pareto, key=lambda r: r["macs"])
-            xs, ys = [r["macs"] / 1e6 for r in front], [r["score"] for r in front]
-            right = max([r["macs"] / 1e6 for r in level2 or []] + xs)
+            front = sorted(pareto, key=lambda r: r[x])
+            xs, ys = [r[x] / scale for r in front], [r["score"] for r in front]
+            right = max([r[x] / scale for r in level2] + xs)
             ax.step(xs + [right], ys + ys[-1:], where="post", color="#1e3a8a", lw=1.6,
-                    label="level-2 Pareto front")  # the best score reachable at each MACs, up to the costliest
-        if finite(budget_macs):
-            ax.axvline(budget_macs / 1e6, color=BUDGET_COLOR, ls="--", lw=1.4,
-                       label=f"budget ({budget_macs / 1e6:,.2f} M MACs)")
+                    label="level-2 Pareto front")  # the best score reachable at each cost, up to the costliest
+        if finite(budget):
+            ax.axvline(budget / scale, color=BUDGET_COLOR, ls="--", lw=1.4,
+                       label=f"budget ({budget / scale:,.2f} {unit})")
         markers = {"searched": ("*", 260), "random": ("D", 80), "baseline": ("s", 80)}
         unscored = []
-        for name in ("searched", "random", "baseline"):
-            f = finalists.get(name)
-            if not f or not finite(f.get("macs")):
+        for key in ("searched", "random", "baseline"):
+            f = finalists.get(key)
+            if not f or not finite(f.get(x)):
                 continue
-            marker, size = markers[name]
+            marker, size = markers[key]
             test = f" (test {f['top1']:.2f}%)" if finite(f.get("top1")) else ""
-            label = f"{FINALIST_LABELS[name]}{test}"
+            label = f"{FINALIST_LABELS[key]}{test}"
             if finite(f.get("search_score")):
-                ax.scatter([f["macs"] / 1e6], [f["search_score"]], marker=marker, s=size,
-                           c=FINALIST_COLORS[name], edgecolors="black", linewidths=0.9, zorder=5, label=label)
+                ax.scatter([f[x] / scale], [f["search_score"]], marker=marker, s=size,
+                           c=FINALIST_COLORS[key], edgecolors="black", linewidths=0.9, zorder=5, label=label)
             else:
-                unscored.append((name, f, label))
-        for name, f, _ in unscored:
-            # Not in the searched space, so no search score: a marker on the top edge at its MACs.
-            ax.plot([f["macs"] / 1e6], [1.0], marker="v", ms=11, color=FINALIST_COLORS[name], mec="black", mew=0.9,
+                unscored.append((key, f, label))
+        for key, f, _ in unscored:
+            # Not in the searched space, so no search score: a marker on the top edge at its cost.
+            ax.plot([f[x] / scale], [1.0], marker="v", ms=11, color=FINALIST_COLORS[key], mec="black", mew=0.9,
                     transform=ax.get_xaxis_transform(), clip_on=False, zorder=6, ls="none")
         ax.margins(x=0.04, y=0.1)
         scores = sorted(r["score"] for rows in (level1, level2, random) for r in rows or [])
@@ -204,11 +213,10 @@ def accuracy_vs_macs(level1: list[dict], level2: list[dict], random: list[dict],
         if floor is not None and floor - low > 0.15 * (high - low):
             hidden = sum(1 for x in scores if x < floor - 0.5)
             ax.set_ylim(floor - 0.5, high)
-            ax.set_title(f"Every scored candidate: search score against MACs ({hidden} lower, off the axis)",
-                         loc="left")
+            ax.set_title(f"{title} ({hidden} lower, off the axis)", loc="left")
         handles, labels = ax.get_legend_handles_labels()
-        for name, _, label in unscored:
-            handles.append(Line2D([], [], marker="v", ls="none", ms=8, color=FINALIST_COLORS[name], mec="black"))
+        for key, _, label in unscored:
+            handles.append(Line2D([], [], marker="v", ls="none", ms=8, color=FINALIST_COLORS[key], mec="black"))
             labels.append(f"{label}: no search score, marked on the top edge")
         fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8)
         return fig

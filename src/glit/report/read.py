@@ -39,6 +39,7 @@ class RunData:
     final_metrics: dict[str, list[dict]] = field(default_factory=dict)
     finalists: dict[str, dict] = field(default_factory=dict)
     budget_macs: float | None = None
+    budget_latency_ms: float | None = None  # a latency budget's limit (ms); the search plot then uses latency
     budget_text: str | None = None
     times: dict[str, float] = field(default_factory=dict)  # seconds per stage folder (times.json)
 
@@ -104,7 +105,7 @@ def read_run(run_dir: Path) -> RunData:
     for name in FINALISTS:
         run.final_metrics[name] = _jsonl(run_dir / FINAL_DIRS[name] / "metrics.jsonl")
     run.finalists = {name: _finalist(run, name) for name in FINALISTS}
-    run.budget_macs, run.budget_text = _budget(run)
+    run.budget_macs, run.budget_latency_ms, run.budget_text = _budget(run)
     times = _json(run_dir / "times.json")
     run.times = {k: v for k, v in times.items() if finite(v)} if isinstance(times, dict) else {}
     return run
@@ -154,16 +155,19 @@ def _baseline_arch(run: RunData) -> dict | None:
     return None
 
 
-def _budget(run: RunData) -> tuple[float | None, str | None]:
+def _budget(run: RunData) -> tuple[float | None, float | None, str | None]:
+    """The MACs limit, the latency limit (ms) and the budget's text, from the summary or any search's result."""
     s = run.summary or {}
-    macs, text = s.get("budget_macs"), s.get("budget_text")
+    macs, latency, text = s.get("budget_macs"), None, s.get("budget_text")
     for key in ("level2", "random", "level1"):
         result = run.results.get(key) or {}
         if macs is None:
             macs = (result.get("budget") or {}).get("max_macs")
+        if latency is None:
+            latency = (result.get("budget") or {}).get("max_latency_ms")
         if text is None:
             text = result.get("budget_text")
-    return (macs if finite(macs) else None), text
+    return (macs if finite(macs) else None), (latency if finite(latency) else None), text
 
 
 def generation_stats(rows: list[dict]) -> list[dict]:

@@ -54,6 +54,11 @@ class Budget:
             return False
         return not math.isfinite(self.max_latency_ms) or self.latency.predict(arch) <= self.max_latency_ms
 
+    def to_dict(self) -> dict:
+        """What a run records of its budget: the limits (infinite when unset) and the latency table's source."""
+        return {"max_macs": self.max_macs, "max_params": self.max_params, "convention": self.convention,
+                "max_latency_ms": self.max_latency_ms, "latency_table": self.latency.where if self.latency else None}
+
     def describe(self) -> str:
         parts = []
         if math.isfinite(self.max_macs):
