@@ -10,7 +10,7 @@ import pytest
 
 import glit
 from glit import Family, SearchSpace
-from glit.recipes.latency import build_table, check_table, measure_ms
+from glit.recipes.latency import build_table, check_table, measure_all, measure_ms, robust_median
 from glit.search.budget import Budget
 from glit.search.latency import LatencyTable, block_key, parse_ms
 from helpers import assert_one_line_error, run_glit
@@ -23,7 +23,8 @@ SPACE = SearchSpace.uniform(FAMILY, num_global_heads=(0, 1, 3), qkv_ratio=(1,), 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory):
     out = tmp_path_factory.mktemp("lut") / "lut.json"
-    return build_table(SPACE, out, batch=2, threads=1, calibration=2, warmup=1, repeats=3, progress=False), out
+    return build_table(SPACE, out, batch=2, threads=1, calibration=2, warmup=1, repeats=2, rounds=3,
+                       progress=False), out
 
 
 def test_the_table_holds_every_block_of_the_space_and_what_it_was_measured_on(table):
@@ -53,6 +54,8 @@ def test_check_measures_architectures_end_to_end(table):
     result = check_table(t, SPACE, archs=3)
     assert len(result["rows"]) == 3 and 0 <= result["within_10pct"] <= 1 and result["rmse_ms"] >= 0
     assert all(r["measured_ms"] > 0 and r["predicted_ms"] > 0 for r in result["rows"])
+    # the anchor, timed at build and again with the checked architectures, measures the machine's drift
+    assert t.info["anchor_ms"] > 0 and result["drift"] > 0 and 0 <= result["within_10pct_drift_corrected"] <= 1
 
 
 def test_the_budget_rejects_a_candidate_over_its_predicted_latency(table):
@@ -74,8 +77,23 @@ def test_times_parse_and_timing_is_robust():
         with pytest.raises(glit.GlitError, match="max_latency"):
             parse_ms(bad)
     calls = []
-    assert measure_ms(lambda: calls.append(1), warmup=2, repeats=5) >= 0 and len(calls) == 7
-    assert math.isfinite(measure_ms(lambda: None, warmup=0, repeats=1))
+    assert measure_ms(lambda: calls.append(1), warmup=2, repeats=5, rounds=3) >= 0 and len(calls) == 17
+    assert math.isfinite(measure_ms(lambda: None, warmup=0, repeats=1, rounds=1))
+    assert robust_median([1.0, 1.1, 0.9, 1.0, 50.0]) == 1.0  # a slow outlier is dropped
+
+
+def test_parts_are_timed_in_interleaved_rounds():
+    """Every part is timed in every round, in bursts of ``repeats`` calls, so a slow moment of the machine is shared
+    by all parts instead of landing on one."""
+    calls = []
+    fns = [lambda k=k: calls.append(k) for k in range(3)]
+    times = measure_all(fns, warmup=1, repeats=2, rounds=4)
+    assert len(times) == 3 and all(t >= 0 for t in times)
+    timed = calls[3:]  # after one warm-up call each
+    bursts = [timed[i:i + 2] for i in range(0, len(timed), 2)]
+    assert all(b[0] == b[1] for b in bursts) and len(bursts) == 12
+    rounds = [sorted(b[0] for b in bursts[r * 3:(r + 1) * 3]) for r in range(4)]
+    assert rounds == [[0, 1, 2]] * 4  # each round times every part once
 
 
 def test_bad_tables_and_flags_are_one_line_errors(tmp_path):
@@ -86,3 +104,30 @@ def test_bad_tables_and_flags_are_one_line_errors(tmp_path):
     assert_one_line_error(run_glit("run", "demo", "--out", tmp_path / "r", "--max-latency", "4ms"),
                           "search.max_latency needs search.latency_lut")
     assert not (tmp_path / "r" / "1-supernet").exists()
+
+
+def test_a_run_under_a_latency_budget_records_and_plots_latency(tmp_path):
+    """``glit run --max-latency``: every scored candidate within the predicted budget, each finalist's predicted and
+    measured latency in the summary, and the report's search plot against predicted latency."""
+    space = glit.space_preset("demo", 2)
+    lut = tmp_path / "lut.json"
+    table = build_table(space, lut, calibration=1, warmup=1, repeats=1, rounds=2, progress=False)
+    limit = sorted(table.predict(space.sample(random.Random(s))) for s in range(100))[50]
+    out = tmp_path / "run"
+    proc = run_glit("run", "demo", "--out", out, "--max-latency", f"{limit}ms", "--lut", lut,
+                    "--set", "supernet.optim.epochs=1", "--set", "search.level2_epochs=1", "--set", "train.epochs=1",
+                    "--set", "search.population=4", "--set", "search.generations=1", "--set", "search.parents=2",
+                    "--set", "search.mutations=2", "--set", "search.crossovers=2", "--set", "data.search_size=200",
+                    "--set", "supernet.eval_archs=1", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    for name in ("searched", "baseline", "random"):
+        t = summary[name]["latency_ms"]
+        assert t["predicted"] == pytest.approx(table.predict(glit.Arch.from_dict(summary[name]["arch"])))
+        assert t["measured"] > 0
+    assert summary["searched"]["latency_ms"]["predicted"] <= limit
+    for folder in ("2-search", "5-search", "6-random/search"):
+        rows = [json.loads(line) for line in (out / folder / "candidates.jsonl").read_text().splitlines()]
+        assert rows and all(r["latency_ms"] <= limit for r in rows)
+    report = (out / "report.html").read_text()
+    assert "search score against predicted latency" in report and "ms measured" in report

@@ -233,7 +233,7 @@ def test_eval_scores_one_supernet_path_after_recalibration(supernet, tmp_path):
 def test_a_latency_budget_is_checked_before_scoring(supernet, tmp_path):
     space = SearchSpace.from_dict(json.loads((supernet / "space.json").read_text()))
     lut = tmp_path / "lut.json"
-    build_table(space, lut, calibration=1, warmup=1, repeats=3, progress=False)
+    build_table(space, lut, calibration=1, warmup=1, repeats=2, rounds=3, progress=False)
     table = LatencyTable.load(lut)
     members = sorted({space.sample(random.Random(s)) for s in range(100)}, key=table.predict)
     limit = table.predict(members[len(members) // 2])

@@ -251,7 +251,8 @@ def cmd_latency(args) -> None:
             raise GlitError("glit latency build needs --out FILE")
         ops = tuple(args.local_ops.split(",")) if args.local_ops else ("conv1d",)
         space = space_preset(args.preset, 2, level2_space="full", local_ops=ops)
-        build_table(space, args.out, args.device, args.batch, args.threads, args.calibration, repeats=args.repeats)
+        build_table(space, args.out, args.device, args.batch, args.threads, args.calibration, repeats=args.repeats,
+                    rounds=args.rounds)
         return
     if not args.lut:
         raise GlitError("glit latency check needs --lut FILE")
@@ -267,6 +268,10 @@ def cmd_latency(args) -> None:
         print(f"predicted {r['predicted_ms']:8.3f} ms  measured {r['measured_ms']:8.3f} ms  error {error:+6.1f}%")
     print(f"latency check: {result['within_10pct']:.0%} of {result['archs']} architectures within 10% of the "
           f"measured latency; RMSE {result['rmse_ms']:.3f} ms; mean error {result['mean_error_pct']:+.1f}%")
+    if result["drift"] is not None:
+        print(f"the machine runs {result['drift']:.2f}x as long as when the table was built (its anchor, the "
+              f"DeiT-style architecture, timed with these); with that divided out, "
+              f"{result['within_10pct_drift_corrected']:.0%} within 10%")
 
 
 def cmd_truth(args) -> None:
@@ -439,8 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("latency", help="a latency table measured on this machine, and its check",
                        description="build: measure the latency of every distinct block configuration of a preset's "
-                                   "whole space, the stem and the head on this machine (median of repeats, outliers "
-                                   "dropped), plus a constant from a few architectures timed end to end, into a "
+                                   "whole space, the stem and the head on this machine (timed in interleaved rounds; "
+                                   "the median of the rounds, outliers dropped), plus a constant from a few architectures timed end to end, into a "
                                    "JSON table for --max-latency. check: time N sampled architectures end to end and "
                                    "print predicted against measured latency, the share within 10%% and the RMSE.")
     p.add_argument("action", choices=("build", "check"))
@@ -449,7 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="build: cpu (default) or cuda")
     p.add_argument("--batch", type=int, default=1, help="build: images per call (default: 1)")
     p.add_argument("--threads", type=int, help="build: intra-op threads (default: torch's)")
-    p.add_argument("--repeats", type=int, default=25, help="build: timed calls per part (default: 25)")
+    p.add_argument("--repeats", type=int, default=5, help="build: timed calls per part and round (default: 5)")
+    p.add_argument("--rounds", type=int, default=20, help="build: interleaved rounds over all parts (default: 20)")
     p.add_argument("--calibration", type=int, default=8, help="build: architectures timed end to end for the "
                                                               "constant (default: 8)")
     p.add_argument("--local-ops", metavar="OP,OP", help="build: local operators of the space (default: conv1d)")

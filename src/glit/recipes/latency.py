@@ -1,12 +1,23 @@
 """``glit latency build`` and ``glit latency check``: measure a latency table on this machine, and check its
 predictions against architectures measured end to end (``glit.search.latency``).
 
-How a part is timed: in eval mode under ``torch.inference_mode``, on random inputs of the table's batch size,
-``warmup`` calls, then ``repeats`` timed calls (``time.perf_counter``, after a CUDA synchronise on a GPU); the values
-outside 1.5 interquartile ranges of the quartiles are dropped and the median of the rest is the part's latency.
-A block is timed as the block module of a one-block model, on a (B, N, D) token tensor; the stem (patch embedding,
-class token, position embedding) and the head (final norm, classifier) alike. The constant is the median, over
-``calibration`` sampled architectures timed end to end, of measured minus the sum of their parts.
+How parts are timed: in eval mode under ``torch.inference_mode``, on random inputs of the table's batch size. Every
+part is called ``warmup`` times; then, in each of ``rounds`` rounds, every part in turn (in a shuffled order) is
+timed over ``repeats`` consecutive calls (``time.perf_counter``, after a CUDA synchronise on a GPU), and the median of
+those calls is the round's value. A part's latency is the median of its round values, after dropping those outside
+1.5 interquartile ranges of the quartiles. A block is timed as the block module of a one-block model, on a (B, N, D)
+token tensor; the stem (patch embedding, class token, position embedding) and the head (final norm, classifier)
+alike. The constant is the median, over ``calibration`` sampled architectures timed end to end the same way, of
+measured minus the sum of their parts.
+
+Why rounds: on a shared machine the speed drifts by about +-20% from one second to the next (measured on our 2-core
+machine: per-second medians of one cifar model at batch 1 ranged 4.45-6.71 ms over 30 s). A part timed in one burst
+takes the speed of that moment, so two timings of the same model seconds apart differed by up to 60%. Interleaved
+rounds spread every part's timings over the whole measurement, so each part sees the same mix of fast and slow
+moments. The calibration architectures and an anchor (the family's DeiT-style architecture) are timed in the same
+rounds as the parts. The check times the anchor again, in the rounds of its architectures: the anchor's ratio
+``now / at build`` is the machine's drift since the table was built, which the check reports, and divides out of
+its second, drift-corrected share (the predictor's own error, which a shared machine's drift would otherwise hide).
 """
 
 from __future__ import annotations
@@ -23,36 +34,56 @@ import torch
 from glit.errors import GlitError
 from glit.files import write_json
 from glit.nn import build_model
+from glit.presets import deit
 from glit.search.latency import LatencyTable, block_key
 from glit.space import Arch, SearchSpace
 from glit.text import fmt_seconds
 from glit.version import version_string
 
 
-def measure_ms(fn, warmup: int = 5, repeats: int = 25, device: torch.device | None = None) -> float:
-    """The robust latency of ``fn()`` in milliseconds (see the module docstring)."""
+def robust_median(values: list[float]) -> float:
+    """The median of ``values`` after dropping those outside 1.5 interquartile ranges of the quartiles."""
+    q1, _, q3 = statistics.quantiles(values, n=4) if len(values) >= 4 else (min(values), 0, max(values))
+    kept = [t for t in values if q1 - 1.5 * (q3 - q1) <= t <= q3 + 1.5 * (q3 - q1)]
+    return statistics.median(kept or values)
+
+
+def measure_all(fns: list, warmup: int = 5, repeats: int = 5, rounds: int = 20,
+                device: torch.device | None = None, seed: int = 0) -> list[float]:
+    """The robust latency of each ``fn()`` in milliseconds, timed in interleaved rounds (see the module docstring)."""
     sync = torch.cuda.synchronize if device is not None and device.type == "cuda" else (lambda: None)
+    rng = random.Random(seed)
+    per_round: list[list[float]] = [[] for _ in fns]
     with torch.inference_mode():
-        for _ in range(warmup):
-            fn()
-        times = []
-        for _ in range(repeats):
-            sync()
-            start = time.perf_counter()
-            fn()
-            sync()
-            times.append(1e3 * (time.perf_counter() - start))
-    q1, _, q3 = statistics.quantiles(times, n=4) if len(times) >= 4 else (min(times), 0, max(times))
-    kept = [t for t in times if q1 - 1.5 * (q3 - q1) <= t <= q3 + 1.5 * (q3 - q1)]
-    return statistics.median(kept or times)
+        for fn in fns:
+            for _ in range(warmup):
+                fn()
+        order = list(range(len(fns)))
+        for _ in range(rounds):
+            rng.shuffle(order)
+            for i in order:
+                times = []
+                for _ in range(repeats):
+                    sync()
+                    start = time.perf_counter()
+                    fns[i]()
+                    sync()
+                    times.append(1e3 * (time.perf_counter() - start))
+                per_round[i].append(statistics.median(times))
+    return [robust_median(values) for values in per_round]
+
+
+def measure_ms(fn, warmup: int = 5, repeats: int = 5, rounds: int = 20, device: torch.device | None = None) -> float:
+    """The robust latency of one ``fn()`` in milliseconds (``measure_all`` of one)."""
+    return measure_all([fn], warmup, repeats, rounds, device)[0]
 
 
 def build_table(space: SearchSpace, out: str | Path, device: str = "cpu", batch: int = 1, threads: int | None = None,
-                calibration: int = 8, warmup: int = 5, repeats: int = 25, seed: int = 0,
+                calibration: int = 8, warmup: int = 5, repeats: int = 5, rounds: int = 20, seed: int = 0,
                 progress: bool = True) -> LatencyTable:
     """Measure the stem, the head and every distinct block of ``space`` on this machine; write the table to ``out``."""
-    if batch < 1 or calibration < 0 or repeats < 1 or warmup < 0:
-        raise GlitError("--batch and --repeats must be at least 1, --calibration and --warmup at least 0")
+    if batch < 1 or calibration < 0 or repeats < 1 or rounds < 1 or warmup < 0:
+        raise GlitError("--batch, --repeats and --rounds must be at least 1, --calibration and --warmup at least 0")
     dev = _device(device)
     if threads is not None:
         torch.set_num_threads(threads)
@@ -62,24 +93,26 @@ def build_table(space: SearchSpace, out: str | Path, device: str = "cpu", batch:
     gen = torch.Generator().manual_seed(seed)
     images = torch.randn(batch, fam.in_chans, fam.img_size, fam.img_size, generator=gen).to(dev)
     tokens = torch.randn(batch, fam.num_tokens, fam.embed_dim, generator=gen).to(dev)
-    blocks = {}
-    for k, genes in enumerate(configs):
-        model = build_model(Arch(one, (genes,))).to(dev).eval()
-        blocks[block_key(genes)] = measure_ms(lambda m=model, g=genes: m.blocks[0](tokens, g), warmup, repeats, dev)
-        if progress and (k + 1) % 25 == 0:
-            print(f"latency: {k + 1}/{len(configs)} block configurations measured", flush=True)
-    model = build_model(Arch(one, (configs[0],))).to(dev).eval()
-    stem = measure_ms(lambda: model.embed(images), warmup, repeats, dev)
-    head = measure_ms(lambda: model.classify(tokens), warmup, repeats, dev)
-    parts = LatencyTable(fam, stem, head, blocks)
+    models = [build_model(Arch(one, (genes,))).to(dev).eval() for genes in configs]
+    fns = [lambda m=m, g=g: m.blocks[0](tokens, g) for m, g in zip(models, configs)]
+    fns += [lambda: models[0].embed(images), lambda: models[0].classify(tokens)]
     rng = random.Random(seed)
-    gaps = [measure_arch(arch, dev, batch, warmup, repeats) - parts.predict(arch)
-            for arch in (space.sample(rng) for _ in range(calibration))]
+    calib = [space.sample(rng) for _ in range(calibration)]
+    whole = [deit(fam), *calib]  # the anchor, then the calibration architectures, timed end to end
+    fns += arch_fns(whole, dev, batch, seed)
+    if progress:
+        print(f"latency: timing {len(configs)} block configurations, the stem, the head and {len(whole)} "
+              f"architectures in {rounds} interleaved rounds of {repeats} calls each", flush=True)
+    times = measure_all(fns, warmup, repeats, rounds, dev, seed)
+    n = len(configs)
+    parts = LatencyTable(fam, times[n], times[n + 1], {block_key(g): t for g, t in zip(configs, times)})
+    anchor, ends = times[n + 2], times[n + 3:]
+    gaps = [t - parts.predict(a) for a, t in zip(calib, ends)]
     info = {"device": str(dev) if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})",
             "torch": torch.__version__, "glit": version_string(), "batch": batch, "dtype": "float32",
-            "threads": torch.get_num_threads(), "warmup": warmup, "repeats": repeats, "calibration": calibration,
-            "configurations": len(configs), "seconds": round(time.perf_counter() - start, 1),
-            "space": space.to_dict(),
+            "threads": torch.get_num_threads(), "warmup": warmup, "repeats": repeats, "rounds": rounds,
+            "calibration": calibration, "configurations": len(configs), "anchor_ms": anchor,
+            "seconds": round(time.perf_counter() - start, 1), "space": space.to_dict(),
             "built": datetime.datetime.now().isoformat(timespec="seconds")}
     table = dataclasses.replace(parts, constant_ms=statistics.median(gaps) if gaps else 0.0, info=info,
                                 where=str(out))
@@ -90,31 +123,40 @@ def build_table(space: SearchSpace, out: str | Path, device: str = "cpu", batch:
     return table
 
 
-def measure_arch(arch: Arch, device: torch.device, batch: int, warmup: int = 5, repeats: int = 25,
-                 seed: int = 0) -> float:
-    """``arch``'s latency end to end, timed as the table's parts are."""
-    model = build_model(arch).to(device).eval()
-    fam = arch.family
-    images = torch.randn(batch, fam.in_chans, fam.img_size, fam.img_size,
-                         generator=torch.Generator().manual_seed(seed)).to(device)
-    return measure_ms(lambda: model(images), warmup, repeats, device)
+def arch_fns(archs: list[Arch], device: torch.device, batch: int, seed: int = 0) -> list:
+    """One call per architecture: its model, in eval mode, on a fixed random batch."""
+    fns = []
+    for arch in archs:
+        model = build_model(arch).to(device).eval()
+        fam = arch.family
+        images = torch.randn(batch, fam.in_chans, fam.img_size, fam.img_size,
+                             generator=torch.Generator().manual_seed(seed)).to(device)
+        fns.append(lambda m=model, x=images: m(x))
+    return fns
 
 
 def check_table(table: LatencyTable, space: SearchSpace, archs: int, seed: int = 1) -> dict:
     """Predicted against measured latency of ``archs`` architectures sampled from ``space``, on this machine with
-    the table's batch size and threads: the share within 10% and the RMSE (ms)."""
+    the table's batch size and threads: the share within 10% and the RMSE (ms); and, with the anchor timed in the
+    same rounds, the machine's drift since the build and the share within 10% with the drift divided out."""
     if archs < 1:
         raise GlitError(f"--archs must be at least 1, got {archs}")
     rng = random.Random(seed)
-    rows = []
-    for _ in range(archs):
-        arch = space.sample(rng)
-        t = finalist_latency(table, arch)
-        rows.append({"arch": arch.to_dict(), "predicted_ms": t["predicted"], "measured_ms": t["measured"]})
+    sampled = [space.sample(rng) for _ in range(archs)]
+    anchor = table.info.get("anchor_ms")
+    measured = timed_archs(table, [deit(table.family), *sampled] if anchor else sampled)
+    drift = measured.pop(0) / anchor if anchor else 1.0
+    rows = [{"arch": arch.to_dict(), "predicted_ms": table.predict(arch), "measured_ms": t}
+            for arch, t in zip(sampled, measured)]
+
+    def share(scale: float) -> float:
+        return sum(abs(r["predicted_ms"] * scale - r["measured_ms"]) <= 0.10 * r["measured_ms"] for r in rows) / archs
+
     errors = [(r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"] for r in rows]
-    return {"archs": archs, "within_10pct": sum(abs(e) <= 0.10 for e in errors) / archs,
+    return {"archs": archs, "within_10pct": share(1.0),
             "rmse_ms": statistics.fmean((r["predicted_ms"] - r["measured_ms"]) ** 2 for r in rows) ** 0.5,
-            "mean_error_pct": 100 * statistics.fmean(errors), "rows": rows}
+            "mean_error_pct": 100 * statistics.fmean(errors), "drift": drift if anchor else None,
+            "within_10pct_drift_corrected": share(drift) if anchor else None, "rows": rows}
 
 
 def _device(name: str) -> torch.device:
@@ -125,12 +167,18 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def finalist_latency(table: LatencyTable, arch: Arch) -> dict:
-    """``{"predicted", "measured"}`` milliseconds of ``arch``: by ``table``, and timed end to end here with the
-    table's device, batch, threads and repeats (``glit run`` records it for each finalist under a latency budget)."""
-    dev = _device(str(table.info.get("device", "cpu")).split(" ")[0])
-    if table.info.get("threads"):
-        torch.set_num_threads(int(table.info["threads"]))
-    measured = measure_arch(arch, dev, int(table.info.get("batch", 1)), int(table.info.get("warmup", 5)),
-                            int(table.info.get("repeats", 25)))
-    return {"predicted": table.predict(arch), "measured": measured}
+def timed_archs(table: LatencyTable, archs: list[Arch]) -> list[float]:
+    """Each architecture timed end to end here, all in the same interleaved rounds, with the table's device, batch,
+    threads, warm-up, repeats and rounds."""
+    info = table.info
+    dev = _device(str(info.get("device", "cpu")).split(" ")[0])
+    if info.get("threads"):
+        torch.set_num_threads(int(info["threads"]))
+    return measure_all(arch_fns(archs, dev, int(info.get("batch", 1))), int(info.get("warmup", 5)),
+                       int(info.get("repeats", 5)), int(info.get("rounds", 20)), dev)
+
+
+def latencies(table: LatencyTable, archs: list[Arch]) -> list[dict]:
+    """``{"predicted", "measured"}`` milliseconds of each of ``archs``: by ``table``, and by ``timed_archs``.
+    ``glit run`` records them for its finalists under a latency budget."""
+    return [{"predicted": table.predict(a), "measured": t} for a, t in zip(archs, timed_archs(table, archs))]

@@ -52,7 +52,7 @@ from glit.folder import prepare_out, write_config
 from glit.presets import deit, level1_part, space_preset
 from glit.recipes.common import space_for
 from glit.recipes.export import export
-from glit.recipes.latency import finalist_latency
+from glit.recipes.latency import latencies
 from glit.recipes.rank import health_lines, supernet_health
 from glit.recipes.search import make_budget, search
 from glit.recipes.train import read_correct, train
@@ -167,8 +167,8 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
                          "search_score": scores[name], "seeds": seeds, "top1_seeds": tops,
                          "top1_std": statistics.stdev(tops) if len(tops) > 1 else None}
     if budget.latency is not None:  # a latency budget: each finalist's predicted and measured latency (ms)
-        for name in FINALISTS:
-            summary[name]["latency_ms"] = finalist_latency(budget.latency, archs[name])
+        for name, t in zip(FINALISTS, latencies(budget.latency, [archs[name] for name in FINALISTS])):
+            summary[name]["latency_ms"] = t
     summary["comparisons"] = comparisons(out, seeds)
     if truth_file.is_file():  # supernet health: how well each supernet ranks a ground truth
         summary["health"] = supernet_health(out, truth_file, cfg, dist, shared)
