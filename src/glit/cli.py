@@ -445,9 +445,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("latency", help="a latency table measured on this machine, and its check",
                        description="build: measure the latency of every distinct block configuration of a preset's "
                                    "whole space, the stem and the head on this machine (timed in interleaved rounds; "
-                                   "the median of the rounds, outliers dropped), plus a constant from a few architectures timed end to end, into a "
-                                   "JSON table for --max-latency. check: time N sampled architectures end to end and "
-                                   "print predicted against measured latency, the share within 10%% and the RMSE.")
+                                   "the median of the rounds, outliers dropped), plus a constant from a few "
+                                   "architectures timed end to end, into a JSON table for --max-latency. check: time "
+                                   "N sampled architectures end to end and print predicted against measured latency, "
+                                   "the share within 10%% and the RMSE, and the machine's drift since the build.")
     p.add_argument("action", choices=("build", "check"))
     p.add_argument("preset", nargs="?", default="demo", help="build: the space preset (default: demo)")
     p.add_argument("--out", metavar="FILE", help="build: the table to write")
