@@ -73,11 +73,6 @@ def measure_all(fns: list, warmup: int = 5, repeats: int = 5, rounds: int = 20,
     return [robust_median(values) for values in per_round]
 
 
-def measure_ms(fn, warmup: int = 5, repeats: int = 5, rounds: int = 20, device: torch.device | None = None) -> float:
-    """The robust latency of one ``fn()`` in milliseconds (``measure_all`` of one)."""
-    return measure_all([fn], warmup, repeats, rounds, device)[0]
-
-
 def build_table(space: SearchSpace, out: str | Path, device: str = "cpu", batch: int = 1, threads: int | None = None,
                 calibration: int = 8, warmup: int = 5, repeats: int = 5, rounds: int = 20, seed: int = 0,
                 progress: bool = True) -> LatencyTable:
