@@ -1,15 +1,21 @@
-"""What the gradient all-reduce costs against a training step, at the ``tiny`` preset's size (issue 14).
+"""What synchronising gradients costs a training step, at the ``tiny`` preset's size (issue 14).
 
-glit synchronises gradients with one flat all-reduce after backward (``glit.train.dist.sync_grads``), not bucketed and
-overlapped with backward as DistributedDataParallel does. This measures whether that matters: in one run, on every
-rank, the median time of ``sync_grads`` on the gradients of a level-2 ``tiny`` supernet path (the most a supernet step
-synchronises: every parameter of the path) and of one training step of the same path, and prints their ratio.
+In one run, on every rank, on one level-2 ``tiny`` supernet path at 224 px, in interleaved rounds (ranks in step),
+the median time of three steps (forward + backward):
+
+- ``alone``: no synchronisation at all (what one process would do);
+- ``flat``: then one flat all-reduce of every gradient (``GradSync.all``; what glit did before, and still does
+  after a sandwich-rule step's several backward passes);
+- ``overlapped``: ``GradSync.backward`` (glit's default): the path's elements only, in buckets sent while backward
+  goes on.
+
+The share of a step that synchronisation costs is (step - alone) / step. The goal is under 2% of a step.
 
     torchrun --nproc-per-node 2 bench/allreduce.py                    # CPU, gloo (2 ranks share this machine's cores)
     torchrun --nproc-per-node 8 bench/allreduce.py --batch 128        # one node of GPUs, NCCL
 
-On CPU the step is slow and the ratio says little about GPUs; the figure that matters is the GPU one (one process per
-GPU, at least 2 GPUs: NCCL cannot put two ranks on one device). The goal is under 2% of a step.
+On CPU the ranks and gloo's threads share the cores, so the figures say little about GPUs; the figure that matters
+is the GPU one (one process per GPU, at least 2 GPUs: NCCL cannot put two ranks on one device).
 """
 
 from __future__ import annotations
@@ -23,31 +29,19 @@ import torch
 import torch.distributed as td
 
 import glit
-from glit.cost import cost
 from glit.presets import space_preset
-from glit.train.dist import init_distributed, sync_grads
+from glit.train.dist import GradSync, init_distributed
 
 
-def timed(fn, device: torch.device, repeats: int) -> float:
-    """Median seconds of ``fn`` over ``repeats`` calls after one warm-up, every rank in step."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        td.barrier()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=8, help="images per rank and step (default 8)")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the three steps (default 5)")
     args = p.parse_args()
     dist = init_distributed("auto")
     if dist.world < 2:
@@ -58,24 +52,44 @@ def main() -> None:
     model = glit.Supernet(space).to(dist.device)
     images = torch.randn(args.batch, 3, 224, 224, device=dist.device)
     labels = torch.randint(0, space.family.num_classes, (args.batch,), device=dist.device)
+    grad_sync = GradSync(model, dist)
+    views = model.path_views(arch)
 
-    def step():
+    def step(mode: str) -> None:
         model.zero_grad(set_to_none=True)
         loss = torch.nn.functional.cross_entropy(model(images, arch), labels)
+        if mode == "overlapped":
+            with grad_sync.backward(views):
+                loss.backward()
+            return
         loss.backward()
+        if mode == "flat":
+            grad_sync.all(model)
 
-    step()
-    grads = sum(p.grad.numel() for p in model.parameters() if p.grad is not None)
-    step_s = timed(step, dist.device, args.repeats)
-    sync_s = timed(lambda: sync_grads(model, dist), dist.device, args.repeats)
+    modes = ("alone", "flat", "overlapped")
+    times = {mode: [] for mode in modes}
+    for r in range(args.rounds + 1):  # round 0 warms up
+        for mode in modes:
+            td.barrier()
+            sync(dist.device)
+            t = time.perf_counter()
+            step(mode)
+            sync(dist.device)
+            if r:
+                times[mode].append(time.perf_counter() - t)
+    med = {mode: statistics.median(ts) for mode, ts in times.items()}
     if dist.main:
-        backend = td.get_backend()
-        print(f"{dist.world} ranks ({backend}, {dist.device.type}); a tiny supernet path: {grads:,} gradients "
-              f"({grads * 4 / 2**20:.1f} MiB fp32; the path itself has {cost(arch).params:,} parameters, the rest "
-              f"are zeros off the path), batch {args.batch} per rank")
-        print(f"training step (forward + backward): {step_s * 1e3:.1f} ms")
-        print(f"flat all-reduce of the gradients:   {sync_s * 1e3:.1f} ms")
-        print(f"all-reduce / (step + all-reduce):   {100 * sync_s / (step_s + sync_s):.2f}%  (goal < 2%)")
+        grads = sum(p.grad.numel() for p in model.parameters() if p.grad is not None)
+        path = sum(views[p](p).numel() if p in views else p.numel() for p in model.parameters()
+                   if p.grad is not None)
+        print(f"{dist.world} ranks ({td.get_backend()}, {dist.device.type}); a tiny supernet path, batch {args.batch} "
+              f"per rank: {grads:,} gradients, {path:,} of them on the path; {args.rounds} interleaved rounds")
+        print(f"{'step':<12} {'median ms':>10} {'sync share':>11}")
+        for mode in modes:
+            share = "" if mode == "alone" else f"{100 * (med[mode] - med['alone']) / med[mode]:>10.2f}%"
+            print(f"{mode:<12} {med[mode] * 1e3:>10.1f} {share}")
+        print("goal: sync share < 2%")
+    grad_sync.close()
     td.destroy_process_group()
 
 

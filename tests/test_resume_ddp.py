@@ -97,6 +97,21 @@ def test_ddp_supernet_ranks_train_the_same_paths_and_end_equal(tmp_path):
     assert_identical(rank0, load_ckpt(ddp / "checkpoint.pt")["model"], "rank 0 vs checkpoint")
 
 
+@pytest.mark.parametrize("bucket", [1000, 2**22])
+def test_overlapped_path_sync_equals_a_flat_all_reduce(tmp_path, bucket):
+    """``GradSync`` sends only the path's elements, in buckets (many small ones, or one), as backward produces them;
+    the averaged gradients equal one flat all-reduce of every gradient, bit for bit (the ranks see different images,
+    so a sync that sent nothing would leave rank 0's own gradients)."""
+    proc = torchrun(Path(__file__).with_name("gradsync_worker.py"), bucket,
+                    env=cli_env(GLIT_TEST_WEIGHTS=str(tmp_path)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    grads = torch.load(tmp_path / "grads.pt", weights_only=True)
+    assert grads["flat"].keys() == grads["overlapped"].keys()
+    assert any(name.startswith("blocks.") for name in grads["flat"])
+    for name, flat in grads["flat"].items():
+        assert torch.equal(flat, grads["overlapped"][name]), name
+
+
 def test_ddp_train_matches_one_process_with_the_same_global_batch(tmp_path):
     """An all-global architecture (no BatchNorm, whose statistics are per rank by design), per-sample seeded
     augmentation (random pad-and-crop), no Mixup/CutMix, no drop path: 2 processes with 32 images each equal

@@ -1,21 +1,24 @@
 """Distributed data parallel over ``torchrun``: gloo on CPU, NCCL on GPU.
 
-We all-reduce gradients ourselves, in one flat buffer, after backward, instead of wrapping the model in
-``DistributedDataParallel``. A supernet step leaves whole parameters unused (the other paths), which DDP accepts
-only with ``find_unused_parameters=True`` and an extra graph traversal each step. Every rank samples the same path,
-so every rank has gradients for the same parameters, in the same order: one all-reduce over those serves the
-supernet and standalone models alike. BatchNorm statistics stay per rank during an epoch, as with DDP without
-SyncBatchNorm, and are averaged over ranks at the end of each epoch.
+We all-reduce gradients ourselves (``GradSync``) instead of wrapping the model in ``DistributedDataParallel``. A
+supernet step leaves whole parameters unused (the other paths), which DDP accepts only with
+``find_unused_parameters=True`` and an extra graph traversal each step, and it uses most parameters only in part,
+whose gradients are zeros off the path, which DDP would all-reduce anyway. Every rank samples the same path, so
+every rank produces the same gradients in the same order during backward: ``GradSync`` sends each one's path
+elements as soon as backward has produced it, in buckets, so communication overlaps the rest of backward as with
+DDP. BatchNorm statistics stay per rank during an epoch, as with DDP without SyncBatchNorm, and are averaged over
+ranks at the end of each epoch.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as td
-from torch import nn
+from torch import Tensor, nn
 
 from glit.errors import GlitError
 
@@ -51,14 +54,82 @@ def init_distributed(device: str = "auto") -> Dist:
     return Dist(rank, world, local_rank, torch.device("cpu"))
 
 
-def sync_grads(model: nn.Module, dist: Dist) -> None:
-    """Average the gradients that exist over ranks (the same parameters on every rank)."""
-    if dist.world == 1:
-        return
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    td.all_reduce(flat)
-    flat /= dist.world
+BUCKET_ELEMENTS = 2**22  # gradient elements per all-reduce (16 MiB in fp32; DDP's default bucket is 25 MiB)
+
+
+class GradSync:
+    """Average a model's gradients over ranks, overlapped with backward, sending only a supernet path's elements.
+
+    ``with sync.backward(views):`` around the step's last backward: as backward finishes each parameter's gradient,
+    a hook queues its path view (``views[p]``, ``Supernet.path_views``; the whole gradient for a parameter the path
+    uses wholly, or for every parameter with ``views`` None), and every ``BUCKET_ELEMENTS`` queued elements go out
+    in one asynchronous all-reduce while backward goes on. Leaving the block sends the rest, waits, and writes the
+    averages back. Off the path the gradients are zeros on every rank (same path, same parameters), so they need no
+    averaging: the result equals a flat all-reduce of every gradient (``tests/test_resume_ddp.py``). Backward runs
+    the same graph in the same order on every rank, so every rank forms the same buckets: the collectives match.
+
+    A step with several backward passes (the sandwich rule) calls ``sync.all(model)`` after them instead: one flat
+    all-reduce of every gradient, as the hooks cannot know when a gradient is final.
+    """
+
+    def __init__(self, model: nn.Module, dist: Dist, bucket: int = BUCKET_ELEMENTS):
+        self.dist, self.bucket = dist, bucket
+        self.views: dict | None = None
+        self.active = False
+        self.queued: list[Tensor] = []
+        self.sent: list[tuple[td.Work, Tensor, list[Tensor]]] = []
+        self.hooks = [p.register_post_accumulate_grad_hook(self._ready) for p in model.parameters()
+                      if p.requires_grad] if dist.world > 1 else []
+
+    def close(self) -> None:
+        """Remove the hooks (``fit`` does, when training ends)."""
+        for hook in self.hooks:
+            hook.remove()
+        self.hooks = []
+
+    @contextmanager
+    def backward(self, views: dict | None = None):
+        if self.dist.world == 1:
+            yield
+            return
+        self.views, self.active = views or {}, True
+        try:
+            yield
+        finally:
+            self.active = False
+        self._send()
+        for work, flat, grads in self.sent:
+            work.wait()
+            flat /= self.dist.world
+            _unflatten(flat, grads)
+        self.sent = []
+
+    def all(self, model: nn.Module) -> None:
+        """One flat all-reduce of every gradient that exists, after backward."""
+        if self.dist.world == 1:
+            return
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        td.all_reduce(flat)
+        flat /= self.dist.world
+        _unflatten(flat, grads)
+
+    def _ready(self, p: nn.Parameter) -> None:
+        if not self.active:
+            return
+        view = self.views.get(p)
+        self.queued.append(p.grad if view is None else view(p.grad))
+        if sum(g.numel() for g in self.queued) >= self.bucket:
+            self._send()
+
+    def _send(self) -> None:
+        if self.queued:
+            flat = torch.cat([g.reshape(-1) for g in self.queued])
+            self.sent.append((td.all_reduce(flat, async_op=True), flat, self.queued))
+            self.queued = []
+
+
+def _unflatten(flat: Tensor, grads: list[Tensor]) -> None:
     offset = 0
     for g in grads:
         g.copy_(flat[offset:offset + g.numel()].view_as(g))

@@ -20,7 +20,7 @@ from glit.errors import GlitError
 from glit.files import write_jsonl
 from glit.text import fmt_seconds
 from glit.train.checkpoint import load_weights, rng_state, save_checkpoint, set_rng_state
-from glit.train.dist import Dist, barrier
+from glit.train.dist import Dist, GradSync, barrier
 from glit.train.loop import Step, train_one_epoch
 from glit.train.optim import make_optimizer
 
@@ -42,7 +42,8 @@ def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: 
             raise GlitError("amp=fp16 needs a GPU; use amp=bf16 on CPU")
         scaler = torch.amp.GradScaler("cuda")
     ema = copy.deepcopy(model).requires_grad_(False) if o.ema > 0 else None
-    step = Step(o, cfg.aug, num_classes, cfg.seed, arch_for_step, masked_update, scaler, ema, distill)
+    step = Step(o, cfg.aug, num_classes, cfg.seed, arch_for_step, masked_update, scaler, ema, distill,
+                GradSync(model, dist) if dist.world > 1 else None)
     history, start = [], 0
     torch.manual_seed(cfg.seed * 1000 + dist.rank)  # drop path reads the global RNG; offset by rank
     if checkpoint is not None:
@@ -62,36 +63,40 @@ def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: 
         if dist.main:
             write_jsonl(out / "metrics.jsonl", history)
     board = _tensorboard(out) if dist.main else None
-    for epoch in range(start, o.epochs):
-        stats = train_one_epoch(model, loader, optimizer, epoch, step, dist, desc)
-        line = {"epoch": epoch + 1, "loss": stats["loss"], "lr": stats["lr"],
-                "images_per_s": stats["images_per_s"], "seconds": stats["seconds"],
-                "paths": _digests(stats["archs"], dist)}
-        if (epoch + 1) % o.eval_every == 0 or epoch + 1 == o.epochs:
-            evaluation = evaluate_fn(ema if ema is not None else model)  # top1 (percent), and eval loss
-            line.update({f"eval_{k}" if k == "loss" else k: v for k, v in evaluation.items()})
-        history.append(line)
-        state = {
-            "kind": payload["kind"], "epoch": epoch + 1, "metrics": history, "config": cfg.to_dict(),
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict() if scaler else None, "ema": ema.state_dict() if ema else None,
-            "rng": _gather(rng_state(), dist), **payload,
-        }
-        if dist.main:
-            save_checkpoint(out / "checkpoint.pt", state)
-            write_jsonl(out / "metrics.jsonl", history)
-            if board is not None:
-                for key, value in line.items():
-                    if isinstance(value, (int, float)) and key != "epoch":
-                        board.add_scalar(f"{desc}/{key}", value, epoch + 1)
-                board.flush()
-            top1 = f"  top-1 {line['top1']:.2f}%" if "top1" in line else ""
-            spent = [h["seconds"] for h in history[start:]]  # this process's epochs: the ETA of the rest
-            left = o.epochs - epoch - 1
-            eta = f"  ETA {fmt_seconds(sum(spent) / len(spent) * left)}" if left else ""
-            print(f"{desc} epoch {epoch + 1}/{o.epochs}  loss {line['loss']:.4f}  lr {line['lr']:.2e}{top1}  "
-                  f"{line['images_per_s']:.0f} img/s  {line['seconds']:.0f} s{eta}", flush=True)
-        barrier(dist)
+    try:
+        for epoch in range(start, o.epochs):
+            stats = train_one_epoch(model, loader, optimizer, epoch, step, dist, desc)
+            line = {"epoch": epoch + 1, "loss": stats["loss"], "lr": stats["lr"],
+                    "images_per_s": stats["images_per_s"], "seconds": stats["seconds"],
+                    "paths": _digests(stats["archs"], dist)}
+            if (epoch + 1) % o.eval_every == 0 or epoch + 1 == o.epochs:
+                evaluation = evaluate_fn(ema if ema is not None else model)  # top1 (percent), and eval loss
+                line.update({f"eval_{k}" if k == "loss" else k: v for k, v in evaluation.items()})
+            history.append(line)
+            state = {
+                "kind": payload["kind"], "epoch": epoch + 1, "metrics": history, "config": cfg.to_dict(),
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict() if scaler else None, "ema": ema.state_dict() if ema else None,
+                "rng": _gather(rng_state(), dist), **payload,
+            }
+            if dist.main:
+                save_checkpoint(out / "checkpoint.pt", state)
+                write_jsonl(out / "metrics.jsonl", history)
+                if board is not None:
+                    for key, value in line.items():
+                        if isinstance(value, (int, float)) and key != "epoch":
+                            board.add_scalar(f"{desc}/{key}", value, epoch + 1)
+                    board.flush()
+                top1 = f"  top-1 {line['top1']:.2f}%" if "top1" in line else ""
+                spent = [h["seconds"] for h in history[start:]]  # this process's epochs: the ETA of the rest
+                left = o.epochs - epoch - 1
+                eta = f"  ETA {fmt_seconds(sum(spent) / len(spent) * left)}" if left else ""
+                print(f"{desc} epoch {epoch + 1}/{o.epochs}  loss {line['loss']:.4f}  lr {line['lr']:.2e}{top1}  "
+                      f"{line['images_per_s']:.0f} img/s  {line['seconds']:.0f} s{eta}", flush=True)
+            barrier(dist)
+    finally:
+        if step.sync is not None:
+            step.sync.close()
     return history
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -21,7 +22,7 @@ from glit.config import AugConfig, OptimConfig
 from glit.data.mixup import mix_batch, soft_target_cross_entropy
 from glit.errors import GlitError
 from glit.space import Arch
-from glit.train.dist import Dist, all_sum, average_buffers, sync_grads
+from glit.train.dist import Dist, GradSync, all_sum, average_buffers
 from glit.train.optim import lr_at, masked_step, path_step, set_lr
 
 SYNC_EVERY = 32  # steps between host syncs (the loss check and the progress bar): a sync per step stalls a GPU
@@ -40,6 +41,7 @@ class Step:
     scaler: torch.amp.GradScaler | None = None
     ema: nn.Module | None = None
     distill: bool = False  # sandwich rule: paths after the first learn its soft predictions, not the labels
+    sync: GradSync | None = None  # averages gradients over ranks; None: one process
 
 
 def autocast(device: torch.device, amp: str):
@@ -71,6 +73,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
         x, targets = mix_batch(x, y, step.num_classes, step.aug, mix_rng)
         optimizer.zero_grad(set_to_none=True)
         paths = arch if isinstance(arch, list) else [arch]  # a list: the sandwich rule's paths, largest first
+        views = model.path_views(paths[0]) if len(paths) == 1 and paths[0] is not None else None
         for k, path in enumerate(paths):
             with autocast(dist.device, step.optim.amp):
                 logits = model(x, path)
@@ -79,8 +82,10 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
                 window += loss.detach().double() * x.shape[0]
                 if step.distill and len(paths) > 1:  # in-place distillation: the others learn the largest's output
                     targets = F.softmax(logits.detach().float(), dim=-1)
-            (step.scaler.scale(loss) if step.scaler else loss).backward()
-        sync_grads(model, dist)
+            with step.sync.backward(views) if step.sync and len(paths) == 1 else nullcontext():
+                (step.scaler.scale(loss) if step.scaler else loss).backward()
+        if step.sync and len(paths) > 1:
+            step.sync.all(model)
         if step.optim.clip_grad > 0:
             if step.scaler:
                 step.scaler.unscale_(optimizer)
@@ -95,7 +100,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
 
         if step.masked_update and arch is not None:
             if len(paths) == 1 and step.scaler is None and not optimizer.param_groups[0]["fused"]:
-                path_step(optimizer, model.path_views(paths[0]), apply)  # in place, the fast way
+                path_step(optimizer, views, apply)  # in place, the fast way
             else:  # the sandwich rule's union of paths, a grad scaler, fused AdamW: restore what is off the paths
                 masked_step(optimizer, union_masks([model.path_masks(path) for path in paths]), apply)
         else:
