@@ -7,6 +7,7 @@ noisy, shared machine moves both numbers together.
 
     python bench/train_throughput.py                       # CPU: GLiT-Tiny at 224 px and a cifar arch, fp32 + bf16
     python bench/train_throughput.py --device cuda --batch 256 --dtypes bf16
+    python bench/train_throughput.py --models cifar --dtypes fp32 --compile    # eager and compiled, side by side
 
 Goal on CPU: GLiT-Tiny (batch 16, 224 px, fp32) at >= 65% of the fp32 matmul peak. The authors' model code reaches
 about 59% on our 2-core machine.
@@ -15,6 +16,7 @@ about 59% on our 2-core machine.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import time
 
@@ -41,9 +43,13 @@ def matmul_peak(dtype: torch.dtype, device: str, n: int = 2048, seconds: float =
     return best
 
 
-def train_rate(arch, dtype_name: str, device: str, batch: int, steps: int, warmup: int) -> float:
-    """Images/s of forward, backward and AdamW step; bf16 runs under autocast with fp32 weights."""
+def train_rate(arch, dtype_name: str, device: str, batch: int, steps: int, warmup: int,
+               compiled: bool = False) -> float:
+    """Images/s of forward, backward and AdamW step; bf16 runs under autocast with fp32 weights. ``compiled``:
+    ``model.compile()`` first, as ``train.compile`` does (the warm-up steps include the compilation)."""
     model = glit.build_model(arch, drop_path=0.1).to(device)
+    if compiled:
+        model.compile()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
     fam = arch.family
     x = torch.randn(batch, 3, fam.img_size, fam.img_size, device=device)
@@ -88,23 +94,27 @@ def main() -> None:
     parser.add_argument("--dtypes", default="fp32,bf16")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--models", default="tiny,cifar", help="tiny (GLiT-Tiny released), cifar (a cifar sample)")
+    parser.add_argument("--compile", action="store_true", help="also each model compiled (train.compile)")
     args = parser.parse_args()
     import random
 
     cifar_arch = space_preset("cifar", 2).sample(random.Random(0))
-    models = [("glit-tiny-released", arch_preset("glit-tiny-released"), args.batch),
-              ("cifar sample", cifar_arch, args.cifar_batch)]
+    models = {"tiny": ("glit-tiny-released", arch_preset("glit-tiny-released"), args.batch),
+              "cifar": ("cifar sample", cifar_arch, args.cifar_batch)}
+    models = [models[key] for key in args.models.split(",")]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
-    print(f"{'model':<20} {'dtype':<5} {'batch':>5} {'MACs':>9} {'images/s':>9} {'TFLOP/s':>8} "
+    print(f"{'model':<31} {'dtype':<5} {'batch':>5} {'MACs':>9} {'images/s':>9} {'TFLOP/s':>8} "
           f"{'peak':>8} {'MFU':>6}")
     for name, arch, batch in models:
         macs = glit.cost(arch).macs
-        for dtype_name in args.dtypes.split(","):
+        for dtype_name, compiled in itertools.product(args.dtypes.split(","), (False, True)[:1 + args.compile]):
             peak = matmul_peak(DTYPES[dtype_name], args.device)
-            rate = train_rate(arch, dtype_name, args.device, batch, args.steps, args.warmup)
+            rate = train_rate(arch, dtype_name, args.device, batch, args.steps, args.warmup, compiled)
             peak = max(peak, matmul_peak(DTYPES[dtype_name], args.device))
             achieved = rate * 6 * macs
-            print(f"{name:<20} {dtype_name:<5} {batch:>5} {macs / 1e6:>8.1f}M {rate:>9.1f} "
+            label = name + (" (compiled)" if compiled else "")
+            print(f"{label:<31} {dtype_name:<5} {batch:>5} {macs / 1e6:>8.1f}M {rate:>9.1f} "
                   f"{achieved / 1e12:>8.4f} {peak / 1e12:>8.4f} {achieved / peak:>6.1%}", flush=True)
 
 
