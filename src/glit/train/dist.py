@@ -76,7 +76,8 @@ class GradSync:
         self.dist, self.bucket = dist, bucket
         self.views: dict | None = None
         self.active = False
-        self.queued: list[Tensor] = []
+        self.queued: list[Tensor] = []  # path views of finished gradients, not sent yet
+        self.queued_elements = 0
         self.sent: list[tuple[td.Work, Tensor, list[Tensor]]] = []
         self.hooks = [p.register_post_accumulate_grad_hook(self._ready) for p in model.parameters()
                       if p.requires_grad] if dist.world > 1 else []
@@ -119,14 +120,15 @@ class GradSync:
             return
         view = self.views.get(p)
         self.queued.append(p.grad if view is None else view(p.grad))
-        if sum(g.numel() for g in self.queued) >= self.bucket:
+        self.queued_elements += self.queued[-1].numel()
+        if self.queued_elements >= self.bucket:
             self._send()
 
     def _send(self) -> None:
         if self.queued:
             flat = torch.cat([g.reshape(-1) for g in self.queued])
             self.sent.append((td.all_reduce(flat, async_op=True), flat, self.queued))
-            self.queued = []
+            self.queued, self.queued_elements = [], 0
 
 
 def _unflatten(flat: Tensor, grads: list[Tensor]) -> None:
