@@ -17,7 +17,7 @@ def test_locality_retrains_one_architecture_with_each_local_operator(tmp_path):
     out = tmp_path / "loc"
     proc = run_glit("ablate", "demo", "--study", "locality", "--out", out, *SHORT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    table = json.loads((out / "ablation.json").read_text())
+    table = json.loads((out / "ablation-locality.json").read_text())
     names = [r["name"] for r in table["rows"]]
     assert names == [*LOCAL_OPS, "all-global (DeiT-style)"]
     base = default_locality_arch("demo")
@@ -33,7 +33,7 @@ def test_locality_retrains_one_architecture_with_each_local_operator(tmp_path):
     assert "ablation: locality (demo, 1 seed" in proc.stdout
     again = run_glit("ablate", "demo", "--study", "locality", "--out", out, *SHORT, timeout=600)
     assert again.returncode == 0 and "train epoch" not in again.stdout  # finished trainings are read back
-    assert json.loads((out / "ablation.json").read_text())["rows"] == table["rows"]
+    assert json.loads((out / "ablation-locality.json").read_text())["rows"] == table["rows"]
 
 
 def test_with_local_op_changes_only_the_local_parts():

@@ -392,7 +392,7 @@ def test_ablate_search_reuses_the_run_and_adds_one_level_search(finished):
     assert proc.returncode == 0, proc.stderr[-3000:]
     after = written()
     assert len(before) >= 12 and {f: after[f] for f in before} == before  # no stage of the run was redone
-    table = json.loads((out / "ablation.json").read_text())
+    table = json.loads((out / "ablation-search.json").read_text())
     rows = {r["name"]: r for r in table["rows"]}
     assert list(rows) == ["hierarchical", "one-level", "random", "DeiT-style"] and table["seeds"] == [0, 1]
     summary = json.loads((out / "summary.json").read_text())
@@ -409,7 +409,7 @@ def test_ablate_search_reuses_the_run_and_adds_one_level_search(finished):
     for r in table["rows"][1:]:
         assert r["vs_first"]["verdict"] in ("better", "worse", "no difference detected")
     assert "ablation: search (demo, 2 seeds" in proc.stdout and "hierarchical vs one-level:" in proc.stdout
-    page = (out / "ablation.html").read_text()
+    page = (out / "ablation-search.html").read_text()
     assert "one-level" in page and "<script" not in page and "http" not in page
 
 

@@ -224,7 +224,7 @@ def cmd_ablate(args) -> None:
     result = ablate(cfg, args.study, args.out, args.seeds, arch, command=_command_line())
     if _is_main():
         print(format_table(result))
-        print(f"table: {args.out}/ablation.json, {args.out}/ablation.html")
+        print(f"table: {args.out}/ablation-{args.study}.json, {args.out}/ablation-{args.study}.html")
 
 
 def cmd_export(args) -> None:
@@ -419,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the hierarchy scored, and retrains each winner. --study locality retrains one "
                                    "architecture with each local operator (conv1d, window_attn, conv2d) and the "
                                    "all-global baseline. Every model is retrained with --seeds seeds and reported as "
-                                   "mean ± std. Writes ablation.json and ablation.html. Run it again to continue.")
+                                   "mean ± std. Writes ablation-STUDY.json and ablation-STUDY.html. Run it again to "
+                                   "continue.")
     p.add_argument("preset_name", nargs="?", metavar="PRESET", help="demo (default), cifar, tiny, small or base")
     p.add_argument("--study", required=True, choices=("search", "locality"), help="which ablation")
     p.add_argument("--seeds", type=int, default=1, help="retraining seeds per model (default: 1)")

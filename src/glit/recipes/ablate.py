@@ -16,8 +16,9 @@
 
 Every model is trained with each of ``seeds`` consecutive seeds from ``cfg.seed`` (the first seed's folder has no
 suffix, the others ``-seed<S>``, as ``glit run`` names them) and reported as mean ± std, with a paired test on the same
-test images against the first row (``glit.verdict``, disagreements pooled over seeds). Results: ``ablation.json``,
-the printed table and ``ablation.html``. Running the same command again continues; finished trainings are reused.
+test images against the first row (``glit.verdict``, disagreements pooled over seeds). Results:
+``ablation-<study>.json``, the printed table and ``ablation-<study>.html`` (one pair per study, so both studies can
+share a run folder). Running the same command again continues; finished trainings are reused.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ def ablate(cfg: Config, study: str, out: str | Path, seeds: int = 1, arch: Arch 
     rows = _search_rows(cfg, out, seed_list, command) if study == "search" else \
         _locality_rows(cfg, out, seed_list, arch)
     result = {"study": study, "preset": cfg.preset, "seeds": seed_list, "command": command, "rows": rows}
-    write_json(out / "ablation.json", result)
-    write_text_atomic(out / "ablation.html", render(result))
+    write_json(out / f"ablation-{study}.json", result)
+    write_text_atomic(out / f"ablation-{study}.html", render(result))
     return result
 
 
@@ -146,7 +147,7 @@ def format_table(result: dict) -> str:
 
 
 def render(result: dict) -> str:
-    """``ablation.html``: the table and the verdicts, self-contained, in the run report's style."""
+    """``ablation-<study>.html``: the table and the verdicts, self-contained, in the run report's style."""
     rows = result["rows"]
     cells = []
     for r in rows:
