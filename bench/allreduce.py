@@ -31,11 +31,7 @@ import torch.distributed as td
 import glit
 from glit.presets import space_preset
 from glit.train.dist import GradSync, init_distributed
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+from train_throughput import sync
 
 
 def main() -> None:
@@ -71,10 +67,10 @@ def main() -> None:
     for r in range(args.rounds + 1):  # round 0 warms up
         for mode in modes:
             td.barrier()
-            sync(dist.device)
+            sync(dist.device.type)
             t = time.perf_counter()
             step(mode)
-            sync(dist.device)
+            sync(dist.device.type)
             if r:
                 times[mode].append(time.perf_counter() - t)
     med = {mode: statistics.median(ts) for mode, ts in times.items()}

@@ -1,7 +1,7 @@
 """How far the ``cifar`` model's training MFU can go on this CPU: the matmuls' own efficiency at its shapes.
 
 ``bench/train_throughput.py`` measures MFU (achieved FLOP/s over a large square matmul's peak). A ``cifar`` model is
-small (D 96, 65 tokens, head width 32): its matmuls have an inner size of 96-384, far from the 2048 of the peak. This
+small (D 96, 65 tokens, head width 32): its matmuls have inner sizes of 10-576, far from the 2048 of the peak. This
 script splits one training step (forward, backward, AdamW; batch 128; fp32) of the same sampled ``cifar``
 architecture with ``torch.profiler``:
 
@@ -67,30 +67,30 @@ def main() -> None:
     total_us = sum(e.self_cpu_time_total for e in events)
     gemm_us = sum(e.self_cpu_time_total for e in events if e.key in GEMMS)
     gemm_flops = sum(e.flops for e in events if e.key in GEMMS)
-    shapes = defaultdict(int)  # (op, input shapes) -> calls per step
+    shapes = {}  # (op, input shapes as text) -> [calls per step, input shapes]
     for e in events:
         if e.key in GEMMS:
-            shapes[(e.key, str(e.input_shapes))] += e.count // args.steps
+            shapes.setdefault((e.key, str(e.input_shapes)), [0, e.input_shapes])[0] += e.count // args.steps
     model_flops = 6 * cost(arch).macs * args.batch
-    peak2 = max(peak, matmul_peak(torch.float32, "cpu"))
-    gemm_eff = gemm_flops / args.steps / (gemm_us / args.steps * 1e-6) / peak2
-    mfu = model_flops / step_s / peak2
+    peak = max(peak, matmul_peak(torch.float32, "cpu"))  # the best of before and after, as train_throughput
+    gemm_eff = gemm_flops / args.steps / (gemm_us / args.steps * 1e-6) / peak
+    mfu = model_flops / step_s / peak
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; cifar sample {cost(arch).macs / 1e6:.1f} M "
-          f"MACs, batch {args.batch}; fp32 matmul peak {peak2 / 1e12:.3f} TFLOP/s")
+          f"MACs, batch {args.batch}; fp32 matmul peak {peak / 1e12:.3f} TFLOP/s")
     print(f"step {step_s * 1e3:.1f} ms (unprofiled): MFU {mfu:.1%}")
     print(f"profiled: matmuls {gemm_us / total_us:.1%} of the self CPU time, at {gemm_eff:.1%} of the peak; "
           f"their FLOPs are {gemm_flops / args.steps / model_flops:.0%} of the model's 6 x MACs")
     print(f"bound: MFU with every non-matmul operation free <= {gemm_eff * model_flops * args.steps / gemm_flops:.1%}")
-    others = sorted((e for e in events if e.key not in GEMMS), key=lambda e: -e.self_cpu_time_total)
-    merged = defaultdict(float)
-    for e in others:
-        merged[e.key] += e.self_cpu_time_total
+    merged = defaultdict(float)  # operator -> self CPU time over all its input shapes
+    for e in events:
+        if e.key not in GEMMS:
+            merged[e.key] += e.self_cpu_time_total
     print("largest non-matmul operators (share of self CPU time): " + ", ".join(
         f"{k} {v / total_us:.1%}" for k, v in sorted(merged.items(), key=lambda kv: -kv[1])[:8]))
     print(f"\n{'op':<12} {'calls/step':>10} {'alone GFLOP/s':>14} {'of peak':>8}  input shapes")
-    for (op, shape), calls in sorted(shapes.items(), key=lambda kv: kv[0]):
-        rate = time_alone(op, eval(shape))  # noqa: S307 - the profiler's own repr of a list of shape lists
-        print(f"{op:<12} {calls:>10} {rate / 1e9:>14.1f} {rate / peak2:>8.1%}  {shape}")
+    for (op, text), (calls, input_shapes) in sorted(shapes.items()):
+        rate = time_alone(op, input_shapes)
+        print(f"{op:<12} {calls:>10} {rate / 1e9:>14.1f} {rate / peak:>8.1%}  {text}")
 
 
 def time_alone(op: str, shapes: list[list[int]]) -> float:

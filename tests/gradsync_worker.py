@@ -1,6 +1,7 @@
-"""Under torchrun: ``GradSync`` (a supernet path's views, bucketed, overlapped with backward) against one flat
-all-reduce of every gradient, on one sampled path of a level-2 demo supernet with different images on each rank.
-Rank 0 saves both sets of gradients to ``$GLIT_TEST_WEIGHTS`` for ``tests/test_resume_ddp.py`` to compare."""
+"""Under torchrun: the gradients of one sampled path of a level-2 demo supernet, different images on each rank,
+three ways: ``local`` (no synchronisation), ``flat`` (``GradSync.all``) and ``overlapped`` (``GradSync.backward``:
+the path's views, bucketed, during backward). Each rank saves its three sets to ``$GLIT_TEST_WEIGHTS/grads<rank>.pt``
+for ``tests/test_resume_ddp.py`` to compare."""
 
 from __future__ import annotations
 
@@ -28,19 +29,19 @@ def main(bucket: int) -> None:
     labels = torch.arange(8) % space.family.num_classes
     sync = GradSync(model, dist, bucket=bucket)
     grads = {}
-    for mode in ("flat", "overlapped"):
+    for mode in ("local", "flat", "overlapped"):
         model.zero_grad(set_to_none=True)
         loss = torch.nn.functional.cross_entropy(model(images, arch), labels)
-        if mode == "flat":
-            loss.backward()
-            sync.all(model)
-        else:
+        if mode == "overlapped":
             with sync.backward(model.path_views(arch)):
                 loss.backward()
+        else:
+            loss.backward()
+            if mode == "flat":
+                sync.all(model)
         grads[mode] = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
     sync.close()
-    if dist.rank == 0:
-        torch.save(grads, Path(os.environ["GLIT_TEST_WEIGHTS"]) / "grads.pt")
+    torch.save(grads, Path(os.environ["GLIT_TEST_WEIGHTS"]) / f"grads{dist.rank}.pt")
     td.destroy_process_group()
 
 

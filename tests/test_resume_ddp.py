@@ -99,17 +99,21 @@ def test_ddp_supernet_ranks_train_the_same_paths_and_end_equal(tmp_path):
 
 @pytest.mark.parametrize("bucket", [1000, 2**22])
 def test_overlapped_path_sync_equals_a_flat_all_reduce(tmp_path, bucket):
-    """``GradSync`` sends only the path's elements, in buckets (many small ones, or one), as backward produces them;
-    the averaged gradients equal one flat all-reduce of every gradient, bit for bit (the ranks see different images,
-    so a sync that sent nothing would leave rank 0's own gradients)."""
+    """``GradSync`` sends only the path's elements, in buckets (many small ones, or one), as backward produces them.
+    On every rank the result is the mean of the two ranks' own gradients (which differ: different images), and it
+    equals one flat all-reduce of every gradient bit for bit."""
     proc = torchrun(Path(__file__).with_name("gradsync_worker.py"), bucket,
                     env=cli_env(GLIT_TEST_WEIGHTS=str(tmp_path)))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    grads = torch.load(tmp_path / "grads.pt", weights_only=True)
-    assert grads["flat"].keys() == grads["overlapped"].keys()
-    assert any(name.startswith("blocks.") for name in grads["flat"])
-    for name, flat in grads["flat"].items():
-        assert torch.equal(flat, grads["overlapped"][name]), name
+    ranks = [torch.load(tmp_path / f"grads{r}.pt", weights_only=True) for r in (0, 1)]
+    local = [r["local"] for r in ranks]
+    assert local[0].keys() == local[1].keys() and any(name.startswith("blocks.") for name in local[0])
+    assert any(not torch.equal(local[0][name], local[1][name]) for name in local[0])
+    for grads in ranks:
+        assert grads["flat"].keys() == grads["overlapped"].keys() == local[0].keys()
+        for name, flat in grads["flat"].items():
+            torch.testing.assert_close(flat, (local[0][name] + local[1][name]) / 2, rtol=0, atol=1e-7, msg=name)
+            assert torch.equal(flat, grads["overlapped"][name]), name
 
 
 def test_ddp_train_matches_one_process_with_the_same_global_batch(tmp_path):

@@ -69,7 +69,8 @@ class GradSync:
     the same graph in the same order on every rank, so every rank forms the same buckets: the collectives match.
 
     A step with several backward passes (the sandwich rule) calls ``sync.all(model)`` after them instead: one flat
-    all-reduce of every gradient, as the hooks cannot know when a gradient is final.
+    all-reduce of every gradient, as the hooks cannot know when a gradient is final. For more than one process only
+    (``fit`` makes one when ``dist.world > 1``).
     """
 
     def __init__(self, model: nn.Module, dist: Dist, bucket: int = BUCKET_ELEMENTS):
@@ -80,7 +81,7 @@ class GradSync:
         self.queued_elements = 0
         self.sent: list[tuple[td.Work, Tensor, list[Tensor]]] = []
         self.hooks = [p.register_post_accumulate_grad_hook(self._ready) for p in model.parameters()
-                      if p.requires_grad] if dist.world > 1 else []
+                      if p.requires_grad]
 
     def close(self) -> None:
         """Remove the hooks (``fit`` does, when training ends)."""
@@ -90,9 +91,6 @@ class GradSync:
 
     @contextmanager
     def backward(self, views: dict | None = None):
-        if self.dist.world == 1:
-            yield
-            return
         self.views, self.active = views or {}, True
         try:
             yield
@@ -107,8 +105,6 @@ class GradSync:
 
     def all(self, model: nn.Module) -> None:
         """One flat all-reduce of every gradient that exists, after backward."""
-        if self.dist.world == 1:
-            return
         grads = [p.grad for p in model.parameters() if p.grad is not None]
         flat = torch.cat([g.reshape(-1) for g in grads])
         td.all_reduce(flat)
