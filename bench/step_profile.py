@@ -18,7 +18,8 @@ from torch.profiler import ProfilerActivity, profile
 from glit.config import load_config
 from glit.data.build import load_data, train_loader
 from glit.nn import Supernet
-from glit.recipes.common import space_for
+from glit.presets import space_preset
+from glit.recipes.common import space_for_data
 from glit.recipes.train_supernet import path_sampler
 from glit.train.dist import Dist
 from glit.train.loop import Step, train_one_epoch
@@ -34,12 +35,12 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    overrides = [f"supernet.optim.batch_size={args.batch}", "data.workers=0", "level=2"]
+    overrides = [f"supernet.optim.batch_size={args.batch}", "data.workers=0"]
     cfg = load_config(args.preset, overrides=overrides)
     if args.data:
         cfg.data.source, cfg.data.root = "folder", args.data
     data = load_data(cfg)
-    space = space_for(cfg, data.num_classes)
+    space = space_for_data(space_preset(cfg.preset, 2), data.num_classes)
     o = cfg.supernet.optim
     loader = train_loader(cfg, data.fit.subset(range(min(len(data.fit), args.batch * args.steps))),
                           space.family.img_size, args.batch)

@@ -5,6 +5,7 @@ import base64
 import json
 import random
 import re
+import shutil
 
 import pytest
 import yaml
@@ -181,6 +182,58 @@ def test_a_second_run_recomputes_nothing(finished):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "epoch" not in proc.stdout.replace("epochs", "")  # no training epoch ran
     assert {p: p.stat().st_mtime_ns for p in files} == before
+
+
+def test_every_stage_gets_the_runs_config_and_records_its_own_arguments(finished):
+    """Each supernet and search stage is handed its space, length and strategy as arguments (stage.json); its
+    config.yaml is the run's own, not a copy with keys rewritten."""
+    out, _ = finished
+    run_config = (out / "config.yaml").read_text()
+    stages = {name: json.loads((out / name / "stage.json").read_text())
+              for name in ("1-supernet", "2-search", "4-supernet", "5-search", "6-random/supernet",
+                           "6-random/search")}
+    assert all((out / name / "config.yaml").read_text() == run_config for name in stages)
+    winner = Arch.from_dict(json.loads((out / "3-pick" / "pick.json").read_text())["winner"])
+    assert stages["1-supernet"]["space"] == space_preset("demo", 1).to_dict()
+    assert stages["4-supernet"]["space"] == space_preset("demo", 2, winner).to_dict()
+    assert stages["6-random/supernet"]["space"] == space_preset("demo", 2).to_dict()
+    assert [stages[s]["epochs"] for s in ("1-supernet", "4-supernet", "6-random/supernet")] == [2, 2, 2]
+    assert [stages[s]["strategy"] for s in ("2-search", "5-search", "6-random/search")] == \
+        ["evolution", "evolution", "random"]
+    scored = sum(len((out / s / "candidates.jsonl").read_text().splitlines()) for s in ("2-search", "5-search"))
+    assert stages["6-random/search"]["candidates"] == scored
+
+
+def test_a_folder_from_before_stage_arguments_continues(finished, tmp_path):
+    """Run folders written before stage.json, whose stages hold a copy of the run's config with the stage's keys
+    rewritten (level, distribution, supernet length, strategy), continue without recomputing anything."""
+    out, _ = finished
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    winner = json.loads((out / "3-pick" / "pick.json").read_text())["winner"]
+    rewritten = {"1-supernet": {"level": 1}, "2-search": {"search": {"strategy": "evolution"}},
+                 "4-supernet": {"level": 2, "distribution": [b["num_global_heads"] for b in winner["blocks"]],
+                                "supernet": {"optim": {"epochs": 2}}},
+                 "6-random/supernet": {"level": 2, "supernet": {"optim": {"epochs": 2}}},
+                 "6-random/search": {"level": 2, "search": {"strategy": "random", "random_candidates": 12}}}
+    for name, keys in rewritten.items():
+        (old / name / "stage.json").unlink()
+        config = yaml.safe_load((old / name / "config.yaml").read_text())
+        merge(config, keys)
+        (old / name / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = run_glit("run", "demo", "--out", old, *TINY_RUN, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "epoch" not in proc.stdout.replace("epochs", "")  # no training epoch ran
+    assert json.loads((old / "summary.json").read_text())["searched"] == \
+        json.loads((out / "summary.json").read_text())["searched"]
+
+
+def merge(config: dict, keys: dict) -> None:
+    for key, value in keys.items():
+        if isinstance(value, dict):
+            merge(config[key], value)
+        else:
+            config[key] = value
 
 
 def test_a_changed_config_is_an_error(finished):

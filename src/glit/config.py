@@ -21,6 +21,7 @@ from glit.errors import GlitError
 from glit.presets import SPACES, lookup
 from glit.search.budget import parse_count
 from glit.search.latency import parse_ms
+from glit.search.strategy import STRATEGIES
 
 
 @dataclass
@@ -267,7 +268,7 @@ RULES: dict[str, tuple] = {
     "supernet.eval_archs": _at_least(0),
     "supernet.bn_batches": _at_least(1),
     "supernet.sandwich": _at_least(0),
-    "search.strategy": _one_of("evolution", "random"),
+    "search.strategy": _one_of(*STRATEGIES),
     "search.random_candidates": _optional(_at_least(1)),
     "search.population": _at_least(1),
     "run.seeds": _at_least(1),

@@ -10,6 +10,12 @@
   or paths that may be spelled differently or move with the run (``data.root``: the data's identity is checked by
   the checkpoint's split record instead; ``supernet.warm_start``: used only before the first checkpoint), so a run
   continues from any working directory and after its folder or its data has moved.
+- **A stage's arguments.** ``glit train-supernet`` and ``glit search`` take what differs between the stages of a
+  ``glit run`` (the space, the supernet's length, the search strategy and its length) as arguments, and record them
+  in ``stage.json`` beside ``config.yaml``: inside ``glit run`` every stage's ``config.yaml`` is the run's own, and its
+  ``stage.json`` says what the stage was given. A folder continues only with the same arguments; the config keys
+  that once carried them (``STAGE_KEYS``) are not compared, so folders written before ``stage.json`` existed, whose
+  ``config.yaml`` holds a copy of the run's config with these keys changed, still continue.
 - **Locked while a command runs in it** (``lock``: ``flock`` on the folder itself, so no file is added): a second
   command on the same folder is refused at once. The kernel releases the lock when the process dies. The CLI locks
   ``--out`` around every command that writes one (rank 0 only under torchrun).
@@ -18,6 +24,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from pathlib import Path
 
@@ -25,10 +32,13 @@ import yaml
 
 from glit.config import Config, apply
 from glit.errors import GlitError
-from glit.files import io_error, remove_stale_temporaries, write_text_atomic
+from glit.files import io_error, remove_stale_temporaries, write_json, write_text_atomic
 from glit.train.dist import Dist, barrier
 
 IGNORED_ON_RESUME = ("data.workers", "run.truth", "data.root", "supernet.warm_start")
+STAGE_KEYS = ("level", "distribution", "supernet.optim.epochs", "supernet.optim.images", "search.strategy",
+              "search.generations", "search.random_candidates")
+STAGE = "stage.json"
 
 # The file that each command writes first (after config.yaml): a folder holding one belongs to that command.
 OWNER_FILES = (("run.json", "glit run"), ("sample.json", "glit truth"), ("search_state.json", "glit search"),
@@ -44,8 +54,9 @@ def owner(out: Path) -> str | None:
 
 
 def prepare_out(out: Path, cfg: Config, resume: bool, dist: Dist, state: str = "checkpoint.pt",
-                command: str = "glit train") -> Path | None:
-    """Check ``out`` for ``command`` with ``cfg``; write nothing. Returns the state file to resume from, if any."""
+                command: str = "glit train", stage: dict | None = None) -> Path | None:
+    """Check ``out`` for ``command`` with ``cfg`` (and a stage's arguments, ``stage``); write nothing. Returns the
+    state file to resume from, if any."""
     if out.exists() and not out.is_dir():
         raise GlitError(f"{out}: --out is a file, not a folder")
     config_file, state_file = out / "config.yaml", out / state
@@ -53,9 +64,16 @@ def prepare_out(out: Path, cfg: Config, resume: bool, dist: Dist, state: str = "
     if held is not None and held != command:
         raise GlitError(f"{out}: holds a {held} run; give this {command} another --out")
     if config_file.exists():
-        diff = _first_difference(read_config(config_file).to_dict(), cfg.to_dict())
+        ignored = IGNORED_ON_RESUME + (STAGE_KEYS if stage is not None else ())
+        diff = _first_difference(read_config(config_file).to_dict(), cfg.to_dict(), ignored)
         if diff:
             raise GlitError(f"{out}: holds a run with another config ({diff}); use another --out, or the same config")
+        if stage is not None and (out / STAGE).exists():
+            old, new = _read_stage(out / STAGE), json.loads(json.dumps(stage))
+            changed = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+            if changed:
+                raise GlitError(f"{out}: holds a {command} stage with another {', '.join(changed)} (its "
+                                f"{STAGE}); use another --out")
         if (state_file.exists() or held) and not resume:
             raise GlitError(f"{out}: already holds a run; pass --resume to continue it, or use another --out")
     elif out.is_dir() and any(out.iterdir()) and not resume:
@@ -63,8 +81,9 @@ def prepare_out(out: Path, cfg: Config, resume: bool, dist: Dist, state: str = "
     return state_file if resume and state_file.exists() else None
 
 
-def write_config(out: Path, cfg: Config, dist: Dist) -> None:
-    """Create ``out`` and write ``config.yaml`` (atomically), once the command's inputs are all validated."""
+def write_config(out: Path, cfg: Config, dist: Dist, stage: dict | None = None) -> None:
+    """Create ``out`` and write ``config.yaml`` (and a stage's arguments, ``stage.json``) atomically, once the
+    command's inputs are all validated."""
     if dist.main:
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -72,6 +91,8 @@ def write_config(out: Path, cfg: Config, dist: Dist) -> None:
             raise io_error(out, err) from None
         remove_stale_temporaries(out)
         write_text_atomic(out / "config.yaml", cfg.to_yaml())
+        if stage is not None:
+            write_json(out / STAGE, stage)
     barrier(dist)
 
 
@@ -123,14 +144,24 @@ def unlock(out: Path) -> None:
     os.close(fd)
 
 
-def _first_difference(old: dict, new: dict, prefix: str = "") -> str | None:
+def _read_stage(file: Path) -> dict:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        raise GlitError(f"{file}: unreadable stage arguments; remove the folder or use another --out")
+    return data
+
+
+def _first_difference(old: dict, new: dict, ignored: tuple[str, ...], prefix: str = "") -> str | None:
     for key in sorted(set(old) | set(new)):
         path = prefix + key
-        if path in IGNORED_ON_RESUME:
+        if path in ignored:
             continue
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            diff = _first_difference(a, b, path + ".")
+            diff = _first_difference(a, b, ignored, path + ".")
             if diff:
                 return diff
         elif a != b:

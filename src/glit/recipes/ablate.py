@@ -37,7 +37,7 @@ from glit.errors import GlitError
 from glit.files import write_json, write_text_atomic
 from glit.genes import LOCAL_OPS
 from glit.presets import deit, space_preset
-from glit.recipes.run import finalist_folders, paired_comparison, run, seed_folders, whole_space_config
+from glit.recipes.run import finalist_folders, paired_comparison, run, seed_folders
 from glit.recipes.search import search
 from glit.recipes.train import train
 from glit.report.html import CSS, table
@@ -69,11 +69,9 @@ def ablate(cfg: Config, study: str, out: str | Path, seeds: int = 1, arch: Arch 
 def _search_rows(cfg: Config, out: Path, seeds: list[int], command: str) -> list[dict]:
     shared = SharedData()
     summary = run(cfg, out, command, shared)
-    whole = whole_space_config(cfg, cfg.search.level2_topk)
-    pop = cfg.search.population
     wanted = summary["search"]["level1_candidates"] + summary["search"]["level2_candidates"]
-    one = search(updated(whole, {"search.strategy": "evolution", "search.generations": math.ceil(wanted / pop)}),
-                 out / "6-random" / "supernet", out / "10-one-level", resume=True, shared=shared)
+    one = search(cfg, out / "6-random" / "supernet", out / "10-one-level", resume=True, shared=shared,
+                 strategy="evolution", generations=math.ceil(wanted / cfg.search.population))
     archs = {name: Arch.from_dict(summary[name]["arch"]) for name in ("searched", "random", "baseline")}
     entries = [("hierarchical", archs["searched"], finalist_folders(out, "searched", seeds),
                 wanted, summary["searched"]["search_score"]),

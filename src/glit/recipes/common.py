@@ -6,7 +6,6 @@ import dataclasses
 
 import torch
 
-from glit.presets import space_preset
 from glit.space import Arch, Family, SearchSpace
 
 
@@ -15,9 +14,7 @@ def with_classes(family: Family, num_classes: int) -> Family:
     return dataclasses.replace(family, num_classes=num_classes)
 
 
-def space_for(cfg, num_classes: int) -> SearchSpace:
-    """The supernet's space: the preset's level-1 or level-2 space, with the data's number of classes."""
-    space = space_preset(cfg.preset, cfg.level, cfg.distribution, cfg.search.level2_space)
+def space_for_data(space: SearchSpace, num_classes: int) -> SearchSpace:
     return dataclasses.replace(space, family=with_classes(space.family, num_classes))
 
 

@@ -30,11 +30,14 @@ At the end the searched model is exported as ``searched.safetensors`` and, with 
 (``glit.export``). The DeiT-style architecture sets the MACs budget unless ``search.max_macs`` is given;
 ``search.max_latency`` adds a latency budget, and then each finalist's predicted and measured latency is recorded.
 Running the same command again continues where it stopped (each stage resumes from its own checkpoint or search
-state) and never recomputes a finished stage. A changed config is an error.
+state) and never recomputes a finished stage. A changed config is an error. Every stage gets the run's config as it
+is; what differs between stages (a supernet's space and length, a search's strategy and length) is passed to it as
+arguments, which its folder records in ``stage.json`` beside that ``config.yaml`` (``glit.folder``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import statistics
@@ -42,7 +45,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from glit.config import Config, updated
+from glit.config import Config, OptimConfig, updated
 from glit.cost import cost
 from glit.data.build import SharedData, load_data
 from glit.errors import GlitError
@@ -50,7 +53,7 @@ from glit.export import onnx_available
 from glit.files import write_json
 from glit.folder import prepare_out, write_config
 from glit.presets import deit, level1_part, space_preset
-from glit.recipes.common import space_for
+from glit.recipes.common import space_for_data
 from glit.recipes.export import export
 from glit.recipes.latency import latencies
 from glit.recipes.rank import health_lines, supernet_health
@@ -59,7 +62,7 @@ from glit.recipes.train import read_correct, train
 from glit.recipes.train_supernet import train_supernet
 from glit.report import write_report
 from glit.report.html import incumbent_text
-from glit.space import Arch
+from glit.space import Arch, SearchSpace
 from glit.text import fmt_seconds
 from glit.train.dist import barrier, init_distributed
 from glit.verdict import compare, describe, paired_counts
@@ -94,16 +97,15 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
     clock = StageClock(out, dist.main, 9 + 2 * (cfg.search.level2_topk - 1))
 
     # 1-2: level 1, the distribution
-    level1 = updated(cfg, {"level": 1, "distribution": None})
     whole_space = cfg.search.level1_supernet == "whole"
     with clock("1-supernet", "level-1 supernet"):
-        trained = train_supernet(updated(cfg, {"level": 2, "distribution": None}) if whole_space else level1,
-                                 out / "1-supernet", resume=True, shared=shared)["space"]
+        trained = train_supernet(cfg, out / "1-supernet", resume=True, shared=shared,
+                                 space=stage_space(cfg, 2 if whole_space else 1))["space"]
     marginal = trained if cfg.search.level1_scoring == "marginal" else None
     with clock("2-search", "level-1 search"):
-        level1_search = search(updated(level1, {"search.strategy": "evolution"}), out / "1-supernet",
-                               out / "2-search", resume=True, space=level1_part(cfg.preset, trained),
-                               marginal=marginal, shared=shared)
+        level1_search = search(cfg, out / "1-supernet", out / "2-search", resume=True,
+                               space=level1_part(cfg.preset, trained), marginal=marginal, shared=shared,
+                               strategy="evolution")
 
     # 3: the winning distribution
     with clock("3-pick", "the level-1 pick"):
@@ -111,31 +113,26 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
     print(f"level-1 pick: global heads per block {[b.num_global_heads for b in winner.blocks]}", flush=True)
 
     # 4-5: level 2, the details around the winning distribution (and the next best ones, with search.level2_topk)
+    warm = out / "1-supernet" if cfg.search.warm_start else None  # None: supernet.warm_start
     level2_runs = []
     for j, incumbent in enumerate(level2_distributions(cfg, out, winner)):
         folder = "" if j == 0 else f"-{j + 1}"
-        level2 = updated(cfg, {"level": 2, "distribution": [b.num_global_heads for b in incumbent.blocks],
-                               **level2_length(cfg)})
-        if cfg.search.warm_start:
-            level2.supernet.warm_start = str(out / "1-supernet")
         with clock(f"4-supernet{folder}", "level-2 supernet"):
-            train_supernet(level2, out / f"4-supernet{folder}", resume=True, shared=shared)
+            train_supernet(cfg, out / f"4-supernet{folder}", resume=True, shared=shared,
+                           space=stage_space(cfg, 2, incumbent), optim=level2_optim(cfg), warm_start=warm)
         with clock(f"5-search{folder}", "level-2 search"):
-            level2_runs.append(search(updated(level2, {"search.strategy": "evolution"}),
-                                      out / f"4-supernet{folder}", out / f"5-search{folder}", resume=True,
-                                      incumbent=incumbent, shared=shared))
+            level2_runs.append(search(cfg, out / f"4-supernet{folder}", out / f"5-search{folder}", resume=True,
+                                      incumbent=incumbent, shared=shared, strategy="evolution"))
     evo = max(level2_runs, key=lambda r: r["score"])  # ties go to the first, the level-1 winner's
 
     # 6: the random-search baseline: the whole space, its own supernet (as many epochs as all level-2 supernets),
     # as many candidates as both levels together
-    whole = whole_space_config(cfg, len(level2_runs))
-    if cfg.search.warm_start:
-        whole.supernet.warm_start = str(out / "1-supernet")
     candidates = level1_search["scored"] + sum(r["scored"] for r in level2_runs)
     with clock("6-random", f"random search: its whole-space supernet, then {candidates} random candidates"):
-        train_supernet(whole, out / "6-random" / "supernet", resume=True, shared=shared)
-        rnd = search(updated(whole, {"search.strategy": "random", "search.random_candidates": candidates}),
-                     out / "6-random" / "supernet", out / "6-random" / "search", resume=True, shared=shared)
+        train_supernet(cfg, out / "6-random" / "supernet", resume=True, shared=shared, space=stage_space(cfg, 2),
+                       optim=level2_optim(cfg, len(level2_runs)), warm_start=warm)
+        rnd = search(cfg, out / "6-random" / "supernet", out / "6-random" / "search", resume=True, shared=shared,
+                     strategy="random", candidates=candidates)
 
     # 7-9: retrain the three finalists with the same recipe and seed, evaluate on the test split
     archs = {"searched": evo["best"], "baseline": deit(trained.family), "random": rnd["best"]}
@@ -220,7 +217,7 @@ def banner(cfg: Config, out: Path, dist, split: dict | None, continuing: bool) -
         lines.append(f"  data: {source}")
     space = space_preset(cfg.preset, 1)
     if split:
-        space = space_for(updated(cfg, {"level": 1, "distribution": None}), len(split["classes"]))
+        space = space_for_data(space, len(split["classes"]))
     whose = " (the DeiT-style architecture's)" if cfg.search.max_macs is None else ""
     lines.append(f"  budget: {make_budget(cfg, space).describe()}{whose}; {space.family.depth} blocks of "
                  f"{space.family.num_heads} heads")
@@ -291,21 +288,20 @@ class StageClock:
             print(f"[{self.done}/{self.stages}] done in {fmt_seconds(spent)}", flush=True)
 
 
-def whole_space_config(cfg: Config, level2_runs: int) -> Config:
-    """The config of the whole-space supernet (``6-random/supernet``) and of the searches on it."""
-    return updated(cfg, {"level": 2, "distribution": None, **level2_length(cfg, level2_runs)})
+def stage_space(cfg: Config, level: int, distribution: Arch | None = None) -> SearchSpace:
+    """The space of a supernet stage: the preset's level-1 space, the level-2 space around ``distribution``, or with
+    none the whole space (every gene free), under ``search.level2_space``."""
+    return space_preset(cfg.preset, level, distribution, cfg.search.level2_space)
 
 
-def level2_length(cfg: Config, times: int = 1) -> dict:
-    """The config changes that give a supernet ``times`` x ``search.level2_epochs`` (and, with the length sized by
-    the data, the same share of ``supernet.optim.images``): each level-2 supernet gets it once, and the whole-space
-    supernet of the random-search baseline as many times as there are level-2 supernets."""
+def level2_optim(cfg: Config, times: int = 1) -> OptimConfig:
+    """The supernet recipe at ``times`` x ``search.level2_epochs`` (and, with the length sized by the data, the same
+    share of ``supernet.optim.images``): each level-2 supernet gets it once, and the whole-space supernet of the
+    random-search baseline as many times as there are level-2 supernets."""
     o = cfg.supernet.optim
     epochs = times * (cfg.search.level2_epochs or o.epochs)
-    changes = {"supernet.optim.epochs": epochs}
-    if o.images is not None:
-        changes["supernet.optim.images"] = round(o.images * epochs / o.epochs)
-    return changes
+    images = None if o.images is None else round(o.images * epochs / o.epochs)
+    return dataclasses.replace(o, epochs=epochs, images=images)
 
 
 def level2_distributions(cfg: Config, out: Path, winner: Arch) -> list[Arch]:

@@ -35,7 +35,15 @@ from glit.search.budget import Budget, parse_count
 from glit.search.fitness import Batches, SupernetFitness
 from glit.search.latency import LatencyTable, parse_ms
 from glit.search.marginal import marginal_fitness
-from glit.search.strategy import Candidate, EvolutionConfig, SearchState, evolve, random_generations, random_search
+from glit.search.strategy import (
+    STRATEGIES,
+    Candidate,
+    EvolutionConfig,
+    SearchState,
+    evolve,
+    random_generations,
+    random_search,
+)
 from glit.space import Arch, SearchSpace
 from glit.text import fmt_seconds
 from glit.train.checkpoint import load_checkpoint, load_weights
@@ -99,10 +107,14 @@ def make_budget(cfg: Config, space: SearchSpace) -> Budget:
 
 def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = False,
            incumbent: Arch | None = None, space: SearchSpace | None = None,
-           marginal: SearchSpace | None = None, shared: SharedData | None = None) -> dict:
+           marginal: SearchSpace | None = None, shared: SharedData | None = None,
+           strategy: str | None = None, generations: int | None = None, candidates: int | None = None) -> dict:
     """Search ``space`` (default: the supernet's whole space; else a part of it) on the supernet in ``supernet``.
     With ``marginal`` (a part of the supernet's space), each candidate scores as the mean of
-    ``search.marginal_samples`` members of ``marginal`` with its distribution (``glit.search.marginal``)."""
+    ``search.marginal_samples`` members of ``marginal`` with its distribution (``glit.search.marginal``).
+    ``strategy`` (evolution or random), evolution's ``generations`` and random search's ``candidates`` default to
+    ``search.strategy``, ``search.generations`` and ``search.random_candidates`` (or population x generations);
+    ``glit run`` passes each search's own, and ``stage.json`` records them (``glit.folder``)."""
     out = Path(out)
     ckpt, file = supernet_checkpoint(supernet)
     s = cfg.search
@@ -113,30 +125,36 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
         raise GlitError(f"{file}: the searched space is not part of the supernet's space")
     if marginal is not None and not trained.includes(marginal):
         raise GlitError(f"{file}: the space of the marginalised details is not part of the supernet's space")
+    strategy = strategy or s.strategy
+    if strategy not in STRATEGIES:
+        raise GlitError(f"search strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    generations = generations or s.generations
+    candidates = candidates or s.random_candidates or s.population * generations
+    if strategy == "random":
+        generations = random_generations(candidates, s.population)
+    stage = {"strategy": strategy, "generations": generations, "candidates": candidates, "space": space.to_dict()}
     dist = init_distributed(cfg.device)
-    resume_from = prepare_out(out, cfg, resume, dist, state=STATE, command="glit search")
+    resume_from = prepare_out(out, cfg, resume, dist, state=STATE, command="glit search", stage=stage)
     budget = make_budget(cfg, space)
     budget.check_feasible(space)
     if incumbent is not None:
-        _check_incumbent(incumbent, space, budget, s.strategy)
+        _check_incumbent(incumbent, space, budget, strategy)
     state = _read_state(resume_from) if resume_from else None
     if state is not None and incumbent is not None and incumbent not in {c.arch for c in state.scored}:
         raise GlitError(f"{out / STATE}: this search was started without the incumbent architecture; "
                         "search into a new --out")
-    candidates = s.random_candidates or s.population * s.generations
-    generations = s.generations if s.strategy == "evolution" else random_generations(candidates, s.population)
     if state is not None and state.generation >= generations:
         return _summary(choose(state, incumbent, cfg), budget)  # a finished search: nothing to load or score
 
     fitness = supernet_fitness(cfg, ckpt, file, load_data(cfg, shared), dist)
     if marginal is not None:
         fitness = marginal_fitness(fitness, marginal, budget, s.marginal_samples, cfg.seed)
-    write_config(out, cfg, dist)
+    write_config(out, cfg, dist, stage)
     rng = random.Random(f"search:{cfg.seed}")
-    evo = EvolutionConfig(s.population, s.generations, s.parents, s.mutations, s.crossovers, s.mutate_prob,
+    evo = EvolutionConfig(s.population, generations, s.parents, s.mutations, s.crossovers, s.mutate_prob,
                           s.max_tries)
     first, start = state.generation if state else 0, time.perf_counter()
-    bar = tqdm(total=generations, initial=first, desc=f"search ({s.strategy})",
+    bar = tqdm(total=generations, initial=first, desc=f"search ({strategy})",
                disable=None if dist.main else True, dynamic_ncols=True)
 
     def save(st: SearchState) -> None:
@@ -148,7 +166,7 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
             done = st.generation - first  # generations scored by this process: the ETA of the rest
             spent = time.perf_counter() - start
             eta = f"  ETA {fmt_seconds(spent / done * (generations - st.generation))}" if done > 0 else ""
-            if s.strategy == "random":  # scored in batches of population; no generations to speak of
+            if strategy == "random":  # scored in batches of population; no generations to speak of
                 print(f"random search: {len(st.scored)}/{candidates} candidates scored  best {best.score:.2f}{eta}",
                       flush=True)
             else:
@@ -157,7 +175,7 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
                       f"this generation: {len(newest)} scored, best {max(newest, default=math.nan):.2f}{eta}",
                       flush=True)
 
-    if s.strategy == "evolution":  # else random (glit.config.RULES)
+    if strategy == "evolution":  # else random
         state = evolve(space, fitness, budget, evo, rng, state, save, seeds=[incumbent] if incumbent else [])
     else:
         state = random_search(space, fitness, budget, candidates, s.population, rng, state, save, s.max_tries)

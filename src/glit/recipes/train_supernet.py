@@ -10,7 +10,7 @@ import itertools
 import random
 from pathlib import Path
 
-from glit.config import Config
+from glit.config import Config, OptimConfig
 from glit.cost import extremes
 from glit.data.build import SharedData, eval_loader, load_data, same_split, train_loader
 from glit.errors import GlitError
@@ -19,7 +19,7 @@ from glit.folder import prepare_out, write_config
 from glit.genes import GENE_NAMES, GENES
 from glit.nn import Supernet
 from glit.presets import space_preset
-from glit.recipes.common import init_generator, space_for
+from glit.recipes.common import init_generator, space_for_data
 from glit.recipes.search import supernet_checkpoint
 from glit.space import Arch, BlockGenes, SearchSpace
 from glit.train.bn import recalibrate_bn
@@ -44,29 +44,39 @@ def path_sampler(space: SearchSpace, seed: int, sandwich: int = 0):
     return paths
 
 
-def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: SharedData | None = None) -> dict:
+def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: SharedData | None = None,
+                   space: SearchSpace | None = None, optim: OptimConfig | None = None,
+                   warm_start: str | Path | None = None) -> dict:
+    """Train a supernet on ``space`` (default: the space that ``cfg``'s level, distribution and
+    ``search.level2_space`` name) for the length of ``optim`` (default ``supernet.optim``), its weights first seeded
+    from the supernet in ``warm_start`` (default ``supernet.warm_start``). ``glit run`` passes each stage's own;
+    ``stage.json`` records them (``glit.folder``). The space's number of classes is the data's."""
     out = Path(out)
+    space = space or space_preset(cfg.preset, cfg.level, cfg.distribution, cfg.search.level2_space)
+    o = optim or cfg.supernet.optim
+    warm_start = cfg.supernet.warm_start if warm_start is None else warm_start
+    stage = {"space": space.to_dict(), "epochs": o.epochs, "images": o.images}
     dist = init_distributed(cfg.device)
-    resume_from = prepare_out(out, cfg, resume, dist, command="glit train-supernet")
+    resume_from = prepare_out(out, cfg, resume, dist, command="glit train-supernet", stage=stage)
     checkpoint = load_checkpoint(resume_from) if resume_from else None
     if checkpoint is not None:
         if checkpoint.get("kind") != "supernet":
             raise GlitError(f"{resume_from}: holds a {checkpoint.get('kind')} checkpoint, not a supernet's; use "
                             "another --out")
         done = SearchSpace.from_dict(checkpoint.get("space"), f"{resume_from}: space")
+        if (done.blocks, done.pins) != (space.blocks, space.pins):
+            raise GlitError(f"{resume_from}: holds a supernet of another space; use another --out")
         images = checkpoint.get("split", {}).get("fit_size", 0)
-        finished = checkpoint["epoch"] >= sized(cfg.supernet.optim, images).epochs
-        expected = space_preset(cfg.preset, cfg.level, cfg.distribution, cfg.search.level2_space)
-        if finished and (done.blocks, done.pins) == (expected.blocks, expected.pins):
+        if checkpoint["epoch"] >= sized(o, images).epochs:
             return {"out": str(out), "space": done, "metrics": checkpoint["metrics"][-1]}  # finished
 
     data = load_data(cfg, shared)
     if checkpoint is not None and not same_split(checkpoint.get("split"), data.record):
         raise GlitError(f"{out}: holds a run on other data (its split.json differs from this data's); use another "
                         "--out, or the run's data")
-    space = space_for(cfg, data.num_classes)
+    space = space_for_data(space, data.num_classes)
     img = space.family.img_size
-    o = sized(cfg.supernet.optim, len(data.fit))
+    o = sized(o, len(data.fit))
     loader = train_loader(cfg, data.fit, img, o.batch_size // dist.world, dist.rank, dist.world)
     if dist.main:
         print(describe_length(o, len(data.fit), len(loader), "supernet"), flush=True)
@@ -86,9 +96,9 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: S
             top1.append(evaluate(model, search, dist, arch, o.amp, desc="score")["top1"])
         return {"top1": sum(top1) / max(len(top1), 1), "top1_paths": top1}
 
-    if cfg.supernet.warm_start and checkpoint is None:
-        warm_start(supernet, cfg.supernet.warm_start)
-    write_config(out, cfg, dist)
+    if warm_start and checkpoint is None:
+        inherit_supernet(supernet, warm_start)
+    write_config(out, cfg, dist, stage)
     if dist.main:
         write_json(out / "space.json", space.to_dict())
         write_json(out / "split.json", data.record)
@@ -101,7 +111,7 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: S
     return {"out": str(out), "space": space, "metrics": history[-1] if history else {}}
 
 
-def warm_start(supernet: Supernet, source: str) -> None:
+def inherit_supernet(supernet: Supernet, source: str | Path) -> None:
     """Seed ``supernet`` with the weights of the supernet in ``source``; see ``inherit_paths``."""
     ckpt, file = supernet_checkpoint(source)
     other = Supernet(SearchSpace.from_dict(ckpt["space"], f"{file}: space"))
