@@ -52,8 +52,9 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: S
     from the supernet in ``warm_start`` (default ``supernet.warm_start``). ``glit run`` passes each stage's own;
     ``stage.json`` records them (``glit.folder``). The space's number of classes is the data's."""
     out = Path(out)
-    space = space or space_preset(cfg.preset, cfg.level, cfg.distribution, cfg.search.level2_space)
-    o = optim or cfg.supernet.optim
+    if space is None:
+        space = space_preset(cfg.preset, cfg.level, cfg.distribution, cfg.search.level2_space)
+    o = cfg.supernet.optim if optim is None else optim
     warm_start = cfg.supernet.warm_start if warm_start is None else warm_start
     stage = {"space": space.to_dict(), "epochs": o.epochs, "images": o.images}
     dist = init_distributed(cfg.device)
