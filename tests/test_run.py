@@ -211,15 +211,20 @@ def test_a_folder_from_before_stage_arguments_continues(finished, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(out, old)
     winner = json.loads((out / "3-pick" / "pick.json").read_text())["winner"]
-    rewritten = {"1-supernet": {"level": 1}, "2-search": {"search": {"strategy": "evolution"}},
+    # every value differs from the run's config (level 1, no distribution, 2 supernet epochs, evolution, 2
+    # generations), so each STAGE_KEYS entry is exercised
+    rewritten = {"1-supernet": {"level": 2, "supernet": {"optim": {"images": 5000}}},
+                 "2-search": {"search": {"generations": 3}},
                  "4-supernet": {"level": 2, "distribution": [b["num_global_heads"] for b in winner["blocks"]],
-                                "supernet": {"optim": {"epochs": 2}}},
-                 "6-random/supernet": {"level": 2, "supernet": {"optim": {"epochs": 2}}},
+                                "supernet": {"optim": {"epochs": 4}}},
+                 "6-random/supernet": {"level": 2, "supernet": {"optim": {"epochs": 4}}},
                  "6-random/search": {"level": 2, "search": {"strategy": "random", "random_candidates": 12}}}
     for name, keys in rewritten.items():
         (old / name / "stage.json").unlink()
         config = yaml.safe_load((old / name / "config.yaml").read_text())
+        before = json.dumps(config, sort_keys=True)
         merge(config, keys)
+        assert json.dumps(config, sort_keys=True) != before
         (old / name / "config.yaml").write_text(yaml.safe_dump(config))
     proc = run_glit("run", "demo", "--out", old, *TINY_RUN, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
