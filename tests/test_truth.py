@@ -134,6 +134,28 @@ def test_the_sample_is_stratified_and_prefix_stable():
     assert max(lighter) < min(heavier)
 
 
+def test_the_uniform_sample_is_distinct_under_the_budget_prefix_stable_and_seeded():
+    cfg = load_config("cifar")
+    big = sample(cfg, 10, 16, "uniform", 1)
+    whole = space_preset("cifar", 2)
+    budget = cost(deit(whole.family)).macs
+    assert sample(cfg, 10, 5, "uniform", 1) == big[:5]
+    assert len({m.arch for m in big}) == 16 and {m.stratum for m in big} == {"uniform"}
+    assert all(cost(m.arch).macs <= budget and whole.contains(m.arch) for m in big)
+    assert sample(cfg, 10, 16, "uniform", 2) != big  # another seed, another sample
+    stratified = {m.arch for m in sample(cfg, 10, 16)}
+    assert not stratified & {m.arch for m in big}  # not the stratified sample
+
+
+def test_a_folder_holding_another_kind_of_sample_is_refused(three, tmp_path):
+    out = tmp_path / "t"
+    shutil.copytree(three[0], out)
+    before = (out / "truth.jsonl").read_text()
+    proc = truth(out, "--archs", "3", "--sample", "uniform", "--sample-seed", "1")
+    assert_one_line_error(proc, "sample.json", "stratified", "uniform")
+    assert (out / "truth.jsonl").read_text() == before
+
+
 def test_an_empty_cell_falls_back_to_its_kind():
     space = space_preset("demo", 2)
     level1 = level1_part("demo", space)

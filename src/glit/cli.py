@@ -282,7 +282,8 @@ def cmd_truth(args) -> None:
     cfg.data.source, cfg.data.root = ("folder", args.data) if args.data else (cfg.data.source, cfg.data.root)
     if args.max_macs is not None:
         cfg.search.max_macs = args.max_macs
-    result = truth(cfg, args.out, args.archs, _int_list(args.seeds, "--seeds"), args.jobs, args.threads)
+    result = truth(cfg, args.out, args.archs, _int_list(args.seeds, "--seeds"), args.jobs, args.threads,
+                   args.sample, args.sample_seed)
     if _is_main():
         rows = result["rows"]
         seeds = sorted({r["seed"] for r in rows})
@@ -480,6 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="0", metavar="S,S", help="training seeds, each for every architecture "
                    "(default: 0); e.g. --archs 24 --seeds 0, then --archs 8 --seeds 1 for a noise ceiling")
     p.add_argument("--max-macs", metavar="M", help="MACs budget of the sample (default: the DeiT-style MACs)")
+    p.add_argument("--sample", choices=("stratified", "uniform"), default="stratified",
+                   help="stratified (default: anchors, then bands of global heads and MACs) or uniform (drawn "
+                        "uniformly from the whole space under the budget: a confirmation set)")
+    p.add_argument("--sample-seed", type=int, default=0, metavar="N", help="the sample's seed (default: 0)")
     p.add_argument("--jobs", type=int, help="worker processes (default: one per GPU; on CPU, one per core up to 2)")
     p.add_argument("--threads", type=int, help="intra-op threads per worker (default: the cores / --jobs)")
     p.add_argument("--config", metavar="FILE", help="a YAML config; keys as in DIR/config.yaml of any run")

@@ -21,6 +21,10 @@ while level 2 and random search score members of the whole space. So the sample 
 Within a cell, draws are uniform (rejection sampling from the space's uniform sampler) and distinct from every
 earlier member. Draw i uses its own ``random.Random(f"truth:{seed}:{i}")``, so the sample of n members is the first
 n of any larger sample: ``glit truth --archs`` can be raised later and extends the same file.
+
+``uniform_sample`` is the other sample ``glit truth`` offers (``--sample uniform``): members drawn uniformly from the
+whole space under the budget, no anchors and no strata. It is what a search meets, so a confirmation set drawn that
+way (with a seed of its own) tests a supernet where it is used, on architectures no stratum was chosen for.
 """
 
 from __future__ import annotations
@@ -84,6 +88,23 @@ def stratified_sample(whole: SearchSpace, level1: SearchSpace, anchors: Sequence
         members.append(Member(arch, stratum))
         taken.add(arch)
         i += 1
+    return members
+
+
+def uniform_sample(whole: SearchSpace, budget: Callable[[Arch], bool], n: int, seed: int,
+                   max_tries: int = MAX_TRIES) -> list[Member]:
+    """The first ``n`` distinct members of ``whole`` drawn uniformly under the budget (rejection sampling). Draw i
+    uses ``random.Random(f"uniform:{seed}:{i}")``, so the sample of n members is the first n of any larger one."""
+    members: list[Member] = []
+    taken: set[Arch] = set()
+    while len(members) < n:
+        rng = random.Random(f"uniform:{seed}:{len(members)}")
+        arch = _draw(whole, rng, lambda a: a not in taken and budget(a), max_tries)
+        if arch is None:
+            raise GlitError(f"truth: no new member under the budget in {max_tries} draws ({len(members)} found); "
+                            "lower --archs or raise the budget")
+        members.append(Member(arch, "uniform"))
+        taken.add(arch)
     return members
 
 

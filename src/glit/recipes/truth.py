@@ -4,7 +4,8 @@ Each (architecture, seed) is one ``glit train`` run with the preset's retraining
 ``glit run`` gives a finalist, in ``DIR/runs/a{index:03d}-s{seed}/``. ``DIR`` gets:
 
 - ``config.yaml``: the recipe (a later call with another config is refused);
-- ``sample.json``: the budget and the sample (index, stratum, architecture, params, MACs); see ``glit.health.sample``;
+- ``sample.json``: the budget, how the sample was drawn (``sampling``: stratified, or uniform with ``--sample
+  uniform``; ``sample_seed``) and the sample (index, stratum, architecture, params, MACs); see ``glit.health.sample``;
 - ``truth.jsonl``: one line per finished training, ordered by seed, then index, with the keys ``arch``,
   ``params``, ``macs``, ``seed``, ``top1`` (test split, percent), ``train_seconds``, ``glit`` (the version that
   trained it), and ``index``, ``stratum``, ``preset`` and ``data`` (a fingerprint of the data the model saw).
@@ -46,7 +47,7 @@ from glit.errors import GlitError
 from glit.files import write_json, write_jsonl
 from glit.folder import prepare_out, write_config
 from glit.health.metrics import read_truth
-from glit.health.sample import Member, stratified_sample
+from glit.health.sample import Member, stratified_sample, uniform_sample
 from glit.presets import deit, level1_part, space_preset
 from glit.recipes.common import arch_for_data
 from glit.recipes.search import make_budget
@@ -56,7 +57,8 @@ from glit.train.dist import Dist
 from glit.version import version_string
 
 TRUTH = "truth.jsonl"
-SAMPLE_SEED = 0  # the sample is a function of the preset, the data's classes and the budget alone
+SAMPLE_SEED = 0  # the stratified sample is a function of the preset, the data's classes and the budget alone
+SAMPLINGS = ("stratified", "uniform")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,9 +73,13 @@ class Job:
 
 
 def truth(cfg: Config, out: str | Path, archs: int, seeds: Sequence[int], jobs: int | None = None,
-          threads: int | None = None) -> dict:
-    """Train the first ``archs`` members of the sample with each of ``seeds``; return what ``truth.jsonl`` holds."""
+          threads: int | None = None, sampling: str = "stratified", sample_seed: int = SAMPLE_SEED) -> dict:
+    """Train the first ``archs`` members of the sample with each of ``seeds``; return what ``truth.jsonl`` holds.
+    ``sampling``: ``stratified`` (``glit.health.sample.stratified_sample``) or ``uniform`` (``uniform_sample``),
+    drawn with ``sample_seed``."""
     out = Path(out)
+    if sampling not in SAMPLINGS:
+        raise GlitError(f"--sample must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
     if archs < 1:
         raise GlitError(f"--archs must be at least 1, got {archs}")
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
@@ -81,8 +87,14 @@ def truth(cfg: Config, out: str | Path, archs: int, seeds: Sequence[int], jobs: 
     if jobs is not None and jobs < 1 or threads is not None and threads < 1:
         raise GlitError("--jobs and --threads must be at least 1")
     data = load_data(updated(cfg, {"data.cache": "no"}))  # lists the tree (classes, splits); no decoding
-    recorded = json.loads((out / "sample.json").read_text())["members"] if (out / "sample.json").exists() else []
-    members = sample(cfg, data.num_classes, max(archs, len(recorded)))
+    old = json.loads((out / "sample.json").read_text()) if (out / "sample.json").exists() else {}
+    recorded = old.get("members", [])
+    how = {"sampling": sampling, "sample_seed": sample_seed}
+    before = {"sampling": old.get("sampling", "stratified"), "sample_seed": old.get("sample_seed", SAMPLE_SEED)}
+    if old and before != how:
+        raise GlitError(f"{out / 'sample.json'}: holds a {before['sampling']} sample of seed {before['sample_seed']}, "
+                        f"not a {sampling} one of seed {sample_seed}; use another --out")
+    members = sample(cfg, data.num_classes, max(archs, len(recorded)), sampling, sample_seed)
     if any(row["arch"] != m.arch.to_dict() for row, m in zip(recorded, members)):
         raise GlitError(f"{out / 'sample.json'}: holds another sample (drawn by another glit, or for other data); "
                         "use another --out")
@@ -96,7 +108,7 @@ def truth(cfg: Config, out: str | Path, archs: int, seeds: Sequence[int], jobs: 
     data_id = fingerprint(data.record)
     if rank == 0:
         budget = make_budget(cfg, _whole(cfg, data.num_classes)).describe()
-        write_json(out / "sample.json", {"preset": cfg.preset, "budget": budget, "data": data_id,
+        write_json(out / "sample.json", {"preset": cfg.preset, "budget": budget, "data": data_id, **how,
                                          "members": [_member_row(i, m) for i, m in enumerate(members)]})
     todo = [Job(i, s, m) for s in seeds for i, m in enumerate(members[:archs])]
     context = {"preset": cfg.preset, "data": data_id}
@@ -116,16 +128,19 @@ def truth(cfg: Config, out: str | Path, archs: int, seeds: Sequence[int], jobs: 
     return {"rows": rows, "jobs": len(todo), "out": str(out)}
 
 
-def sample(cfg: Config, num_classes: int, archs: int) -> list[Member]:
-    """The first ``archs`` members of the preset's stratified sample, under the run's budget."""
+def sample(cfg: Config, num_classes: int, archs: int, sampling: str = "stratified",
+           sample_seed: int = SAMPLE_SEED) -> list[Member]:
+    """The first ``archs`` members of the preset's sample (stratified or uniform), under the run's budget."""
     whole = _whole(cfg, num_classes)
     level1 = level1_part(cfg.preset, whole)
     budget = make_budget(cfg, whole)
     budget.check_feasible(whole)
+    if sampling == "uniform":
+        return uniform_sample(whole, budget, archs, sample_seed)
     all_local = level1.fix(num_global_heads=0).sample(random.Random(0))  # its only member
     anchors = [Member(deit(whole.family), "deit"), Member(all_local, "all-local")]
     return stratified_sample(whole, level1, anchors, budget, lambda a: cost(a, budget.convention).macs, archs,
-                             SAMPLE_SEED)
+                             sample_seed)
 
 
 def work(cfg: Config, out: Path, todo: list[Job], context: dict, device: torch.device, threads: int) -> None:
