@@ -24,7 +24,7 @@ if [ -n "${SMOKE:-}" ]; then
   jobs=1; limit=600; archs=2; extra=(--set train.epochs=1 --set data.train_subset=600 --set data.search_size=100)
   gpu=(--quick --device cpu)
 else
-  jobs=16; limit=300; archs=16; extra=(); gpu=()
+  jobs=16; limit=280; archs=16; extra=(); gpu=()
 fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; "$PY" -c "import torch; print(torch.__version__)"; git rev-parse HEAD; } > "$OUT/machine.txt" 2>&1
 start=$(date +%s)
@@ -36,7 +36,7 @@ wait
 echo "truth: $(( $(date +%s) - start )) s" >> "$OUT/machine.txt"
 cp "$work/confirm/truth.jsonl" "$OUT/confirm.jsonl" 2>/dev/null
 cp "$work/calib/truth.jsonl" "$OUT/calib.jsonl" 2>/dev/null
-timeout 170 "$PY" bench/gpu.py --checks 1,2,3,4 "${gpu[@]}" > "$OUT/gpu.log" 2>&1
-timeout 130 "$PY" bench/gpu.py --checks 5 "${gpu[@]}" >> "$OUT/gpu.log" 2>&1
+timeout 160 "$PY" bench/gpu.py --checks 1,2,3,4 "${gpu[@]}" > "$OUT/gpu.log" 2>&1
+timeout 115 "$PY" bench/gpu.py --checks 5 "${gpu[@]}" >> "$OUT/gpu.log" 2>&1
 echo "all: $(( $(date +%s) - start )) s" >> "$OUT/machine.txt"
 rm -rf "$work"
