@@ -16,8 +16,8 @@ Besides the figures of ``glit rank`` it prints, per supernet:
 - ``split SE``: the binomial standard error of one score on the search split at the mean score, against ``score
   spread``, the standard deviation of the scores over the ranked architectures: when the two are alike, the
   search split's noise alone can reorder the ranking;
-- ``tau mixes``: Kendall tau over the ranked architectures other than the DeiT-style and all-local anchors, the
-  pure designs that are easy to rank last: how well the supernet orders the plateau of mixes the search chooses from.
+- ``tau mixes`` and ``local bias`` (``glit.health.metrics``): how well the supernet orders the plateau of mixes the
+  search chooses from, and whether its scores follow the architectures' local computation as retraining does.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ import json
 import math
 import statistics
 from pathlib import Path
-
-from scipy import stats
 
 from glit.health.metrics import group, read_truth
 from glit.recipes.rank import judge, rank
@@ -45,17 +43,12 @@ def main() -> None:
     args = p.parse_args()
     if bool(args.scores) == bool(args.supernets):
         p.error("give either supernets or --scores")
-    anchors = {json.dumps(json.loads(line)["arch"]) for line in open(args.truth)
-               if json.loads(line).get("stratum") in ("deit", "all-local")}
     results = {}
     print("| supernet | ranked | skipped | Kendall τ (p) | Spearman ρ | precision@5 | regret | τ of MACs | τ mixes "
-          "| score spread / split SE | noise ceiling τ (n) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| local bias | score spread / split SE | noise ceiling τ (n) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in (rejudged(args.scores, args.truth) if args.scores else scored(args.supernets, args)):
         results[name] = r
-        mixes = [pair for pair in r["pairs"] if json.dumps(pair["arch"]) not in anchors]
-        tau_mixes = stats.kendalltau([m["score"] for m in mixes], [m["truth_top1"] for m in mixes]).statistic \
-            if len(mixes) >= 3 else math.nan
         scores = [pair["score"] for pair in r["pairs"]]
         mean = statistics.fmean(scores) / 100
         se = 100 * math.sqrt(mean * (1 - mean) / r["search_size"]) if r.get("search_size") else math.nan
@@ -66,7 +59,8 @@ def main() -> None:
 
         print(f"| {name} | {r['n']} | {r['skipped']} | {f(r['kendall_tau'])} ({f(r['kendall_p'], '{:.2g}')}) | "
               f"{f(r['spearman_rho'])} | {f(r['precision_at_5'], '{:.1f}')} | {f(r['regret'], '{:+.2f}')} | "
-              f"{f(r['macs_kendall_tau'])} | {f(tau_mixes)} ({len(mixes)}) | {spread:.2f} / {f(se)} | "
+              f"{f(r['macs_kendall_tau'])} | {f(r['kendall_tau_mixes'])} ({r['n_mixes']}) | "
+              f"{f(r['local_bias'], '{:+.2f}')} | {spread:.2f} / {f(se)} | "
               f"{f(r['noise_ceiling_tau'])} ({r['noise_ceiling_n']}) |", flush=True)
     if args.json:
         with open(args.json, "w") as out:

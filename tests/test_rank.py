@@ -10,7 +10,7 @@ from scipy import stats
 
 from glit import Arch, SearchSpace, cost
 from glit.errors import GlitError
-from glit.health.metrics import Truth, group, noise_ceiling, rank_metrics, read_truth
+from glit.health.metrics import Truth, bias_metrics, group, is_mix, local_share, noise_ceiling, rank_metrics, read_truth
 from glit.presets import level1_part
 from helpers import SMALL_SUPERNET, assert_one_line_error, run_glit
 
@@ -39,6 +39,32 @@ def test_rank_metrics_equal_scipy_and_ties_break_by_order():
     assert tied["regret"] == 5 - 9  # equal scores: the first in file order is the favourite
     few = rank_metrics([1, 2], [3, 4])
     assert few["kendall_tau"] is None and few["precision_at_5"] is None and few["regret"] == 0
+
+
+def test_local_share_tau_among_mixes_and_local_bias():
+    from glit.presets import deit, space_preset
+
+    space = space_preset("cifar", 2)
+    fam = space.family
+    rng = random.Random(3)
+    archs = [deit(fam), level1_part("cifar", space).fix(num_global_heads=0).sample(rng)]
+    archs += [a for a in (space.sample(rng) for _ in range(200)) if is_mix(a)][:10]
+    assert local_share(archs[0]) == 0 and local_share(archs[1]) == 1  # all local heads at conv_ratio 1
+    b = archs[2].blocks[0]
+    one = Arch(fam, (b,) * fam.depth)
+    assert local_share(one) == pytest.approx((3 - b.num_global_heads) / 3 * (b.conv_ratio or 0))
+    assert not is_mix(archs[0]) and not is_mix(archs[1]) and all(is_mix(a) for a in archs[2:])
+    share = [local_share(a) for a in archs]
+    truth = [50 + 2 * s + 0.01 * i for i, s in enumerate(share)]
+    fair = bias_metrics(archs, truth, truth)  # scores that follow the truth exactly
+    assert fair["local_bias"] == 0 and fair["kendall_tau_mixes"] == pytest.approx(1) and fair["n_mixes"] == 10
+    against = bias_metrics(archs, [-t for t in truth], truth)  # scores that rate local computation backwards
+    tau = stats.kendalltau(truth, share).statistic
+    assert against["local_bias"] == pytest.approx(-2 * tau) and against["kendall_tau_mixes"] == pytest.approx(-1)
+    mixes = [i for i in range(len(archs)) if is_mix(archs[i])]
+    noisy = [t + random.Random(i).gauss(0, 3) for i, t in enumerate(truth)]
+    assert bias_metrics(archs, noisy, truth)["kendall_tau_mixes"] == pytest.approx(
+        stats.kendalltau([noisy[i] for i in mixes], [truth[i] for i in mixes]).statistic)
 
 
 def test_noise_ceiling_and_grouping(toy_space):

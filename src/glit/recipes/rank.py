@@ -22,7 +22,7 @@ from glit.cost import cost
 from glit.data.build import Data, SharedData, fingerprint, load_data
 from glit.errors import GlitError
 from glit.files import write_json
-from glit.health.metrics import Truth, group, noise_ceiling, rank_metrics, read_truth
+from glit.health.metrics import Truth, bias_metrics, group, noise_ceiling, rank_metrics, read_truth
 from glit.presets import level1_part
 from glit.recipes.search import make_budget, search_config, supernet_checkpoint, supernet_fitness
 from glit.search.marginal import marginal_fitness
@@ -85,9 +85,11 @@ def rank(supernet: str | Path, truth_file: str | Path, data_dir: str | None = No
 
 
 def judge(held: list[Truth], scores: list[float], truths: list[Truth]) -> dict:
-    """The rank figures of ``scores`` (one per architecture of ``held``) against their mean ground truth, MACs'
-    Kendall tau on the same architectures, the noise ceiling of ``truths`` (the whole file), and the pairs."""
-    result = rank_metrics(scores, [t.mean for t in held])
+    """The rank figures of ``scores`` (one per architecture of ``held``) against their mean ground truth (tau among
+    the mixes and the local bias too: ``glit.health.metrics``), MACs' Kendall tau on the same architectures, the
+    noise ceiling of ``truths`` (the whole file), and the pairs."""
+    result = {**rank_metrics(scores, [t.mean for t in held]),
+              **bias_metrics([t.arch for t in held], scores, [t.mean for t in held])}
     macs = rank_metrics([cost(t.arch).macs for t in held], [t.mean for t in held])["kendall_tau"]
     return {**result, "macs_kendall_tau": macs, **noise_ceiling(truths),
             "pairs": [{"arch": t.arch.to_dict(), "score": s, "truth_top1": t.mean, "seeds": sorted(t.top1)}
@@ -95,8 +97,8 @@ def judge(held: list[Truth], scores: list[float], truths: list[Truth]) -> dict:
 
 
 HEALTH = (("level1", "1-supernet", True), ("level2", "4-supernet", False), ("random", "6-random/supernet", False))
-HEALTH_KEYS = ("n", "skipped", "kendall_tau", "spearman_rho", "precision_at_5", "regret", "macs_kendall_tau",
-               "noise_ceiling_tau", "noise_ceiling_n")
+HEALTH_KEYS = ("n", "skipped", "kendall_tau", "kendall_tau_mixes", "local_bias", "spearman_rho", "precision_at_5",
+               "regret", "macs_kendall_tau", "noise_ceiling_tau", "noise_ceiling_n")
 
 
 def supernet_health(run_dir: Path, truth_file: Path, cfg: Config, dist: Dist, shared: SharedData | None = None
@@ -165,6 +167,10 @@ def format_rank(result: dict) -> str:
 
     lines += [f"  Kendall tau {num(result['kendall_tau'])} (p {num(result['kendall_p'], '{:.2g}')}), "
               f"Spearman rho {num(result['spearman_rho'])}, n = {result['n']}",
+              f"  among the {result['n_mixes']} mixes of global and local heads: Kendall tau "
+              f"{num(result['kendall_tau_mixes'])}; local bias {num(result['local_bias'], '{:+.3f}')} (tau of the "
+              f"score with the local share {num(result['score_local_tau'])}, of the truth "
+              f"{num(result['truth_local_tau'])})",
               f"  MACs alone rank them with Kendall tau {num(result['macs_kendall_tau'])} (the trivial predictor to "
               "beat)",
               f"  precision at 5 {num(result['precision_at_5'], '{:.2f}')}; regret "
