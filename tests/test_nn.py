@@ -193,6 +193,42 @@ def test_extract_copies_the_weights():
     assert model.head.weight.abs().sum() > 0
 
 
+@pytest.mark.parametrize("name", ["toy-L2", "demo-L2", "demo-ops"])
+def test_per_heads_local_weights_equal_their_extracted_subnets_and_share_nothing_across_head_counts(name):
+    """supernet.local_weights=per_heads: one local module per number of local heads in each block. Every path still
+    equals its extracted subnet (whose blocks keep timm-style names), and a path's gradient reaches only the module
+    of its own number of local heads."""
+    space, archs = _equivalence_archs(name)
+    supernet = _supernet(space, local_weights="per_heads").eval()
+    names = {n.split(".")[2] for n, _ in supernet.named_parameters() if n.startswith("blocks.0.local")}
+    assert names == {f"local_{L}heads" for L in (1, 2, 3)} if name != "demo-ops" else len(names) == 9
+    x = _input(space.family)
+    for arch in archs:
+        subnet = supernet.extract(arch)
+        assert sum(p.numel() for p in subnet.parameters()) == glit.cost(arch).params
+        assert not any("heads" in n for n, _ in subnet.named_parameters())
+        with torch.no_grad():
+            assert (supernet(x, arch) - subnet(x)).abs().max().item() <= 1e-10
+    arch = next(a for a in archs if 0 < a.blocks[0].num_global_heads < 3)
+    F.cross_entropy(supernet.train()(x, arch), torch.zeros(2, dtype=torch.long)).backward()
+    own = f"{LOCAL_OPS[arch.blocks[0].local_op].layer}_{3 - arch.blocks[0].num_global_heads}heads"
+    for n, p in supernet.blocks[0].named_parameters():
+        if n.startswith("local_"):
+            assert (p.grad is not None and p.grad.abs().sum() > 0) == n.startswith(own + "."), n
+    shared = _supernet(space).eval()
+    assert sum(p.numel() for p in supernet.parameters()) > sum(p.numel() for p in shared.parameters())
+
+
+def test_a_per_heads_supernet_warm_starts_another_exactly():
+    from glit.recipes.train_supernet import inherit_paths
+
+    source = _supernet(TOY_SPACE, seed=1, local_weights="per_heads").eval()
+    target = _supernet(TOY_SPACE, seed=2, local_weights="per_heads").eval()
+    inherit_paths(target, source, "whole.pt")
+    for (n, a), b in zip(target.state_dict().items(), source.state_dict().values()):
+        assert torch.equal(a, b), n
+
+
 @pytest.mark.parametrize("around", [False, True])
 def test_warm_start_writes_the_level1_paths_into_a_level2_supernet(around):
     """Over the whole space every level-1 path (all 16 of the toy) gives the level-1 supernet's output; around a

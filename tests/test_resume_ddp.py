@@ -47,7 +47,7 @@ def assert_same_run(a: Path, b: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", ["train-supernet", "train"])
+@pytest.mark.parametrize("command", ["train-supernet", "train-supernet-options", "train"])
 def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, command):
     """Random crops (seeded per sample), drop path (the global torch RNG, restored from the checkpoint) and
     Mixup/CutMix (seeded by the step) are on, so that a resume which lost any random state would diverge."""
@@ -58,6 +58,9 @@ def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, command)
     else:
         args = ["train-supernet", "--preset", "demo", "--level", "2", *SMALL_SUPERNET,
                 "--set", "supernet.optim.drop_path=0.1"]
+        if command == "train-supernet-options":  # per-element AdamW counts, paths under the budget, few-shot local
+            args += ["--set", "supernet.adam_step=element", "--set", "supernet.sampling=budget",
+                     "--set", "supernet.local_weights=per_heads"]
     args += ["--set", "aug.crop=pad"]
     args += ["--epochs", epochs]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
@@ -76,10 +79,12 @@ def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, command)
     assert len(read_metrics(killed)) == epochs
 
 
-def test_ddp_supernet_ranks_train_the_same_paths_and_end_equal(tmp_path):
+@pytest.mark.parametrize("adam_step", ["tensor", "element"])
+def test_ddp_supernet_ranks_train_the_same_paths_and_end_equal(tmp_path, adam_step):
     """Every rank samples the same path at every step (the 1-process sequence), and the ranks' supernets, BatchNorm
     statistics included, are identical at the end."""
-    args = ["train-supernet", "--preset", "demo", "--level", "2", "--epochs", "1", *SMALL_SUPERNET]
+    args = ["train-supernet", "--preset", "demo", "--level", "2", "--epochs", "1", *SMALL_SUPERNET,
+            "--set", f"supernet.adam_step={adam_step}"]
     ddp, one = tmp_path / "ddp", tmp_path / "one"
     two = torchrun(WORKER, *args, "--out", ddp, env=cli_env(GLIT_TEST_WEIGHTS=str(tmp_path / "w2")))
     assert two.returncode == 0, two.stderr[-3000:]

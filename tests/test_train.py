@@ -21,7 +21,7 @@ from glit.config import OptimConfig
 from glit.data.mixup import soft_target_cross_entropy
 from glit.presets import space_preset
 from glit.train.bn import recalibrate_bn
-from glit.train.optim import make_optimizer, masked_step, path_step
+from glit.train.optim import element_masked_step, element_step, lr_at, make_optimizer, masked_step, path_step, set_lr
 from helpers import (
     SMALL_SUPERNET,
     SMALL_TRAIN,
@@ -154,6 +154,99 @@ def test_the_in_place_path_update_is_the_masked_update_bit_for_bit():
     assert in_place_steps == reference_steps  # AdamW's per-tensor step counts, for the bias correction
     for a, b in zip(reference, in_place, strict=True):  # per parameter: weight and both moments, bit for bit
         assert len(a) == len(b) and all(torch.equal(u, v) for u, v in zip(a, b))
+
+
+def test_per_element_counts_give_each_element_the_adamw_of_its_own_gradients():
+    """supernet.adam_step=element: after steps on several paths (with a changing lr), every element of every sliced
+    parameter equals a plain torch AdamW run on that element alone, fed only the gradients of the steps that used
+    it, at those steps' learning rates. Elements no path used are untouched."""
+    torch.manual_seed(0)
+    net, x, y = demo_supernet()
+    net = net.double()
+    x = x.double()
+    o = OptimConfig(lr=2e-2, batch_size=512, weight_decay=0.05, warmup_epochs=1, epochs=2, min_lr=1e-4)
+    optimizer = make_optimizer(net, o)
+    sliced = sliced_params(net)
+    start = {p: p.detach().clone() for p in sliced}
+    decay = {p: g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    rng = random.Random(5)
+    paths = [PATH, DEMO.sample(rng), PATH, DEMO.sample(rng), DEMO.sample(rng), PATH, DEMO.sample(rng)]
+    history = []  # per step: lr, and (mask, gradient) per sliced parameter the path used
+    for t, arch in enumerate(paths):
+        lr = lr_at(t, 4, o)
+        set_lr(optimizer, lr)
+        backward(net, optimizer, arch, x, y)
+        masks = net.path_masks(arch)
+        history.append((lr, {p: (masks[p].clone(), p.grad.clone()) for p in masks if p.grad is not None}))
+        element_step(optimizer, net.path_views(arch, every=True), optimizer.step)
+    assert len({len(steps) for steps in (h[1] for h in history)}) > 1  # the paths used different layers
+    gen = torch.Generator().manual_seed(0)
+    checked = rare = 0
+    for p in sliced:
+        used = sum(h[1][p][0].double() for h in history if p in h[1]) if any(p in h[1] for h in history) else None
+        if used is None:
+            assert p not in optimizer.state and torch.equal(p.detach(), start[p])
+            continue
+        assert torch.equal(optimizer.state[p]["step"], used)  # the counts: how often each element was on a path
+        assert torch.equal(p.detach()[used == 0], start[p][used == 0])  # never used: never moved
+        flat = used.flatten()
+        picks = torch.randperm(flat.numel(), generator=gen)[:6].tolist() + [int(flat.argmin()), int(flat.argmax())]
+        for i in picks:
+            if flat[i] == 0:
+                continue
+            ref = nn.Parameter(start[p].flatten()[i:i + 1].clone())
+            ref_opt = torch.optim.AdamW([ref], lr=1.0, weight_decay=decay[p], foreach=False)
+            for lr, steps in history:
+                if p in steps and steps[p][0].flatten()[i]:
+                    set_lr(ref_opt, lr)
+                    ref.grad = steps[p][1].flatten()[i:i + 1].clone()
+                    ref_opt.step()
+            state = optimizer.state[p]
+            assert float(p.detach().flatten()[i]) == pytest.approx(float(ref.detach()), rel=1e-12, abs=1e-15)
+            assert state["exp_avg"].flatten()[i] == pytest.approx(float(ref_opt.state[ref]["exp_avg"]), rel=1e-12)
+            assert state["exp_avg_sq"].flatten()[i] == pytest.approx(float(ref_opt.state[ref]["exp_avg_sq"]),
+                                                                     rel=1e-12)
+            checked += 1
+            rare += 0 < flat[i] < len(paths)
+    assert checked > 100 and rare > 20  # elements used in some of the steps only: where the two counts differ
+
+
+def test_per_element_counts_differ_from_per_tensor_counts_only_where_elements_missed_steps():
+    """On a fresh optimiser every element has had as many updates as its tensor: the two updates agree; after steps
+    on paths that skipped some elements, they differ exactly there. The union-of-paths form equals the view form."""
+    results = {}
+    for how in ("tensor", "element", "element-masked"):
+        net, x, y = demo_supernet()
+        optimizer = make_optimizer(net, OptimConfig(lr=1e-2, batch_size=512, weight_decay=0.05))
+        for arch in (PATH, DEMO.sample(random.Random(1))):
+            backward(net, optimizer, arch, x, y)
+            if how == "tensor":
+                path_step(optimizer, net.path_views(arch), optimizer.step)
+            elif how == "element":
+                element_step(optimizer, net.path_views(arch, every=True), optimizer.step)
+            else:
+                element_masked_step(optimizer, net.path_masks(arch), optimizer.step)
+            if arch == PATH:
+                results.setdefault("first", {})[how] = [p.detach().clone() for p in net.parameters()]
+        results[how] = [p.detach().clone() for p in net.parameters()]
+    first = results["first"]
+    close = lambda a, b: torch.allclose(a, b, rtol=1e-6, atol=1e-7)  # noqa: E731 (a rounding apart)
+    assert all(close(a, b) for a, b in zip(first["tensor"], first["element"]))
+    assert all(torch.equal(a, b) for a, b in zip(results["element"], results["element-masked"]))
+    assert not all(close(a, b) for a, b in zip(results["tensor"], results["element"]))
+
+
+def test_a_per_tensor_checkpoint_continues_with_per_element_counts():
+    net, x, y = demo_supernet()
+    optimizer = make_optimizer(net, OptimConfig(lr=1e-2, batch_size=512))
+    backward(net, optimizer, PATH, x, y)
+    path_step(optimizer, net.path_views(PATH), optimizer.step)
+    qkv = net.blocks[0].attn.qkv.weight
+    assert optimizer.state[qkv]["step"].ndim == 0
+    backward(net, optimizer, PATH, x, y)
+    element_step(optimizer, net.path_views(PATH, every=True), optimizer.step)
+    counts = optimizer.state[qkv]["step"]
+    assert counts.shape == qkv.shape and set(counts.unique().tolist()) == {1.0, 2.0}  # 1 before, +1 on the path
 
 
 def test_without_the_mask_adamw_moves_weights_outside_the_path():

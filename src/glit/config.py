@@ -104,6 +104,19 @@ class SupernetConfig:
     # distillation) instead of the labels. A step then costs about sandwich + 2 single-path steps. 0: off.
     sandwich: int = 0
     distill: bool = True
+    # AdamW's step count in the masked update, for its bias correction: "element", each element corrected for the
+    # updates it has had (an element used k times gets exactly the update of an AdamW that saw those k gradients;
+    # glit.train.optim.element_step); "tensor", torch's per-tensor count (rarely used slices step too far; the
+    # behaviour before this key existed)
+    adam_step: str = "tensor"
+    # which paths the steps train: "uniform", every member of the space alike (SPEC 1.3); "budget", members under the
+    # run's budget only (search.max_macs/max_params/max_latency), by rejection sampling from the step's own seed: no
+    # step goes to a path no search will score
+    sampling: str = "uniform"
+    # the local modules' weights: "shared", one module per block at the largest width, sliced for every path
+    # (weight sharing, SPEC 1.3); "per_heads", one module per number of local heads in each block (few-shot: paths
+    # with different numbers of local heads share no local weights; same MACs, more parameters)
+    local_weights: str = "shared"
 
 
 @dataclass
@@ -268,6 +281,9 @@ RULES: dict[str, tuple] = {
     "supernet.eval_archs": _at_least(0),
     "supernet.bn_batches": _at_least(1),
     "supernet.sandwich": _at_least(0),
+    "supernet.adam_step": _one_of("tensor", "element"),
+    "supernet.sampling": _one_of("uniform", "budget"),
+    "supernet.local_weights": _one_of("shared", "per_heads"),
     "search.strategy": _one_of(*STRATEGIES),
     "search.random_candidates": _optional(_at_least(1)),
     "search.population": _at_least(1),
@@ -305,6 +321,8 @@ CROSS_RULES = (
     ("supernet.optim.compile", lambda c: not c.supernet.optim.compile,
      "false (a supernet's path changes every step: compiling would recompile per path; train.compile compiles "
      "retraining)"),
+    ("supernet.adam_step", lambda c: c.supernet.adam_step == "tensor" or c.supernet.optim.amp != "fp16",
+     "tensor with supernet.optim.amp=fp16 (the grad scaler unscales only what AdamW's own step sees; use bf16)"),
     ("search.level1_scoring", lambda c: c.search.level1_scoring == "fixed" or c.search.level1_supernet == "whole",
      "fixed unless search.level1_supernet=whole (marginal scoring draws details from a whole-space supernet)"),
 )

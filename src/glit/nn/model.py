@@ -49,23 +49,32 @@ class Block(nn.Module):
     ``local_op`` has its own layer; the sizes of every layer come from ``glit.genes.block_dims``.
     """
 
-    def __init__(self, family: Family, choices: BlockChoices, drop_path_rate: float):
+    def __init__(self, family: Family, choices: BlockChoices, drop_path_rate: float, local_weights: str = "shared"):
         super().__init__()
         d, hc, h = family.embed_dim, family.head_channels, family.num_heads
         self.family, self.drop_path_rate = family, drop_path_rate
         max_global = max(choices.num_global_heads)
-        max_local = h - min(choices.num_global_heads)
+        local_heads = sorted({h - g for g in choices.num_global_heads if g < h})
         self.norm1 = nn.LayerNorm(d, eps=1e-6)
         if max_global:
             max_head_dim = int(max(choices.qkv_ratio) * hc)
             self.attn = GlobalAttention(hc, max_global, max_head_dim)
-        if max_local:
-            c_l = max_local * hc
+        # per_heads (few-shot local weights): one local module per number of local heads, named `local_<L>heads`
+        # (`local` when there is one: a standalone block keeps timm-style names); shared: one, at the most heads
+        self.per_heads = local_weights == "per_heads" and len(local_heads) > 1
+        for heads in local_heads if self.per_heads else local_heads[-1:]:
+            c_l = heads * hc
             for op in choices.local_op:
                 layer = LOCAL_LAYERS[op](family, c_l, int(max(choices.conv_ratio) * c_l), max(choices.kernel_size))
-                self.add_module(LOCAL_OPS[op].layer, layer)
+                self.add_module(LOCAL_OPS[op].layer + (f"_{heads}heads" if self.per_heads else ""), layer)
         self.norm2 = nn.LayerNorm(d, eps=1e-6)
         self.mlp = Mlp(d, int(max(choices.mlp_ratio) * d))
+
+    def layer(self, name: str, genes: BlockGenes) -> nn.Module:
+        """The module that runs part ``name`` (a key of ``sizes``) of a block with these genes."""
+        if self.per_heads and name not in ("attn", "mlp"):
+            return getattr(self, f"{name}_{self.family.num_heads - genes.num_global_heads}heads")
+        return getattr(self, name)
 
     def sizes(self, genes: BlockGenes) -> dict:
         """The active sizes of each layer for these genes: the arguments of their ``weights`` and ``forward``, by
@@ -87,7 +96,7 @@ class Block(nn.Module):
             parts.append(self.attn(h[..., :s["attn"]["heads"] * self.family.head_channels], **s["attn"]))
         local = next((name for name in s if name not in ("attn", "mlp")), None)
         if local:
-            parts.append(getattr(self, local)(h[..., h.shape[-1] - s[local]["channels"]:], **s[local]))
+            parts.append(self.layer(local, genes)(h[..., h.shape[-1] - s[local]["channels"]:], **s[local]))
         y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
         x = x + drop_path(y, self.drop_path_rate, self.training)
         return x + drop_path(self.mlp(self.norm2(x), **s["mlp"]), self.drop_path_rate, self.training)
@@ -96,15 +105,18 @@ class Block(nn.Module):
 class Supernet(nn.Module):
     """The weight-sharing supernet of ``space``; ``forward(x, arch)`` runs only ``arch``'s path.
 
-    Stochastic depth rises linearly from 0 in the first block to ``drop_path`` in the last.
+    Stochastic depth rises linearly from 0 in the first block to ``drop_path`` in the last. ``local_weights``
+    "per_heads" gives each block one local module per number of local heads (few-shot; ``supernet.local_weights``)
+    instead of one shared by all.
     """
 
-    def __init__(self, space: SearchSpace, drop_path: float = 0.0, generator: torch.Generator | None = None):
+    def __init__(self, space: SearchSpace, drop_path: float = 0.0, generator: torch.Generator | None = None,
+                 local_weights: str = "shared"):
         super().__init__()
         fam = self.family = space.family
-        self.space, self.drop_path = space, drop_path
+        self.space, self.drop_path, self.local_weights = space, drop_path, local_weights
         self._single = None
-        self._paths: dict[tuple, tuple[dict, dict]] = {}  # _layer_paths' cache
+        self._paths: dict[tuple, tuple[dict, dict, dict]] = {}  # _layer_paths' cache
         if space.is_single():
             self._single = Arch(fam, tuple(space.block_options(i)[0] for i in range(fam.depth)))
         d = fam.embed_dim
@@ -113,7 +125,7 @@ class Supernet(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
         self.pos_embed = nn.Parameter(torch.zeros(1, fam.num_tokens, d))
         rates = [drop_path * i / max(fam.depth - 1, 1) for i in range(fam.depth)]
-        self.blocks = nn.ModuleList(Block(fam, c, r) for c, r in zip(space.blocks, rates))
+        self.blocks = nn.ModuleList(Block(fam, c, r, local_weights) for c, r in zip(space.blocks, rates))
         self.norm = nn.LayerNorm(d, eps=1e-6)
         self.head = nn.Linear(d, fam.num_classes)
         self.reset_parameters(generator)
@@ -168,25 +180,27 @@ class Supernet(nn.Module):
         Marked by the layers' own slicing rule (``cuts``), so it cannot drift from the forward pass. Parameters
         outside the sliced layers are always wholly used.
         """
-        return {p: m for masks, _ in self._layer_paths(arch) for p, m in masks.items()}
+        return {p: m for masks, _, _ in self._layer_paths(arch) for p, m in masks.items()}
 
-    def path_views(self, arch: Arch) -> dict[nn.Parameter, Callable[[Tensor], Tensor]]:
-        """For each parameter that ``arch``'s path uses in part, the function that views the path's elements of
-        any tensor of the parameter's shape (the parameter, its gradient, its AdamW moments): one box of the
-        slicing rule, no copy. The supernet's AdamW update steps those views in place (``train.optim.path_step``)."""
-        return {p: v for _, views in self._layer_paths(arch) for p, v in views.items()}
+    def path_views(self, arch: Arch, every: bool = False) -> dict[nn.Parameter, Callable[[Tensor], Tensor]]:
+        """For each parameter that ``arch``'s path uses in part (with ``every``: each parameter of the sliced layers
+        that it uses at all), the function that views the path's elements of any tensor of the parameter's shape
+        (the parameter, its gradient, its AdamW moments): one box of the slicing rule, no copy. The supernet's AdamW
+        update steps those views in place (``train.optim.path_step`` and ``element_step``)."""
+        return {p: v for _, every_view, partial in self._layer_paths(arch)
+                for p, v in (every_view if every else partial).items()}
 
-    def _layer_paths(self, arch: Arch) -> list[tuple[dict, dict]]:
-        """``(masks, views)`` of each layer that ``arch`` runs. A layer's depend only on its sizes (and the device),
-        so each is made once and then reused: a supernet step would otherwise spend more on them than a small
-        model spends on arithmetic."""
+    def _layer_paths(self, arch: Arch) -> list[tuple[dict, dict, dict]]:
+        """``(masks, views, views of the parameters used in part)`` of each layer that ``arch`` runs. A layer's
+        depend only on its sizes (and the device), so each is made once and then reused: a supernet step would
+        otherwise spend more on them than a small model spends on arithmetic."""
         found = []
         device = self.head.weight.device
         for i, (block, genes) in enumerate(zip(self.blocks, arch.blocks)):
             for layer_name, sizes in block.sizes(genes).items():
                 key = (i, layer_name, tuple(sorted(sizes.items())), device)
                 if key not in self._paths:
-                    self._paths[key] = _layer_path(getattr(block, layer_name), sizes)
+                    self._paths[key] = _layer_path(block.layer(layer_name, genes), sizes)
                 found.append(self._paths[key])
         return found
 
@@ -207,7 +221,7 @@ class Supernet(nn.Module):
             dst.norm1.load_state_dict(src.norm1.state_dict())
             dst.norm2.load_state_dict(src.norm2.state_dict())
             for layer, sizes in src.sizes(genes).items():
-                copy_weights(getattr(dst, layer), getattr(src, layer).weights(**sizes))
+                copy_weights(dst.layer(layer, genes), src.layer(layer, genes).weights(**sizes))
         return subnet.train(self.training)
 
 
@@ -229,7 +243,7 @@ class Supernet(nn.Module):
             dst.norm1.load_state_dict(src.norm1.state_dict())
             dst.norm2.load_state_dict(src.norm2.state_dict())
             for layer in dst.sizes(genes):
-                d, s = getattr(dst, layer), getattr(src, layer)
+                d, s = dst.layer(layer, genes), src.layer(layer, genes)
                 for p, q in zip(d.parameters(), s.parameters()):
                     p.masked_scatter_(masks[p], q)
                 for key, value in d.weights(**dst.sizes(genes)[layer]).items():
@@ -242,13 +256,13 @@ def build_model(arch: Arch, drop_path: float = 0.0, generator: torch.Generator |
     return Supernet(SearchSpace.single(arch), drop_path=drop_path, generator=generator)
 
 
-def _layer_path(layer: nn.Module, sizes: dict) -> tuple[dict, dict]:
-    """The masks and views of ``layer``'s parameters that ``layer.weights(**sizes)`` uses (see ``path_masks``)."""
+def _layer_path(layer: nn.Module, sizes: dict) -> tuple[dict, dict, dict]:
+    """The masks and views of ``layer``'s parameters that ``layer.weights(**sizes)`` uses (see ``path_masks``), and
+    the views of those it uses in part."""
     masks = {p: torch.zeros_like(p, dtype=torch.bool) for p in layer.parameters()}
     views = {}
     for cut in layer.cuts(**sizes).values():
         if cut.tensor in masks:
             cut.box_of(masks[cut.tensor]).fill_(True)
-            if not masks[cut.tensor].all():
-                views[cut.tensor] = cut.box_of
-    return masks, views
+            views[cut.tensor] = cut.box_of
+    return masks, views, {p: v for p, v in views.items() if not masks[p].all()}

@@ -60,7 +60,8 @@ def load_trained(path: str | Path, data_dir: str | None = None, arch: Arch | Non
             raise GlitError(f"{path}: is a supernet checkpoint; pass --arch to pick the path")
         space = SearchSpace.from_dict(ckpt.get("space"), f"{path}: space")
         space.check(arch)
-        model, path_arch, model_arch = Supernet(space), arch, arch
+        model = Supernet(space, local_weights=ckpt.get("local_weights", "shared"))
+        path_arch, model_arch = arch, arch
     if model_arch.family.num_classes != len(test.classes):
         raise GlitError(f"{path}: the model has {model_arch.family.num_classes} classes, the data "
                         f"{len(test.classes)}")

@@ -83,7 +83,7 @@ def supernet_fitness(cfg: Config, ckpt: dict, file: Path, data: Data, dist: Dist
                         "data.split_seed, data.search_size and data.train_subset")
     if trained.family.num_classes != data.num_classes:
         raise GlitError(f"{file}: the supernet has {trained.family.num_classes} classes, the data {data.num_classes}")
-    model = Supernet(trained).to(dist.device)
+    model = Supernet(trained, local_weights=ckpt.get("local_weights", "shared")).to(dist.device)
     load_weights(model, ckpt, file)
     s, img = cfg.search, trained.family.img_size
     calib = Batches(eval_loader(cfg, data.fit, img, s.batch_size), s.bn_batches, dist.device)

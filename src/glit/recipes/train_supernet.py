@@ -20,7 +20,8 @@ from glit.genes import GENE_NAMES, GENES
 from glit.nn import Supernet
 from glit.presets import space_preset
 from glit.recipes.common import init_generator, space_for_data
-from glit.recipes.search import supernet_checkpoint
+from glit.recipes.search import make_budget, supernet_checkpoint
+from glit.search.budget import Budget
 from glit.space import Arch, BlockGenes, SearchSpace
 from glit.train.bn import recalibrate_bn
 from glit.train.checkpoint import load_checkpoint, load_weights
@@ -29,17 +30,30 @@ from glit.train.fit import fit
 from glit.train.loop import evaluate
 from glit.train.optim import describe_length, sized
 
+MAX_DRAWS = 10_000  # draws per step under a budget (budget.check_feasible has shown that members exist)
 
-def path_sampler(space: SearchSpace, seed: int, sandwich: int = 0):
+
+def path_sampler(space: SearchSpace, seed: int, sandwich: int = 0, budget: Budget | None = None):
     """The architecture of a global step: a function of (seed, step) only. With the sandwich rule, the list of the
-    step's paths: the largest and the smallest member by MACs, then ``sandwich`` uniform draws."""
+    step's paths: the largest and the smallest member by MACs, then ``sandwich`` uniform draws. With ``budget``, each
+    uniform draw is redrawn from the same RNG until it meets the budget (``supernet.sampling=budget``): uniform over
+    the members under the budget."""
+
+    def draw(rng):
+        for _ in range(MAX_DRAWS):
+            arch = space.sample(rng)
+            if budget is None or budget(arch):
+                return arch
+        raise GlitError(f"supernet.sampling=budget: no member under the budget ({budget.describe()}) in {MAX_DRAWS} "
+                        "draws; raise the budget or use supernet.sampling=uniform")
+
     if sandwich == 0:
-        return lambda step: space.sample(random.Random(f"path:{seed}:{step}"))
+        return lambda step: draw(random.Random(f"path:{seed}:{step}"))
     smallest, largest = extremes(space, "macs")
 
     def paths(step):
         rng = random.Random(f"path:{seed}:{step}")
-        return [largest, smallest, *(space.sample(rng) for _ in range(sandwich))]
+        return [largest, smallest, *(draw(rng) for _ in range(sandwich))]
 
     return paths
 
@@ -84,7 +98,8 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: S
     search = eval_loader(cfg, data.search, img, o.batch_size, dist.rank, dist.world)
     calib = eval_loader(cfg, data.fit, img, o.batch_size)  # the same batches on every rank
 
-    supernet = Supernet(space, drop_path=o.drop_path, generator=init_generator(cfg.seed)).to(dist.device)
+    supernet = Supernet(space, drop_path=o.drop_path, generator=init_generator(cfg.seed),
+                        local_weights=cfg.supernet.local_weights).to(dist.device)
     eval_rng = random.Random(f"eval-archs:{cfg.seed}")
     eval_archs = [space.sample(eval_rng) for _ in range(cfg.supernet.eval_archs)]
 
@@ -104,18 +119,25 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: S
         write_json(out / "space.json", space.to_dict())
         write_json(out / "split.json", data.record)
     sandwich = cfg.supernet.sandwich
-    history = fit(supernet, cfg, o, loader, out, dist, arch_for_step=path_sampler(space, cfg.seed, sandwich),
+    budget = None
+    if cfg.supernet.sampling == "budget":
+        budget = make_budget(cfg, space)
+        budget.check_feasible(space)
+    history = fit(supernet, cfg, o, loader, out, dist, arch_for_step=path_sampler(space, cfg.seed, sandwich, budget),
                   evaluate_fn=score, num_classes=data.num_classes, masked_update=cfg.supernet.masked_update,
                   distill=cfg.supernet.distill and sandwich > 0,
+                  element_counts=cfg.supernet.adam_step == "element",
                   checkpoint=checkpoint, desc="supernet",
-                  payload={"kind": "supernet", "space": space.to_dict(), "split": data.record})
+                  payload={"kind": "supernet", "space": space.to_dict(), "split": data.record,
+                           "local_weights": cfg.supernet.local_weights})
     return {"out": str(out), "space": space, "metrics": history[-1] if history else {}}
 
 
 def inherit_supernet(supernet: Supernet, source: str | Path) -> None:
     """Seed ``supernet`` with the weights of the supernet in ``source``; see ``inherit_paths``."""
     ckpt, file = supernet_checkpoint(source)
-    other = Supernet(SearchSpace.from_dict(ckpt["space"], f"{file}: space"))
+    other = Supernet(SearchSpace.from_dict(ckpt["space"], f"{file}: space"),
+                     local_weights=ckpt.get("local_weights", "shared"))
     load_weights(other, ckpt, file)
     inherit_paths(supernet, other, str(file))
 

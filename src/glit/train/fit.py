@@ -27,8 +27,8 @@ from glit.train.optim import make_optimizer
 
 def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: Dist, *,
         arch_for_step: Callable, evaluate_fn: Callable[[nn.Module], dict], payload: dict, num_classes: int,
-        masked_update: bool = False, distill: bool = False, checkpoint: dict | None = None,
-        desc: str = "train") -> list[dict]:
+        masked_update: bool = False, distill: bool = False, element_counts: bool = False,
+        checkpoint: dict | None = None, desc: str = "train") -> list[dict]:
     """Train ``model`` for ``o.epochs`` epochs, resuming from ``checkpoint``; returns the metrics of every epoch.
 
     ``payload`` (the space or the architecture, and what the run records) goes into each checkpoint.
@@ -43,7 +43,7 @@ def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: 
         scaler = torch.amp.GradScaler("cuda")
     ema = copy.deepcopy(model).requires_grad_(False) if o.ema > 0 else None
     step = Step(o, cfg.aug, num_classes, cfg.seed, arch_for_step, masked_update, scaler, ema, distill,
-                GradSync(model, dist) if dist.world > 1 else None)
+                GradSync(model, dist) if dist.world > 1 else None, element_counts)
     history, start = [], 0
     torch.manual_seed(cfg.seed * 1000 + dist.rank)  # drop path reads the global RNG; offset by rank
     if checkpoint is not None:

@@ -23,7 +23,7 @@ from glit.data.mixup import mix_batch, soft_target_cross_entropy
 from glit.errors import GlitError
 from glit.space import Arch
 from glit.train.dist import Dist, GradSync, all_sum, average_buffers
-from glit.train.optim import lr_at, masked_step, path_step, set_lr
+from glit.train.optim import element_masked_step, element_step, lr_at, masked_step, path_step, set_lr
 
 SYNC_EVERY = 32  # steps between host syncs (the loss check and the progress bar): a sync per step stalls a GPU
 
@@ -42,6 +42,7 @@ class Step:
     ema: nn.Module | None = None
     distill: bool = False  # sandwich rule: paths after the first learn its soft predictions, not the labels
     sync: GradSync | None = None  # averages gradients over ranks; None: one process
+    element_counts: bool = False  # the masked update keeps AdamW's step count per element (supernet.adam_step)
 
 
 def autocast(device: torch.device, amp: str):
@@ -98,7 +99,12 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
             else:
                 optimizer.step()
 
-        if step.masked_update and arch is not None:
+        if step.masked_update and arch is not None and step.element_counts:
+            if len(paths) == 1:
+                element_step(optimizer, model.path_views(paths[0], every=True), apply)
+            else:  # the sandwich rule's union of paths
+                element_masked_step(optimizer, union_masks([model.path_masks(path) for path in paths]), apply)
+        elif step.masked_update and arch is not None:
             if len(paths) == 1 and step.scaler is None and not optimizer.param_groups[0]["fused"]:
                 path_step(optimizer, views, apply)  # in place, the fast way
             else:  # the sandwich rule's union of paths, a grad scaler, fused AdamW: restore what is off the paths

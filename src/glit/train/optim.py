@@ -102,6 +102,83 @@ def path_step(optimizer: torch.optim.AdamW, views: dict[nn.Parameter, Callable[[
         p.grad = grad
 
 
+def element_step(optimizer: torch.optim.AdamW, views: dict[nn.Parameter, Callable[[Tensor], Tensor]], step) -> None:
+    """The masked update with AdamW's step count kept **per element**: ``step()`` for the parameters outside the
+    sliced layers (every path uses them wholly), then, for each parameter in ``views`` (every parameter of the sliced
+    layers that the path uses, wholly or in part: ``Supernet.path_views(arch, every=True)``), AdamW on its view with
+    a count of the updates each element has had. An element that the paths used k times has exactly the weight and
+    moments of an AdamW that saw only those k gradients (``tests/test_optim.py``).
+
+    Why: with a per-tensor count (``path_step``), an element used in k of the tensor's t updates is bias-corrected as
+    if it had t: its second moment is scaled up by about k/t and its step is about sqrt(t/k) too large. The rarest
+    slices (wide local modules, outer kernel taps) then take steps several times larger than the shared ones.
+
+    The counts live in the optimiser's state as ``step``, a tensor of the parameter's shape (a checkpoint written
+    with per-tensor counts continues: each element starts from its tensor's count)."""
+    hidden = {p: p.grad for p in views if p.grad is not None}
+    for p in hidden:
+        p.grad = None  # step() skips them
+    step()
+    with torch.no_grad():
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p in hidden:
+                    view = views[p]
+                    state = _element_state(optimizer, p)
+                    _adamw_elements(group, view(p), view(hidden[p]), view(state["exp_avg"]), view(state["exp_avg_sq"]),
+                                    view(state["step"]))
+    for p, grad in hidden.items():
+        p.grad = grad
+
+
+def element_masked_step(optimizer: torch.optim.AdamW, masks: dict[nn.Parameter, Tensor], step) -> None:
+    """``element_step`` for a union of paths (the sandwich rule): per-element AdamW on whole tensors, then every
+    element outside the mask, with its moments and count, restored."""
+    hidden = {p: p.grad for p in masks if p.grad is not None}
+    for p in hidden:
+        p.grad = None
+    step()
+    with torch.no_grad():
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p in hidden:
+                    state = _element_state(optimizer, p)
+                    olds = [p.detach(), state["exp_avg"], state["exp_avg_sq"], state["step"]]
+                    news = [t.clone() for t in olds]
+                    _adamw_elements(group, news[0], hidden[p], *news[1:])
+                    for old, new in zip(olds, news):
+                        old.copy_(torch.where(masks[p], new, old))
+    for p, grad in hidden.items():
+        p.grad = grad
+
+
+def _element_state(optimizer: torch.optim.Optimizer, p: nn.Parameter) -> dict:
+    state = optimizer.state[p]
+    if not state:
+        state.update(step=torch.zeros_like(p), exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+    elif state["step"].shape != p.shape:  # a per-tensor count (a checkpoint from before): every element starts there
+        state["step"] = torch.full_like(p, float(state["step"]))
+    return state
+
+
+def _adamw_elements(group: dict, param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor,
+                    count: Tensor) -> None:
+    """torch's single-tensor AdamW (decoupled weight decay, no amsgrad), in place, with ``count`` a tensor of
+    per-element step counts in place of the scalar step."""
+    if group["amsgrad"] or group["maximize"]:
+        raise GlitError("the per-element supernet update supports plain AdamW only (no amsgrad, no maximize)")
+    beta1, beta2 = group["betas"]
+    lr = float(group["lr"])
+    count.add_(1)
+    param.mul_(1 - lr * group["weight_decay"])
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    bias_correction1 = 1 - torch.pow(beta1, count)
+    bias_correction2_sqrt = (1 - torch.pow(beta2, count)).sqrt_()
+    denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(group["eps"])
+    param.addcdiv_(exp_avg, denom.mul_(bias_correction1), value=-lr)
+
+
 def masked_step(optimizer: torch.optim.Optimizer, masks: dict[nn.Parameter, Tensor], step) -> None:
     """Run ``step()`` (the optimiser's step, or a grad scaler's), then restore every parameter element outside its
     mask, and its AdamW moment estimates, to their values before the step.
