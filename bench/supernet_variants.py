@@ -28,6 +28,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+ELEMENT, BUDGET = "supernet.adam_step=element", "supernet.under_budget=true"
+PER_HEADS = "supernet.local_weights=per_heads"
+HEADS, PLAIN = "supernet.sampling=heads", "supernet.masked_update=false"
 # name -> (supernet folder, train-supernet overrides, rank overrides, scoring, level1). Each changes one thing
 # against the baseline, at about its cost unless said; the combinations of issue 26 follow.
 VARIANTS = {
@@ -39,23 +42,24 @@ VARIANTS = {
     "sandwich": ("sandwich", ["supernet.sandwich=1", "supernet.optim.epochs=2"], [], "arch", False),  # ~3x a step
     "split4000": ("split4000", ["data.search_size=4000"], [], "arch", False),  # a 4x larger search split
     # issue 26's suspects, one change each
-    "element": ("element", ["supernet.adam_step=element"], [], "arch", False),  # 1: AdamW's count per element
-    "budget": ("budget", ["supernet.sampling=budget"], [], "arch", False),  # 2: paths under the budget only
-    "per_heads": ("per_heads", ["supernet.local_weights=per_heads"], [], "arch", False),  # 3: few-shot local weights
+    "element": ("element", [ELEMENT], [], "arch", False),  # 1: AdamW's step count per element
+    "budget": ("budget", [BUDGET], [], "arch", False),  # 2: paths under the budget only
+    "per_heads": ("per_heads", [PER_HEADS], [], "arch", False),  # 3: few-shot local weights
     "long": ("long", ["supernet.optim.epochs=12"], [], "arch", False),  # 4: twice the steps (twice the cost)
     "long24": ("long24", ["supernet.optim.epochs=24"], [], "arch", False),  # 4: four times the steps
-    "plain": ("plain", ["supernet.masked_update=false"], [], "arch", False),  # 5: SPOS's plain AdamW
+    "plain": ("plain", [PLAIN], [], "arch", False),  # 5: SPOS's plain AdamW
+    "heads": ("heads", [HEADS], [], "arch", False),  # found after 1-5: draws balanced over the global heads
     # combinations
-    "element+budget": ("element-budget", ["supernet.adam_step=element", "supernet.sampling=budget"], [], "arch",
-                       False),
-    "element+per_heads": ("element-per_heads", ["supernet.adam_step=element", "supernet.local_weights=per_heads"], [],
-                          "arch", False),
-    "element+budget+per_heads": ("element-budget-per_heads", ["supernet.adam_step=element", "supernet.sampling=budget",
-                                                              "supernet.local_weights=per_heads"], [], "arch", False),
-    "element+long": ("element-long", ["supernet.adam_step=element", "supernet.optim.epochs=12"], [], "arch", False),
-    "plain+budget": ("plain-budget", ["supernet.masked_update=false", "supernet.sampling=budget"], [], "arch", False),
-    "element+budget+long": ("element-budget-long", ["supernet.adam_step=element", "supernet.sampling=budget",
-                                                    "supernet.optim.epochs=12"], [], "arch", False),
+    "element+budget": ("element-budget", [ELEMENT, BUDGET], [], "arch", False),
+    "element+per_heads": ("element-per_heads", [ELEMENT, PER_HEADS], [], "arch", False),
+    "element+budget+per_heads": ("element-budget-per_heads", [ELEMENT, BUDGET, PER_HEADS], [], "arch", False),
+    "element+long": ("element-long", [ELEMENT, "supernet.optim.epochs=12"], [], "arch", False),
+    "plain+budget": ("plain-budget", [PLAIN, BUDGET], [], "arch", False),
+    "element+budget+long": ("element-budget-long", [ELEMENT, BUDGET, "supernet.optim.epochs=12"], [], "arch", False),
+    "heads+element": ("heads-element", [HEADS, ELEMENT], [], "arch", False),
+    "heads+budget": ("heads-budget", [HEADS, BUDGET], [], "arch", False),
+    "heads+element+budget": ("heads-element-budget", [HEADS, ELEMENT, BUDGET], [], "arch", False),
+    "heads+long": ("heads-long", [HEADS, "supernet.optim.epochs=12"], [], "arch", False),
 }
 FIGURES = ("kendall_tau", "kendall_tau_mixes", "local_bias", "precision_at_5", "regret")
 

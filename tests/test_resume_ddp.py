@@ -58,9 +58,9 @@ def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, command)
     else:
         args = ["train-supernet", "--preset", "demo", "--level", "2", *SMALL_SUPERNET,
                 "--set", "supernet.optim.drop_path=0.1"]
-        if command == "train-supernet-options":  # per-element AdamW counts, paths under the budget, few-shot local
-            args += ["--set", "supernet.adam_step=element", "--set", "supernet.sampling=budget",
-                     "--set", "supernet.local_weights=per_heads"]
+        if command == "train-supernet-options":  # per-element AdamW counts, paths balanced over the global heads and
+            args += ["--set", "supernet.adam_step=element", "--set", "supernet.sampling=heads",  # under the budget,
+                     "--set", "supernet.under_budget=true", "--set", "supernet.local_weights=per_heads"]  # few-shot
     args += ["--set", "aug.crop=pad"]
     args += ["--epochs", epochs]
     whole, killed = tmp_path / "whole", tmp_path / "killed"

@@ -109,10 +109,13 @@ class SupernetConfig:
     # glit.train.optim.element_step); "tensor", torch's per-tensor count (rarely used slices step too far; the
     # behaviour before this key existed)
     adam_step: str = "tensor"
-    # which paths the steps train: "uniform", every member of the space alike (SPEC 1.3); "budget", members under the
-    # run's budget only (search.max_macs/max_params/max_latency), by rejection sampling from the step's own seed: no
-    # step goes to a path no search will score
+    # how a step draws its path: "uniform", every member of the space alike (SPEC 1.3); "heads", the total number of
+    # global heads uniformly first, then the blocks' split of it, then the other genes (SearchSpace.sample_by_global_
+    # heads: mostly-local and mostly-global paths get trained as often as the mixes in the middle)
     sampling: str = "uniform"
+    # draw only members under the run's budget (search.max_macs/max_params/max_latency), by rejection from the step's
+    # own RNG: no step goes to a path that no search will score
+    under_budget: bool = False
     # the local modules' weights: "shared", one module per block at the largest width, sliced for every path
     # (weight sharing, SPEC 1.3); "per_heads", one module per number of local heads in each block (few-shot: paths
     # with different numbers of local heads share no local weights; same MACs, more parameters)
@@ -282,7 +285,7 @@ RULES: dict[str, tuple] = {
     "supernet.bn_batches": _at_least(1),
     "supernet.sandwich": _at_least(0),
     "supernet.adam_step": _one_of("tensor", "element"),
-    "supernet.sampling": _one_of("uniform", "budget"),
+    "supernet.sampling": _one_of("uniform", "heads"),
     "supernet.local_weights": _one_of("shared", "per_heads"),
     "search.strategy": _one_of(*STRATEGIES),
     "search.random_candidates": _optional(_at_least(1)),

@@ -320,6 +320,27 @@ class SearchSpace:
     def sample(self, rng: random.Random) -> Arch:
         return Arch(self.family, tuple(self.pinned(self._sample_block(c, rng)) for c in self.blocks))
 
+    def sample_by_global_heads(self, rng: random.Random) -> Arch:
+        """A member drawn in stages: the total number of global heads uniformly among the totals the space allows,
+        then the blocks' numbers uniformly among the combinations with that total, then the other genes uniformly.
+
+        Why: a uniform draw sums independent blocks, so its total piles up in the middle (on ``cifar``, 4% of the
+        draws have global heads in at most 2 of 6 blocks); a supernet trained on such draws seldom trains the
+        mostly-local (and mostly-global) paths that the search scores. Here every total is drawn alike."""
+        options = [sorted(set(c.num_global_heads)) for c in self.blocks]
+        ways: list[dict[int, int]] = [{} for _ in options] + [{0: 1}]  # ways[i][t]: combinations of blocks i.. with
+        for i in reversed(range(len(options))):  # total t
+            for t, w in ways[i + 1].items():
+                for g in options[i]:
+                    ways[i][t + g] = ways[i].get(t + g, 0) + w
+        total = rng.choice(sorted(ways[0]))
+        heads = []
+        for i, choices in enumerate(options):
+            g = rng.choices(choices, [ways[i + 1].get(total - x, 0) for x in choices])[0]
+            heads.append(g)
+            total -= g
+        return self.fix(num_global_heads=heads).sample(rng)
+
     def mutate(self, arch: Arch, rng: random.Random, prob: float) -> Arch:
         """Resample each gene with probability ``prob``. A gene that starts to apply gets a uniform value."""
         blocks = []

@@ -33,19 +33,21 @@ from glit.train.optim import describe_length, sized
 MAX_DRAWS = 10_000  # draws per step under a budget (budget.check_feasible has shown that members exist)
 
 
-def path_sampler(space: SearchSpace, seed: int, sandwich: int = 0, budget: Budget | None = None):
+def path_sampler(space: SearchSpace, seed: int, sandwich: int = 0, budget: Budget | None = None,
+                 sampling: str = "uniform"):
     """The architecture of a global step: a function of (seed, step) only. With the sandwich rule, the list of the
-    step's paths: the largest and the smallest member by MACs, then ``sandwich`` uniform draws. With ``budget``, each
-    uniform draw is redrawn from the same RNG until it meets the budget (``supernet.sampling=budget``): uniform over
-    the members under the budget."""
+    step's paths: the largest and the smallest member by MACs, then ``sandwich`` draws. A draw is uniform, or with
+    ``sampling`` "heads" balanced over the total number of global heads (``SearchSpace.sample_by_global_heads``);
+    with ``budget``, it is redrawn from the same RNG until it meets the budget (``supernet.under_budget``)."""
+    sample = space.sample_by_global_heads if sampling == "heads" else space.sample
 
     def draw(rng):
         for _ in range(MAX_DRAWS):
-            arch = space.sample(rng)
+            arch = sample(rng)
             if budget is None or budget(arch):
                 return arch
-        raise GlitError(f"supernet.sampling=budget: no member under the budget ({budget.describe()}) in {MAX_DRAWS} "
-                        "draws; raise the budget or use supernet.sampling=uniform")
+        raise GlitError(f"supernet.under_budget: no member under the budget ({budget.describe()}) in {MAX_DRAWS} "
+                        "draws; raise the budget or set supernet.under_budget=false")
 
     if sandwich == 0:
         return lambda step: draw(random.Random(f"path:{seed}:{step}"))
@@ -120,10 +122,11 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: S
         write_json(out / "split.json", data.record)
     sandwich = cfg.supernet.sandwich
     budget = None
-    if cfg.supernet.sampling == "budget":
+    if cfg.supernet.under_budget:
         budget = make_budget(cfg, space)
         budget.check_feasible(space)
-    history = fit(supernet, cfg, o, loader, out, dist, arch_for_step=path_sampler(space, cfg.seed, sandwich, budget),
+    history = fit(supernet, cfg, o, loader, out, dist, arch_for_step=path_sampler(space, cfg.seed, sandwich, budget,
+                                                                                  cfg.supernet.sampling),
                   evaluate_fn=score, num_classes=data.num_classes, masked_update=cfg.supernet.masked_update,
                   distill=cfg.supernet.distill and sandwich > 0,
                   element_counts=cfg.supernet.adam_step == "element",
