@@ -169,6 +169,24 @@ def test_sampling_is_uniform_over_the_distinct_architectures():
     assert min(counts.values()) > 55 and max(counts.values()) < 150, counts
 
 
+def test_sampling_by_global_heads_is_uniform_over_the_totals_then_over_their_splits():
+    rng = random.Random(4)
+    space = FIXED["demo-L2"]  # 4 blocks of 0..3 global heads: totals 0..12
+    draws = [space.sample_by_global_heads(rng) for _ in range(6500)]
+    assert all(space.contains(a) for a in draws)
+    totals = Counter(sum(b.num_global_heads for b in a.blocks) for a in draws)
+    assert set(totals) == set(range(13)) and all(380 < c < 620 for c in totals.values()), totals  # 500 +- 5.4 sigma
+    two = Counter(tuple(b.num_global_heads for b in a.blocks) for a in draws if sum(b.num_global_heads for b in
+                                                                                   a.blocks) == 2)
+    assert len(two) == 10 and min(two.values()) > 15, two  # the 10 splits of a total of 2, each about 1 in 10
+    details = Counter(a.blocks[0].mlp_ratio for a in draws)
+    assert set(details) == {2, 4, 6} and min(details.values()) > 1900  # the other genes stay uniform
+    around = space_preset("demo", 2, distribution=[1, 0, 2, 3])  # the heads fixed: a uniform draw of the details
+    assert {tuple(b.num_global_heads for b in around.sample_by_global_heads(rng).blocks) for _ in range(20)} == \
+        {(1, 0, 2, 3)}
+    assert space.sample_by_global_heads(random.Random(9)) == space.sample_by_global_heads(random.Random(9))
+
+
 # -- the preset spaces (SPEC 1.2, 1.3) ------------------------------------------------------------------------------
 
 
