@@ -68,13 +68,15 @@ def peak_rss_kib() -> int:
 def make_step(model, arch, x, y, lr: float = 5e-4, update: str = "plain"):
     """A closure that runs one training step of ``model`` (``model(x, arch)``; ``arch`` None for a subnet).
 
-    ``update`` for a supernet: ``path``, training's default (``supernet.masked_update``: AdamW in place on the
-    path's views, ``train.optim.path_step``); ``masked``, the same update by restoring every element off the path
-    after a whole-tensor step (``masked_step``, what the sandwich rule uses); ``plain``, an unmasked AdamW step."""
+    ``update`` for a supernet: ``path``, the masked update with per-tensor step counts (``supernet.masked_update``:
+    AdamW in place on the path's views, ``train.optim.path_step``); ``element``, the same with per-element step counts
+    (``supernet.adam_step=element``, ``train.optim.element_step``); ``masked``, the per-tensor update by restoring
+    every element off the path after a whole-tensor step (``masked_step``, what the sandwich rule uses); ``plain``,
+    an unmasked AdamW step."""
     import torch
     import torch.nn.functional as F
 
-    from glit.train.optim import masked_step, path_step
+    from glit.train.optim import element_step, masked_step, path_step
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
 
@@ -84,6 +86,8 @@ def make_step(model, arch, x, y, lr: float = 5e-4, update: str = "plain"):
         loss.backward()
         if update == "path":
             path_step(opt, model.path_views(arch), opt.step)
+        elif update == "element":
+            element_step(opt, model.path_views(arch, every=True), opt.step)
         elif update == "masked":
             masked_step(opt, model.path_masks(arch), opt.step)
         else:
@@ -218,9 +222,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     p.add_argument("--level", type=int, nargs="+", choices=(1, 2), default=[2, 1],
                    help="space levels to run; the first one gives the headline figure (default: 2 1)")
-    p.add_argument("--update", choices=("path", "masked", "plain"), default="path",
-                   help="supernet AdamW update: path (training's default: in place on the path's views), masked "
-                        "(the same update by restoring what is off the path; the sandwich rule's) or plain")
+    p.add_argument("--update", choices=("path", "element", "masked", "plain"), default="path",
+                   help="supernet AdamW update: path (in place on the path's views, per-tensor step counts), element "
+                        "(the same with per-element counts), masked (per-tensor, by restoring what is off the path; "
+                        "the sandwich rule's) or plain")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--memory-probe", choices=("supernet", "subnet"), help=argparse.SUPPRESS)
     args = p.parse_args()
