@@ -249,6 +249,29 @@ def test_a_per_tensor_checkpoint_continues_with_per_element_counts():
     assert counts.shape == qkv.shape and set(counts.unique().tolist()) == {1.0, 2.0}  # 1 before, +1 on the path
 
 
+def test_path_sampler_under_the_budget_and_by_global_heads_depends_only_on_seed_and_step():
+    from glit.recipes.train_supernet import path_sampler
+    from glit.search.budget import Budget
+
+    budget = Budget(cost(DEMO.sample(random.Random(0))).macs)  # about half of the space meets it
+    uniform = path_sampler(DEMO, 3)
+    under = path_sampler(DEMO, 3, budget=budget)
+    heads = path_sampler(DEMO, 3, sampling="heads")
+    random.seed(1)
+    first = [under(t) for t in range(40)]
+    random.seed(2)
+    assert [under(t) for t in range(40)] == first  # the global RNG plays no part
+    assert all(budget(a) for a in first)
+    for t in range(40):  # the first draw under the budget from the step's own RNG: the uniform draw when it fits
+        if budget(uniform(t)):
+            assert under(t) == uniform(t)
+    assert sum(under(t) != uniform(t) for t in range(40)) > 5
+    rng = random.Random("path:3:7")
+    assert heads(7) == DEMO.sample_by_global_heads(rng)
+    totals = {sum(b.num_global_heads for b in heads(t).blocks) for t in range(200)}
+    assert totals == set(range(13))  # every total of global heads, the pure designs included
+
+
 def test_without_the_mask_adamw_moves_weights_outside_the_path():
     """Why masking exists: the gradient is zero off the path, but AdamW's momentum and weight decay are not."""
     net, optimizer, x, y = after_steps_on_other_paths()
