@@ -17,6 +17,7 @@ from pathlib import Path
 
 from glit.errors import GlitError
 from glit.files import dumps
+from glit.scoring import EVALUATORS
 
 
 def _fmt_count(n: float) -> str:
@@ -295,7 +296,8 @@ def cmd_truth(args) -> None:
 def cmd_rank(args) -> None:
     from glit.recipes.rank import format_rank, rank
 
-    result = rank(args.supernet, args.truth, args.data, args.set, level1=args.level1, scoring=args.scoring)
+    result = rank(args.supernet, args.truth, args.data, args.set, level1=args.level1, scoring=args.scoring,
+                  evaluator=args.evaluator)
     if _is_main():
         print(dumps(result) if args.json else format_rank(result))
 
@@ -506,6 +508,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an architecture's score: its own (default, as level 2 and random search score), or its "
                         "distribution's as level 1 scores it: with the level-1 details (level1), or the mean over "
                         "search.marginal_samples detail settings drawn under the budget (marginal)")
+    p.add_argument("--evaluator", choices=EVALUATORS, default="supernet",
+                   help="how an architecture is scored: supernet (default: inherited weights), finetune (inherited "
+                        "weights trained search.finetune_steps steps first), short / short-tse (trained from scratch "
+                        "search.short_epochs epochs: search-split top-1 / minus the summed training loss), or a "
+                        "zero-cost proxy at initialisation: params, synflow, naswot, dss")
     p.add_argument("--data", metavar="DIR", help="the supernet's ImageFolder tree, if it has moved")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set search.bn_batches=8 (repeatable)")

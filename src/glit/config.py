@@ -165,6 +165,10 @@ class SearchConfig:
     # glit run: epochs of the two level-2 supernets (around the winner, and over the whole space for the
     # random-search baseline); None: supernet.optim.epochs
     level2_epochs: int | None = None
+    # evaluators (glit.scoring): the finetune evaluator's steps on the supernet's training images, and the short
+    # evaluator's epochs of the retraining recipe compressed to them
+    finetune_steps: int = 200
+    short_epochs: int = 1
     # glit run, level 2: keep the level-1 winner unless a candidate beats its score by this many binomial standard
     # errors of the search split (0: the best score wins)
     incumbent_margin: float = 2.0
@@ -312,6 +316,8 @@ RULES: dict[str, tuple] = {
     "search.level2_space": _one_of("full", "paper"),
     "search.level2_epochs": _optional(_at_least(1)),
     "search.incumbent_margin": _at_least(0),
+    "search.finetune_steps": _at_least(1),
+    "search.short_epochs": _at_least(1),
 }
 
 # Rules between keys: (the key named in the message, the check, what is allowed).

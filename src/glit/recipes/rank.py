@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import time
 from pathlib import Path
 
 from tqdm import tqdm
@@ -24,7 +25,9 @@ from glit.errors import GlitError
 from glit.files import write_json
 from glit.health.metrics import Truth, bias_metrics, group, noise_ceiling, rank_metrics, read_truth
 from glit.presets import level1_part
-from glit.recipes.search import make_budget, search_config, supernet_checkpoint, supernet_fitness
+from glit.recipes.search import make_budget, search_config, supernet_checkpoint
+from glit.scoring import EVALUATORS
+from glit.scoring.make import make_fitness
 from glit.search.marginal import marginal_fitness
 from glit.space import SearchSpace
 from glit.train.dist import Dist, init_distributed
@@ -36,14 +39,19 @@ SCORINGS = ("arch", "level1", "marginal")
 
 
 def rank(supernet: str | Path, truth_file: str | Path, data_dir: str | None = None, overrides: list[str] = (),
-         level1: bool = False, progress: bool = True, data: Data | None = None, scoring: str = "arch") -> dict:
+         level1: bool = False, progress: bool = True, data: Data | None = None, scoring: str = "arch",
+         evaluator: str = "supernet") -> dict:
     """The rank figures of the supernet in ``supernet`` (a folder or checkpoint) against ``truth_file``, with the
     pairs it scored: ``{"arch", "score", "truth_top1", "seeds"}``, in the file's order. ``data``: the supernet's
     data, already loaded (default: load it from the supernet's config).
 
     ``scoring`` says what an architecture's score is: ``arch``, its own (as level 2 and random search score); or
     its distribution's, as level 1 scores it: ``level1``, with the detail genes at their level-1 values, or
-    ``marginal``, the mean over ``search.marginal_samples`` detail settings drawn under the budget."""
+    ``marginal``, the mean over ``search.marginal_samples`` detail settings drawn under the budget.
+
+    ``evaluator`` (``glit.scoring``) says how an architecture is scored: with the supernet's weights (``supernet``,
+    ``finetune``) or without them (``short``, ``short-tse``, the zero-cost proxies); the supernet still gives the data,
+    the config and the space. The result records the wall and CPU seconds per architecture scored."""
     if scoring not in SCORINGS:
         raise GlitError(f"scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
     ckpt, file = supernet_checkpoint(supernet)
@@ -67,7 +75,9 @@ def rank(supernet: str | Path, truth_file: str | Path, data_dir: str | None = No
     if measured_on and measured_on != {fingerprint(data.record)}:
         raise GlitError(f"{truth_file}: measured on other data than the supernet's (data fingerprint "
                         f"{sorted(measured_on)[0]}, the supernet's {fingerprint(data.record)})")
-    fitness = supernet_fitness(cfg, ckpt, file, data, dist)
+    if evaluator not in EVALUATORS:
+        raise GlitError(f"unknown evaluator {evaluator!r} (valid: {', '.join(EVALUATORS)})")
+    fitness = make_fitness(evaluator, cfg, data, dist, trained.family, ckpt, file)
     if scoring == "level1":
         fitness = _by_level1_member(fitness, level1_part(cfg.preset, trained))
     elif scoring == "marginal":
@@ -75,13 +85,19 @@ def rank(supernet: str | Path, truth_file: str | Path, data_dir: str | None = No
     scores = []
     bar = tqdm(total=len(held), desc="rank", unit="arch", disable=None if progress and dist.main else True,
                dynamic_ncols=True)
+    wall, cpu = time.perf_counter(), time.process_time()
     for i in range(0, len(held), CHUNK):
         scores += fitness([t.arch for t in held[i:i + CHUNK]])
         bar.update(len(held[i:i + CHUNK]))
     bar.close()
-    return {**judge(held, scores, truths), "skipped": len(truths) - len(held), "supernet": str(file),
-            "truth": str(truth_file), "level1": level1, "scoring": scoring,
-            "search_size": cfg.data.search_size}
+    extra = {}
+    if hasattr(fitness, "results"):  # the short evaluator's other figure, from the same trainings
+        tse = [-fitness.results[t.arch]["train_loss_sum"] for t in held] if dist.world == 1 else None
+        extra = {"tse": {k: v for k, v in judge(held, tse, truths).items() if k != "pairs"}} if tse else {}
+    return {**judge(held, scores, truths), **extra, "skipped": len(truths) - len(held), "supernet": str(file),
+            "truth": str(truth_file), "level1": level1, "scoring": scoring, "evaluator": evaluator,
+            "seconds_per_arch": (time.perf_counter() - wall) / len(held),
+            "cpu_seconds_per_arch": (time.process_time() - cpu) / len(held), "search_size": cfg.data.search_size}
 
 
 def judge(held: list[Truth], scores: list[float], truths: list[Truth]) -> dict:
@@ -155,12 +171,17 @@ def format_rank(result: dict) -> str:
     """The table and figures that ``glit rank`` prints."""
     how = {"arch": "", "level1": ", each scored by its distribution with the level-1 details",
            "marginal": ", each scored by its distribution, details marginalised"}[result["scoring"]]
+    evaluator = result.get("evaluator", "supernet")
     lines = [f"{result['supernet']}{' (level-1 part)' if result['level1'] else ''}{how} against {result['truth']}: "
-             f"{result['n']} architectures scored, {result['skipped']} outside the space skipped",
+             f"{result['n']} architectures scored by the {evaluator} evaluator "
+             f"({result.get('cpu_seconds_per_arch', 0):.1f} CPU s each), {result['skipped']} outside the space "
+             "skipped",
              f"  {'global heads':<24} {'score':>7} {'truth':>7} {'seeds':>6}"]
+    percent = evaluator in ("supernet", "finetune", "short")  # the others are not accuracies
     for p in sorted(result["pairs"], key=lambda p: -p["score"]):
         g = [b["num_global_heads"] for b in p["arch"]["blocks"]]
-        lines.append(f"  {str(g):<24} {p['score']:>6.2f}% {p['truth_top1']:>6.2f}% {len(p['seeds']):>6}")
+        score = f"{p['score']:>6.2f}%" if percent else f"{p['score']:>7.4g}"
+        lines.append(f"  {str(g):<24} {score} {p['truth_top1']:>6.2f}% {len(p['seeds']):>6}")
 
     def num(x, fmt="{:.3f}"):
         return "-" if x is None else fmt.format(x)

@@ -25,14 +25,13 @@ from tqdm import tqdm
 
 from glit.config import Config, apply, set_value, validate
 from glit.cost import cost
-from glit.data.build import Data, SharedData, eval_loader, load_data
+from glit.data.build import SharedData, load_data
 from glit.errors import GlitError
 from glit.files import write_json, write_jsonl
 from glit.folder import prepare_out, write_config
-from glit.nn import Supernet
 from glit.presets import deit
 from glit.search.budget import Budget, parse_count
-from glit.search.fitness import Batches, SupernetFitness
+from glit.search.fitness import supernet_fitness
 from glit.search.latency import LatencyTable, parse_ms
 from glit.search.marginal import marginal_fitness
 from glit.search.strategy import (
@@ -46,8 +45,8 @@ from glit.search.strategy import (
 )
 from glit.space import Arch, SearchSpace
 from glit.text import fmt_seconds
-from glit.train.checkpoint import load_checkpoint, load_weights
-from glit.train.dist import Dist, init_distributed
+from glit.train.checkpoint import load_checkpoint
+from glit.train.dist import init_distributed
 
 STATE = "search_state.json"
 
@@ -71,24 +70,6 @@ def search_config(ckpt: dict, file: Path, overrides: list[str] = ()) -> Config:
     for assignment in overrides:
         set_value(cfg, assignment)
     return validate(cfg, "--set")
-
-
-def supernet_fitness(cfg: Config, ckpt: dict, file: Path, data: Data, dist: Dist) -> SupernetFitness:
-    """How the search scores a candidate of the supernet in ``ckpt``: inherited weights, BatchNorm recalibrated on
-    ``search.bn_batches`` training batches, top-1 on the search split. The data must be the supernet's own."""
-    trained = SearchSpace.from_dict(ckpt["space"], f"{file}: space")
-    recorded = ckpt.get("split", {}).get("search_indices_sha256")
-    if recorded and recorded != data.record["search_indices_sha256"]:
-        raise GlitError(f"{file}: the supernet was trained with another search split; search with its data and "
-                        "data.split_seed, data.search_size and data.train_subset")
-    if trained.family.num_classes != data.num_classes:
-        raise GlitError(f"{file}: the supernet has {trained.family.num_classes} classes, the data {data.num_classes}")
-    model = Supernet(trained, local_weights=ckpt.get("local_weights", "shared")).to(dist.device)
-    load_weights(model, ckpt, file)
-    s, img = cfg.search, trained.family.img_size
-    calib = Batches(eval_loader(cfg, data.fit, img, s.batch_size), s.bn_batches, dist.device)
-    held = Batches(eval_loader(cfg, data.search, img, s.batch_size), None, dist.device)
-    return SupernetFitness(model, calib, held, dist, cfg.supernet.optim.amp)
 
 
 def make_budget(cfg: Config, space: SearchSpace) -> Budget:
