@@ -28,7 +28,7 @@ import math
 import statistics
 from pathlib import Path
 
-from glit.health.metrics import group, read_truth
+from glit.health.metrics import group, read_truth, selection
 from glit.recipes.rank import judge, rank
 from glit.space import Arch
 
@@ -39,6 +39,7 @@ def main() -> None:
     p.add_argument("--data", help="the supernets' ImageFolder tree, if it has moved")
     p.add_argument("--json", help="also write every result (pairs included) to this file")
     p.add_argument("--scores", help="re-judge the scores of an earlier --json file instead of scoring supernets")
+    p.add_argument("--selection", type=int, metavar="M", help="also print the selection test over subsets of M")
     p.add_argument("supernets", nargs="*", metavar="NAME=DIR[:level1]")
     args = p.parse_args()
     if bool(args.scores) == bool(args.supernets):
@@ -62,6 +63,11 @@ def main() -> None:
               f"{f(r['macs_kendall_tau'])} | {f(r['kendall_tau_mixes'])} ({r['n_mixes']}) | "
               f"{f(r['local_bias'], '{:+.2f}')} | {spread:.2f} / {f(se)} | "
               f"{f(r['noise_ceiling_tau'])} ({r['noise_ceiling_n']}) |", flush=True)
+        if args.selection:
+            sel = selection([p["score"] for p in r["pairs"]], [p["truth_top1"] for p in r["pairs"]], args.selection)
+            r["selection"] = sel
+            print(f"|   selection, subsets of {sel['subset']}: gain {sel['gain']:+.2f} (CI {sel['gain_ci95'][0]:+.2f} "
+                  f"to {sel['gain_ci95'][1]:+.2f}), regret {sel['regret']:+.2f} |", flush=True)
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=1)
@@ -76,7 +82,10 @@ def scored(specs: list[str], args):
 
 def rejudged(scores_file: str, truth_file: str):
     truths = group(read_truth(truth_file), truth_file)
-    for name, old in json.loads(Path(scores_file).read_text()).items():
+    saved = json.loads(Path(scores_file).read_text())
+    runs = [(f"{name}-s{r['seed']}" if isinstance(rs, list) else name, r)  # supernet_variants.py: a list per variant
+            for name, rs in saved.items() for r in (rs if isinstance(rs, list) else [rs])]
+    for name, old in runs:
         score = {Arch.from_dict(p["arch"]): p["score"] for p in old["pairs"]}
         held = [t for t in truths if t.arch in score]
         r = judge(held, [score[t.arch] for t in held], truths)

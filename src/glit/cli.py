@@ -297,7 +297,7 @@ def cmd_rank(args) -> None:
     from glit.recipes.rank import format_rank, rank
 
     result = rank(args.supernet, args.truth, args.data, args.set, level1=args.level1, scoring=args.scoring,
-                  evaluator=args.evaluator)
+                  evaluator=args.evaluator, subset=args.selection)
     if _is_main():
         print(dumps(result) if args.json else format_rank(result))
 
@@ -513,6 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "weights trained search.finetune_steps steps first), short / short-tse (trained from scratch "
                         "search.short_epochs epochs: search-split top-1 / minus the summed training loss), or a "
                         "zero-cost proxy at initialisation: params, synflow, naswot, dss")
+    p.add_argument("--selection", type=int, nargs="?", const=10, metavar="M",
+                   help="also run the selection test: over subsets of M architectures (default 10), the true top-1 "
+                        "of the evaluator's pick minus a random pick's, and its regret to the subset's best, with "
+                        "bootstrap 95%% intervals")
     p.add_argument("--data", metavar="DIR", help="the supernet's ImageFolder tree, if it has moved")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set search.bn_batches=8 (repeatable)")

@@ -10,6 +10,12 @@
 - **Local bias**: tau(score, local share) - tau(truth, local share), with ``local_share`` below. Zero when the
   supernet's scores follow the architectures' amount of local computation exactly as retraining does; negative when
   the supernet under-rates local heads. At n = 24 it moves far more than tau does when one operator type is mis-rated.
+- **The selection test** (``selection``): how much an evaluator's pick gains over a random pick, the question a
+  search answers. For subsets of m architectures of the pool, the evaluator picks its favourite of each; the gain is
+  the true top-1 of that pick minus the subset's mean (a uniformly random pick's expectation), and the regret is it
+  minus the subset's best, both averaged over every subset of m (exactly: item i is the pick of C(below_i, m - 1) of
+  the C(n, m) subsets, below_i the items it outscores). Their 95% intervals come from a bootstrap over the pool's
+  architectures (scipy's ``bootstrap``, percentile method): what another pool of the same size might have given.
 - **Noise ceiling**: Kendall tau between the seed-0 and seed-1 top-1 of the architectures trained with both seeds,
   over the whole truth file. Two retrainings of the same architectures agree only this well, so a supernet ranking
   near it is as good as retraining noise lets anyone measure.
@@ -27,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from scipy import stats
 
 from glit.errors import GlitError
@@ -109,6 +116,39 @@ def bias_metrics(archs: Sequence[Arch], scores: Sequence[float], truth: Sequence
 
 def _tau(a: Sequence[float], b: Sequence[float]) -> float | None:
     return _finite(stats.kendalltau(a, b).statistic) if len(a) >= 3 else None
+
+
+def expected_pick(scores: Sequence[float], truth: Sequence[float], m: int) -> tuple[float, float]:
+    """(mean truth of the pick by ``scores``, mean truth of the best) over all subsets of ``m`` items."""
+    n = len(scores)
+
+    def by(key):  # E[truth of the subset's top item by key]: item at rank r from the bottom tops C(r, m-1) subsets
+        order = sorted(range(n), key=lambda i: (key[i], -i))  # ties: the earlier item wins, as in _order
+        total = math.comb(n, m)
+        return sum(math.comb(r, m - 1) * truth[i] for r, i in enumerate(order)) / total
+
+    return by(scores), by(truth)
+
+
+def selection(scores: Sequence[float], truth: Sequence[float], m: int = 10, resamples: int = 2000,
+              seed: int = 0) -> dict:
+    """The selection test (module doc): ``gain`` and ``regret`` in points, each with its bootstrap ``ci95``."""
+    n = len(scores)
+    if not 2 <= m <= n:
+        raise GlitError(f"the selection test needs subsets of 2 to {n} architectures, got {m}")
+
+    def figures(idx) -> tuple[float, float]:
+        s, t = [scores[i] for i in idx], [truth[i] for i in idx]
+        pick, best = expected_pick(s, t, min(m, len(idx)))
+        return pick - sum(t) / len(t), pick - best
+
+    gain, regret = figures(range(n))
+    boot = stats.bootstrap((list(range(n)),), lambda idx: figures([int(i) for i in idx]), vectorized=False,
+                           paired=False, n_resamples=resamples, method="percentile",
+                           rng=np.random.default_rng(seed))
+    (g_lo, r_lo), (g_hi, r_hi) = boot.confidence_interval.low, boot.confidence_interval.high
+    return {"subset": m, "pool": n, "gain": gain, "gain_ci95": [float(g_lo), float(g_hi)], "regret": regret,
+            "regret_ci95": [float(r_lo), float(r_hi)]}
 
 
 def rank_metrics(scores: Sequence[float], truth: Sequence[float], k: int = 5) -> dict:

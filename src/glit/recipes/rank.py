@@ -23,7 +23,7 @@ from glit.cost import cost
 from glit.data.build import Data, SharedData, fingerprint, load_data
 from glit.errors import GlitError
 from glit.files import write_json
-from glit.health.metrics import Truth, bias_metrics, group, noise_ceiling, rank_metrics, read_truth
+from glit.health.metrics import Truth, bias_metrics, group, noise_ceiling, rank_metrics, read_truth, selection
 from glit.presets import level1_part
 from glit.recipes.search import make_budget, search_config, supernet_checkpoint
 from glit.scoring import EVALUATORS
@@ -40,7 +40,7 @@ SCORINGS = ("arch", "level1", "marginal")
 
 def rank(supernet: str | Path, truth_file: str | Path, data_dir: str | None = None, overrides: list[str] = (),
          level1: bool = False, progress: bool = True, data: Data | None = None, scoring: str = "arch",
-         evaluator: str = "supernet") -> dict:
+         evaluator: str = "supernet", subset: int | None = None) -> dict:
     """The rank figures of the supernet in ``supernet`` (a folder or checkpoint) against ``truth_file``, with the
     pairs it scored: ``{"arch", "score", "truth_top1", "seeds"}``, in the file's order. ``data``: the supernet's
     data, already loaded (default: load it from the supernet's config).
@@ -51,7 +51,8 @@ def rank(supernet: str | Path, truth_file: str | Path, data_dir: str | None = No
 
     ``evaluator`` (``glit.scoring``) says how an architecture is scored: with the supernet's weights (``supernet``,
     ``finetune``) or without them (``short``, ``short-tse``, the zero-cost proxies); the supernet still gives the data,
-    the config and the space. The result records the wall and CPU seconds per architecture scored."""
+    the config and the space. The result records the wall and CPU seconds per architecture scored. With ``subset``
+    (m), it also holds the selection test over subsets of m architectures (``glit.health.metrics.selection``)."""
     if scoring not in SCORINGS:
         raise GlitError(f"scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
     ckpt, file = supernet_checkpoint(supernet)
@@ -69,6 +70,9 @@ def rank(supernet: str | Path, truth_file: str | Path, data_dir: str | None = No
         raise GlitError(f"{truth_file}: none of its {len(truths)} architectures lies in the space of {file}"
                         f"{' (level-1 part)' if level1 else ''}; was it measured for another preset or data?")
 
+    if subset is not None and not 2 <= subset <= len(held):
+        raise GlitError(f"--selection: subsets of {subset} architectures, but {len(held)} are ranked (2 to "
+                        f"{len(held)})")
     dist = init_distributed(cfg.device)
     data = data or load_data(cfg)
     measured_on = {r["data"] for r in rows if "data" in r}
@@ -91,9 +95,14 @@ def rank(supernet: str | Path, truth_file: str | Path, data_dir: str | None = No
         bar.update(len(held[i:i + CHUNK]))
     bar.close()
     extra = {}
-    if hasattr(fitness, "results"):  # the short evaluator's other figure, from the same trainings
-        tse = [-fitness.results[t.arch]["train_loss_sum"] for t in held] if dist.world == 1 else None
-        extra = {"tse": {k: v for k, v in judge(held, tse, truths).items() if k != "pairs"}} if tse else {}
+    truth = [t.mean for t in held]
+    if subset:
+        extra["selection"] = selection(scores, truth, subset)
+    if hasattr(fitness, "results") and dist.world == 1:  # the short evaluator's other figure, same trainings
+        tse = [-fitness.results[t.arch]["train_loss_sum"] for t in held]
+        extra["tse"] = {k: v for k, v in judge(held, tse, truths).items() if k != "pairs"}
+        if subset:
+            extra["tse"]["selection"] = selection(tse, truth, subset)
     return {**judge(held, scores, truths), **extra, "skipped": len(truths) - len(held), "supernet": str(file),
             "truth": str(truth_file), "level1": level1, "scoring": scoring, "evaluator": evaluator,
             "seconds_per_arch": (time.perf_counter() - wall) / len(held),
@@ -199,4 +208,11 @@ def format_rank(result: dict) -> str:
               f"  noise ceiling: Kendall tau {num(result['noise_ceiling_tau'])} between seeds "
               f"{result['noise_ceiling_seeds'][0]} and {result['noise_ceiling_seeds'][1]} over the "
               f"{result['noise_ceiling_n']} architectures of the file trained with both"]
+    for what, r in (("", result), (" (short-tse)", result.get("tse", {}))):
+        sel = r.get("selection")
+        if sel:
+            lines.append(f"  selection test{what}: picking the favourite of {sel['subset']} of the {sel['pool']} "
+                         f"gains {sel['gain']:+.2f} points over a random pick (95% CI {sel['gain_ci95'][0]:+.2f} to "
+                         f"{sel['gain_ci95'][1]:+.2f}), regret {sel['regret']:+.2f} to the subset's best (95% CI "
+                         f"{sel['regret_ci95'][0]:+.2f} to {sel['regret_ci95'][1]:+.2f})")
     return "\n".join(lines)
