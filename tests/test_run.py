@@ -496,3 +496,35 @@ def test_the_run_exports_its_searched_model_and_a_supernet_path_exports(finished
     assert_one_line_error(run_glit("export", "--supernet", out / "6-random" / "supernet", "--format", "onnx",
                                    "--out", tmp_path / "x.onnx"), "--supernet needs --arch")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_glit_compare_over_two_seeds_computes_what_scipy_does(finished, tmp_path):
+    from scipy import stats
+
+    out, _ = finished
+    second = tmp_path / "seed1"
+    proc = run_glit("run", "demo", "--out", second, *TINY_RUN, "--set", "seed=1", "--set", "run.seeds=1", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    unfinished = tmp_path / "seed2"
+    shutil.copytree(out, unfinished)
+    (unfinished / "summary.json").unlink()
+    (unfinished / "config.yaml").write_text((unfinished / "config.yaml").read_text().replace("seed: 0", "seed: 2", 1))
+    proc = run_glit("compare", out, second, unfinished, "--json", "--html", tmp_path / "compare.html")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(proc.stdout)
+    assert (r["finished"], r["not_finished"]) == (2, 1)
+    summaries = [json.loads((d / "summary.json").read_text()) for d in (out, second)]
+    for key in ("vs_baseline", "vs_random"):
+        diffs = [s["comparisons"][key]["difference"] for s in summaries]
+        assert r[key]["per_seed"] == {"0": diffs[0], "1": diffs[1]} and r[key]["n"] == 2
+        assert r[key]["mean"] == pytest.approx(sum(diffs) / 2)
+        assert r[key]["std"] == pytest.approx(stats.tstd(diffs))
+        expected = stats.ttest_1samp(diffs, 0.0, alternative="greater").pvalue
+        assert r[key]["p_value"] == pytest.approx(expected, nan_ok=True) or r[key]["p_value"] is None
+    assert r["searched"]["per_seed"]["1"] == summaries[1]["searched"]["top1"]
+    page = (tmp_path / "compare.html").read_text()
+    assert "not finished" in page and "one-sided t-test" in page
+    text = run_glit("compare", out, second, unfinished)
+    assert text.returncode == 0 and "not finished" in text.stdout and "searched - DeiT-style" in text.stdout
+    bad = run_glit("compare", tmp_path / "nowhere")
+    assert_one_line_error(bad, "nowhere", "not a glit run folder")

@@ -293,6 +293,16 @@ def cmd_truth(args) -> None:
               f"score a supernet against it with: glit rank --supernet DIR --truth {args.out}/truth.jsonl")
 
 
+def cmd_compare(args) -> None:
+    from glit.files import write_text_atomic
+    from glit.recipes.compare import compare_html, compare_runs, format_compare
+
+    result = compare_runs(args.runs)
+    if args.html:
+        write_text_atomic(args.html, compare_html(result))
+    print(dumps(result) if args.json else format_compare(result))
+
+
 def cmd_rank(args) -> None:
     from glit.recipes.rank import format_rank, rank
 
@@ -493,6 +503,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set train.epochs=4 (repeatable)")
     p.set_defaults(func=cmd_truth)
+
+    p = sub.add_parser("compare", help="the claim over pipeline seeds: glit run folders side by side",
+                       description="Each finished glit run folder's finalists (test top-1) and the searched "
+                                   "architecture's paired differences against the DeiT-style and random-search "
+                                   "baselines, then over the runs (one per seed) each difference's mean, std and a "
+                                   "one-sided one-sample t-test over seeds. Unfinished runs are listed, not counted.")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="glit run output folders, one per pipeline seed")
+    p.add_argument("--json", action="store_true", help="print JSON: runs, searched, baseline, random, vs_baseline "
+                                                       "and vs_random (per_seed, n, mean, std, p_value)")
+    p.add_argument("--html", metavar="FILE", help="also write the table as a self-contained HTML page")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("rank", help="how well a supernet ranks the architectures of a ground truth",
                        description="Score every architecture of a glit truth file that the supernet's space holds, "
