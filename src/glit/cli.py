@@ -161,7 +161,7 @@ def cmd_search(args) -> None:
     ckpt, file = supernet_checkpoint(args.supernet)
     flags = {"strategy": args.strategy, "max_macs": args.max_macs, "max_params": args.max_params,
              "population": args.population, "generations": args.generations, "convention": args.convention,
-             "max_latency": args.max_latency, "latency_lut": args.lut}
+             "max_latency": args.max_latency, "latency_lut": args.lut, "finalists": args.finalists}
     overrides = [f"search.{k}={v}" for k, v in flags.items() if v is not None] + args.set
     cfg = search_config(ckpt, file, overrides)
     incumbent = load_arch(args.incumbent) if args.incumbent else None
@@ -179,6 +179,15 @@ def cmd_search(args) -> None:
             verdict = "kept" if inc["kept"] else "replaced"
             print(f"incumbent {verdict}: it scored {inc['score']:.2f}%, the best-scored candidate "
                   f"{inc['best_score']:.2f}% (margin {inc['margin_points']:.2f} points)")
+    if cfg.search.finalists:
+        from glit.recipes.finalists import finalist_round
+
+        final = Path(args.out) / "finalists"
+        r = finalist_round(cfg, [(Path(args.supernet), Path(args.out))], final)
+        if _is_main():
+            w = r["winner"]
+            print(f"finalist round: the top {r['k']} re-scored by {r['evaluator']}; the winner scored "
+                  f"{w['score']:.4g} (search score {w['search_score']:.2f}%): {final}/finalists.json")
 
 
 def cmd_run(args) -> None:
@@ -403,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--convention", choices=("exact", "glit"), help="MAC convention of the budget (default: exact)")
     p.add_argument("--population", type=int, help="candidates per generation (default: 50)")
     p.add_argument("--generations", type=int, help="generations (default: 20)")
+    p.add_argument("--finalists", type=int, metavar="K", help="then a finalist round: the top K distinct candidates "
+                   "re-scored by search.finalist_evaluator, into OUT/finalists (default: search.finalists)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set search.mutate_prob=0.2 (repeatable)")
     p.add_argument("--incumbent", metavar="FILE", help="an architecture scored first and kept as the answer unless a "

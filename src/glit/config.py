@@ -19,6 +19,7 @@ import yaml
 
 from glit.errors import GlitError
 from glit.presets import SPACES, lookup
+from glit.scoring import EVALUATORS
 from glit.search.budget import parse_count
 from glit.search.latency import parse_ms
 from glit.search.strategy import STRATEGIES
@@ -165,10 +166,15 @@ class SearchConfig:
     # glit run: epochs of the two level-2 supernets (around the winner, and over the whole space for the
     # random-search baseline); None: supernet.optim.epochs
     level2_epochs: int | None = None
-    # evaluators (glit.scoring): the finetune evaluator's steps on the supernet's training images, and the short
-    # evaluator's epochs of the retraining recipe compressed to them
+    # evaluators (glit.scoring): the finetune evaluator's steps on the supernet's training images and its learning
+    # rate (times the supernet recipe's), and the short evaluator's epochs of the retraining recipe compressed to them
     finetune_steps: int = 200
+    finetune_lr: float = 0.1
     short_epochs: int = 1
+    # glit run and glit search: a finalist round (glit.recipes.finalists): the top `finalists` distinct candidates of
+    # each search re-scored by `finalist_evaluator`, the best winning (0: off, the search's own answer wins)
+    finalists: int = 0
+    finalist_evaluator: str = "finetune"
     # glit run, level 2: keep the level-1 winner unless a candidate beats its score by this many binomial standard
     # errors of the search split (0: the best score wins)
     incumbent_margin: float = 2.0
@@ -317,7 +323,10 @@ RULES: dict[str, tuple] = {
     "search.level2_epochs": _optional(_at_least(1)),
     "search.incumbent_margin": _at_least(0),
     "search.finetune_steps": _at_least(1),
+    "search.finetune_lr": _positive(),
     "search.short_epochs": _at_least(1),
+    "search.finalists": _at_least(0),
+    "search.finalist_evaluator": _one_of(*EVALUATORS),
 }
 
 # Rules between keys: (the key named in the message, the check, what is allowed).

@@ -42,7 +42,7 @@ STAGE = "stage.json"
 
 # The file that each command writes first (after config.yaml): a folder holding one belongs to that command.
 OWNER_FILES = (("run.json", "glit run"), ("sample.json", "glit truth"), ("search_state.json", "glit search"),
-               ("candidates.jsonl", "glit search"),
+               ("candidates.jsonl", "glit search"), ("finalists.json", "glit finalists"),
                ("space.json", "glit train-supernet"), ("arch.json", "glit train"))
 
 _held: dict[Path, tuple[int, bool]] = {}  # folder -> (the descriptor that holds its lock, whether lock created it)

@@ -16,10 +16,13 @@ Stages, each in its own folder under ``--out DIR``:
 5. ``5-search``: the level-2 evolutionary search. The level-1 winner (its detail genes at their level-1 values) is
    the incumbent: it is scored first and stays the answer unless a candidate beats it by more than
    ``search.incumbent_margin`` standard errors of the search split;
+   With ``search.finalists`` K > 0, ``5-finalists``: the finalist round (``glit.recipes.finalists``): the level-2
+   search's top K distinct candidates re-scored by ``search.finalist_evaluator``, the best going to retraining;
 6. ``6-random``: the random-search baseline over the same whole space (every gene of every block free):
    ``6-random/supernet``, a supernet over that space, warm-started from the level-1 supernet and trained like the
    level-2 one; then ``6-random/search``, as many candidates as both levels scored together, drawn uniformly under
-   the same budget, the best-scored one winning;
+   the same budget, the best-scored one winning (with ``search.finalists``, ``6-random/finalists``: the same round,
+   with the same K and evaluator);
 7. ``7-searched``, ``8-baseline``, ``9-random``: the searched architecture, the DeiT-style architecture (every head
    global, qkv_ratio 1, mlp_ratio 4) and the random-search winner, each trained from scratch with the same recipe
    and seed, and evaluated on the test split; with ``run.seeds`` k > 1, also with the next k - 1 seeds, into
@@ -55,6 +58,7 @@ from glit.folder import prepare_out, write_config
 from glit.presets import deit, level1_part, space_preset
 from glit.recipes.common import space_for_data
 from glit.recipes.export import export
+from glit.recipes.finalists import finalist_round
 from glit.recipes.latency import latencies
 from glit.recipes.rank import health_lines, supernet_health
 from glit.recipes.search import make_budget, search
@@ -94,7 +98,7 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
                                       **machine_record(dist)})
 
     shared = shared or SharedData()  # one decode per run: the stages share the data the first of them loads
-    clock = StageClock(out, dist.main, 9 + 2 * (cfg.search.level2_topk - 1))
+    clock = StageClock(out, dist.main, 9 + 2 * (cfg.search.level2_topk - 1) + 2 * bool(cfg.search.finalists))
 
     # 1-2: level 1, the distribution
     whole_space = cfg.search.level1_supernet == "whole"
@@ -124,6 +128,13 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
             level2_runs.append(search(cfg, out / f"4-supernet{folder}", out / f"5-search{folder}", resume=True,
                                       incumbent=incumbent, shared=shared, strategy="evolution"))
     evo = max(level2_runs, key=lambda r: r["score"])  # ties go to the first, the level-1 winner's
+    level2_folders = ["" if j == 0 else f"-{j + 1}" for j in range(len(level2_runs))]
+    rounds = {}
+    if cfg.search.finalists:  # re-score the level-2 searches' top candidates with a costlier evaluator
+        with clock("5-finalists", f"finalist round: the top {cfg.search.finalists} re-scored by "
+                                  f"{cfg.search.finalist_evaluator}"):
+            rounds["searched"] = finalist_round(cfg, [(out / f"4-supernet{f}", out / f"5-search{f}")
+                                                      for f in level2_folders], out / "5-finalists", shared=shared)
 
     # 6: the random-search baseline: the whole space, its own supernet (as many epochs as all level-2 supernets),
     # as many candidates as both levels together
@@ -133,10 +144,16 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
                        optim=level2_optim(cfg, len(level2_runs)), warm_start=warm)
         rnd = search(cfg, out / "6-random" / "supernet", out / "6-random" / "search", resume=True, shared=shared,
                      strategy="random", candidates=candidates)
+    if cfg.search.finalists:  # the same round, same K and evaluator, for the random-search baseline
+        with clock("6-random/finalists", f"finalist round of random search: the top {cfg.search.finalists}"):
+            rounds["random"] = finalist_round(cfg, [(out / "6-random" / "supernet", out / "6-random" / "search")],
+                                              out / "6-random" / "finalists", shared=shared)
 
     # 7-9: retrain the three finalists with the same recipe and seed, evaluate on the test split
     archs = {"searched": evo["best"], "baseline": deit(trained.family), "random": rnd["best"]}
     scores = {"searched": evo["score"], "baseline": None, "random": rnd["score"]}
+    for name, r in rounds.items():  # the round's winners go to retraining
+        archs[name], scores[name] = Arch.from_dict(r["winner"]["arch"]), r["winner"]["search_score"]
     results = {}
     titles = {"searched": "retrain the searched architecture", "baseline": "retrain the DeiT-style baseline",
               "random": "retrain the random-search winner"}
@@ -151,6 +168,10 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
                "search": {"level1_candidates": level1_search["scored"],
                           "level2_candidates": sum(r["scored"] for r in level2_runs),
                           "random_candidates": rnd["scored"], "level2_incumbent": evo["incumbent"]}}
+    if rounds:
+        summary["finalists"] = {name: {"evaluator": r["evaluator"], "k": r["k"], "finalists": r["finalists"],
+                                       "kept_search_answer": r["winner"] == r["finalists"][0]}
+                                for name, r in rounds.items()}
     if len(level2_runs) > 1:
         summary["search"]["level2_runs"] = [
             {"distribution": [b.num_global_heads for b in r["best"].blocks], "score": r["score"],

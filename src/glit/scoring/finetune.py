@@ -4,7 +4,9 @@ Why: a supernet path's weights are a compromise between every path that shares t
 the shared weights rate an architecture by how many of its blocks hold attention, not by how well it trains). A few
 hundred steps of the candidate alone let it leave the compromise before it is judged. Every candidate sees the same
 training batches, in the same order, from the same starting point of the optimiser (fresh AdamW, the supernet
-recipe's learning rate decayed to zero by a cosine over the steps), so the scores differ only by the architecture
+recipe's learning rate times ``search.finetune_lr``, reached by a linear warm-up over the first tenth of the steps and
+decayed to zero by a cosine over the rest: a fresh AdamW at the full rate would first undo the inherited weights),
+so the scores differ only by the architecture
 and its inherited weights. BatchNorm is then recalibrated and top-1 is measured on the search split, as the
 ``supernet`` evaluator does.
 """
@@ -27,16 +29,19 @@ from glit.train.optim import make_optimizer, scaled_lr, set_lr
 
 
 def finetune(model: torch.nn.Module, batches: Batches, o: OptimConfig, label_smoothing: float,
-             steps: int | None = None) -> list[float]:
-    """Train ``model`` (standalone) on ``batches`` in order with AdamW (``o``'s weight decay and clipping), the lr
-    falling from ``scaled_lr(o)`` to 0 by a cosine over the steps; the training loss of every step."""
-    batches = list(batches)[:steps] if steps is not None else list(batches)
+             scale: float = 1.0) -> list[float]:
+    """Train ``model`` (standalone) on ``batches`` in order with AdamW (``o``'s weight decay and clipping) at
+    ``scale`` x ``scaled_lr(o)``: a linear warm-up over the first tenth of the steps, then a cosine to 0; the
+    training loss of every step."""
+    batches = list(batches)
     optimizer = make_optimizer(model, o)
-    base = scaled_lr(o)
+    base, warmup = scale * scaled_lr(o), max(1, len(batches) // 10)
     model.train()
     losses = []
     for i, (x, y) in enumerate(batches):
-        set_lr(optimizer, base * 0.5 * (1 + math.cos(math.pi * i / len(batches))))
+        lr = base * (i + 1) / warmup if i < warmup else \
+            base * 0.5 * (1 + math.cos(math.pi * (i - warmup) / max(1, len(batches) - warmup)))
+        set_lr(optimizer, lr)
         optimizer.zero_grad(set_to_none=True)
         with autocast(x.device, o.amp):
             loss = F.cross_entropy(model(x).float(), y, label_smoothing=label_smoothing)
@@ -54,14 +59,14 @@ class FinetuneFitness:
     ``SupernetFitness`` is."""
 
     def __init__(self, supernet: Supernet, train: Batches, calib: Batches, search: Batches, dist: Dist,
-                 o: OptimConfig, label_smoothing: float):
+                 o: OptimConfig, label_smoothing: float, scale: float = 1.0):
         self.supernet, self.train, self.calib, self.search, self.dist = supernet, train, calib, search, dist
-        self.o, self.label_smoothing = o, label_smoothing
+        self.o, self.label_smoothing, self.scale = o, label_smoothing, scale
 
     def score(self, arch: Arch) -> float:
         model = self.supernet.extract(arch)
         with torch.enable_grad():
-            finetune(model, self.train, self.o, self.label_smoothing)
+            finetune(model, self.train, self.o, self.label_smoothing, self.scale)
         with torch.no_grad():
             recalibrate_bn(model, None, (x for x, _ in self.calib))
             return top1(model, self.search, self.o.amp)

@@ -51,7 +51,7 @@ def make_fitness(name: str, cfg: Config, data: Data, dist: Dist, family: Family,
         o = cfg.supernet.optim
         train = Batches(train_loader(cfg, data.fit, img, o.batch_size), s.finetune_steps, dist.device)
         return FinetuneFitness(fitness.supernet, train, fitness.calib, fitness.search, dist, o,
-                               cfg.aug.label_smoothing)
+                               cfg.aug.label_smoothing, s.finetune_lr)
     if name in ("short", "short-tse"):
         search = Batches(eval_loader(cfg, data.search, img, s.batch_size), None, dist.device)
         return ShortFitness(cfg, data, search, dist, s.short_epochs, tse=name == "short-tse")
