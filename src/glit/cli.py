@@ -108,7 +108,8 @@ def _config(args, epochs_key: str):
 
     preset = getattr(args, "preset_name", None) or args.preset
     epochs = [] if args.epochs is None else [f"{epochs_key}={args.epochs}"]
-    cfg = load_config(preset, args.config, [*epochs, *args.set])  # --set, the most specific, wins
+    board = ["log.tensorboard=true"] if getattr(args, "tensorboard", False) else []
+    cfg = load_config(preset, args.config, [*epochs, *board, *args.set])  # --set, the most specific, wins
     if args.data:
         cfg.data.source, cfg.data.root = "folder", args.data
     return cfg
@@ -162,7 +163,8 @@ def cmd_search(args) -> None:
     flags = {"strategy": args.strategy, "max_macs": args.max_macs, "max_params": args.max_params,
              "population": args.population, "generations": args.generations, "convention": args.convention,
              "max_latency": args.max_latency, "latency_lut": args.lut, "finalists": args.finalists}
-    overrides = [f"search.{k}={v}" for k, v in flags.items() if v is not None] + args.set
+    overrides = [f"search.{k}={v}" for k, v in flags.items() if v is not None] + \
+        (["log.tensorboard=true"] if args.tensorboard else []) + args.set
     cfg = search_config(ckpt, file, overrides)
     incumbent = load_arch(args.incumbent) if args.incumbent else None
     trained = SearchSpace.from_dict(ckpt["space"], f"{file}: space")
@@ -357,6 +359,12 @@ def _add_run_flags(p: argparse.ArgumentParser, epochs_help: str) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder: config.yaml, checkpoint.pt, "
                                                                "metrics.jsonl")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    _add_tensorboard_flag(p)
+
+
+def _add_tensorboard_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files into each stage "
+                   "folder's tensorboard/ (log.tensorboard; needs pip install 'glit[tensorboard]')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -423,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "genes at their level-1 values), e.g. on a supernet trained over the whole space; with --set "
                    "search.level1_scoring=marginal each scores as the mean of search.marginal_samples detail settings")
     p.add_argument("--resume", action="store_true", help="continue the search in --out from search_state.json")
+    _add_tensorboard_flag(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("run", help="the whole pipeline: hierarchical search, retraining, baselines, report",

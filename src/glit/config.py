@@ -181,6 +181,15 @@ class SearchConfig:
 
 
 @dataclass
+class LogConfig:
+    """What a run writes besides its own records."""
+
+    # TensorBoard event files in every stage folder (OUT/tensorboard): the scalars of metrics.jsonl per epoch, and a
+    # search's best and mean score per generation; needs the tensorboard package (pip install 'glit[tensorboard]')
+    tensorboard: bool = False
+
+
+@dataclass
 class RunConfig:
     """``glit run`` only: what the pipeline reports besides its own results."""
 
@@ -206,6 +215,7 @@ class Config:
     supernet: SupernetConfig = field(default_factory=SupernetConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

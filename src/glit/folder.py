@@ -35,7 +35,7 @@ from glit.errors import GlitError
 from glit.files import io_error, remove_stale_temporaries, write_json, write_text_atomic
 from glit.train.dist import Dist, barrier
 
-IGNORED_ON_RESUME = ("data.workers", "run.truth", "data.root", "supernet.warm_start")
+IGNORED_ON_RESUME = ("data.workers", "run.truth", "data.root", "supernet.warm_start", "log.tensorboard")
 STAGE_KEYS = ("level", "distribution", "supernet.optim.epochs", "supernet.optim.images", "search.strategy",
               "search.generations", "search.random_candidates")
 STAGE = "stage.json"

@@ -45,6 +45,7 @@ from glit.search.strategy import (
 )
 from glit.space import Arch, SearchSpace
 from glit.text import fmt_seconds
+from glit.train.board import Board
 from glit.train.checkpoint import load_checkpoint
 from glit.train.dist import init_distributed
 
@@ -137,11 +138,14 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
     first, start = state.generation if state else 0, time.perf_counter()
     bar = tqdm(total=generations, initial=first, desc=f"search ({strategy})",
                disable=None if dist.main else True, dynamic_ncols=True)
+    board = Board(out, cfg.log.tensorboard and dist.main,
+                  [(g + 1, generation_scalars(state, g)) for g in range(first)] if state else [])
 
     def save(st: SearchState) -> None:
         bar.update(1)
         best = st.best()[0]
         bar.set_postfix(best=f"{best.score:.2f}", scored=len(st.scored))
+        board.add(st.generation, generation_scalars(st, st.generation - 1))
         if dist.main:
             write_outputs(out, choose(st, incumbent, cfg), budget, s.topk)
             done = st.generation - first  # generations scored by this process: the ETA of the rest
@@ -161,10 +165,18 @@ def search(cfg: Config, supernet: str | Path, out: str | Path, resume: bool = Fa
     else:
         state = random_search(space, fitness, budget, candidates, s.population, rng, state, save, s.max_tries)
     bar.close()
+    board.close()
     answer = choose(state, incumbent, cfg)
     if dist.main:
         write_outputs(out, answer, budget, s.topk)
     return _summary(answer, budget)
+
+
+def generation_scalars(state: SearchState, generation: int) -> dict:
+    """TensorBoard's points of one generation (0-based): the best score so far and the generation's mean."""
+    scores = [c.score for c in state.scored if c.generation <= generation]
+    newest = [c.score for c in state.scored if c.generation == generation]
+    return {"search/best": max(scores, default=math.nan), "search/mean": sum(newest) / max(len(newest), 1)}
 
 
 def _check_incumbent(arch: Arch, space: SearchSpace, budget: Budget, strategy: str) -> None:

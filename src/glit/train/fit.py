@@ -19,6 +19,7 @@ from glit.config import Config, OptimConfig
 from glit.errors import GlitError
 from glit.files import write_jsonl
 from glit.text import fmt_seconds
+from glit.train.board import Board
 from glit.train.checkpoint import load_weights, rng_state, save_checkpoint, set_rng_state
 from glit.train.dist import Dist, GradSync, barrier
 from glit.train.loop import Step, train_one_epoch
@@ -62,7 +63,7 @@ def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: 
         history, start = list(checkpoint["metrics"]), checkpoint["epoch"]
         if dist.main:
             write_jsonl(out / "metrics.jsonl", history)
-    board = _tensorboard(out) if dist.main else None
+    board = Board(out, cfg.log.tensorboard and dist.main, [(h["epoch"], _scalars(h, desc)) for h in history])
     try:
         for epoch in range(start, o.epochs):
             stats = train_one_epoch(model, loader, optimizer, epoch, step, dist, desc)
@@ -82,11 +83,7 @@ def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: 
             if dist.main:
                 save_checkpoint(out / "checkpoint.pt", state)
                 write_jsonl(out / "metrics.jsonl", history)
-                if board is not None:
-                    for key, value in line.items():
-                        if isinstance(value, (int, float)) and key != "epoch":
-                            board.add_scalar(f"{desc}/{key}", value, epoch + 1)
-                    board.flush()
+                board.add(epoch + 1, _scalars(line, desc))
                 top1 = f"  top-1 {line['top1']:.2f}%" if "top1" in line else ""
                 spent = [h["seconds"] for h in history[start:]]  # this process's epochs: the ETA of the rest
                 left = o.epochs - epoch - 1
@@ -95,18 +92,15 @@ def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: 
                       f"{line['images_per_s']:.0f} img/s  {line['seconds']:.0f} s{eta}", flush=True)
             barrier(dist)
     finally:
+        board.close()
         if step.sync is not None:
             step.sync.close()
     return history
 
 
-def _tensorboard(out: Path):
-    """A TensorBoard writer into ``out/tensorboard`` when the tensorboard package is installed, else None."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(out / "tensorboard"))
+def _scalars(line: dict, desc: str) -> dict:
+    """A metrics line's numbers, as TensorBoard tags (``supernet/loss``, ``train/top1``, ...)."""
+    return {f"{desc}/{key}": value for key, value in line.items() if key != "epoch"}
 
 
 def _digests(archs: list, dist: Dist) -> list[str]:
