@@ -67,6 +67,33 @@ def test_local_share_tau_among_mixes_and_local_bias():
         stats.kendalltau([noisy[i] for i in mixes], [truth[i] for i in mixes]).statistic)
 
 
+def test_the_selection_test_is_exact_over_all_subsets_and_its_interval_holds_it():
+    import itertools
+    import statistics
+
+    from glit.health.metrics import selection
+
+    rng = random.Random(1)
+    truth = [rng.uniform(50, 60) for _ in range(11)]
+    scores = [t + rng.gauss(0, 2) for t in truth]
+    picks, bests, means = [], [], []
+    for subset in itertools.combinations(range(11), 4):  # every subset, by brute force
+        pick = max(subset, key=lambda i: (scores[i], -i))
+        picks.append(truth[pick])
+        bests.append(max(truth[i] for i in subset))
+        means.append(statistics.fmean(truth[i] for i in subset))
+    r = selection(scores, truth, 4)
+    assert r["gain"] == pytest.approx(statistics.fmean(picks) - statistics.fmean(means))
+    assert r["regret"] == pytest.approx(statistics.fmean(picks) - statistics.fmean(bests))
+    assert r["gain_ci95"][0] <= r["gain"] <= r["gain_ci95"][1] and r["regret"] <= 0
+    perfect = selection(truth, truth, 4)
+    assert perfect["regret"] == 0 and perfect["gain"] > r["gain"]
+    backwards = selection([-t for t in truth], truth, 4)
+    assert backwards["gain"] < 0 and backwards["gain_ci95"][1] < 0
+    with pytest.raises(GlitError, match="subsets of 2 to 11"):
+        selection(scores, truth, 12)
+
+
 def test_noise_ceiling_and_grouping(toy_space):
     archs = [toy_space.sample(random.Random(i)) for i in range(5)]
     seed0, seed1 = [50, 52, 48, 60, 55], [51, 49, 47, 61, 56]
