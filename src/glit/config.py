@@ -540,6 +540,9 @@ def run_preset(name: str):
       (bench/RESULTS.md, issue 12's table; 4 samples: 0.33, -1.69, at twice the level-1 search time); lr 8e-3 per
       512 images (2e-3 at batch 128): for 8 epochs it beats 2e-3 per 512 by 2.1 points on the DeiT-style
       baseline (54.14% vs 52.06%) and by 5.8 on a searched mix (61.23% vs 55.42%); see bench/RESULTS.md.
+    - every preset's supernets count AdamW's steps per element (``supernet.adam_step="element"``): the masked update
+      then gives each element the AdamW of its own gradients (issue 26; it does not change the ranking measurably,
+      and it costs about 1-3% of a cifar supernet step, bench/supernet_overhead.py).
     - ``demo``: digits at 8 px: no augmentation but label smoothing (no flip: digits are not mirror-symmetric; no
       crop: a one-pixel shift is an eighth of the image, and it halves what a supernet learns in a few epochs).
 
@@ -563,7 +566,8 @@ def run_preset(name: str):
             train=OptimConfig(epochs=25, batch_size=32, lr=6e-2, warmup_epochs=2, drop_path=0.0,
                               images=25 * 1438, max_epochs=200),
             supernet=SupernetConfig(optim=OptimConfig(epochs=20, batch_size=32, lr=6e-2, warmup_epochs=2,
-                                                      drop_path=0.0, images=20 * 1138, max_epochs=200), eval_archs=2),
+                                                      drop_path=0.0, images=20 * 1138, max_epochs=200), eval_archs=2,
+                                    adam_step="element"),
             search=SearchConfig(population=20, generations=6, parents=5, mutations=10, crossovers=10,
                                 bn_batches=2, batch_size=256, level2_epochs=10),
         )
@@ -578,7 +582,7 @@ def run_preset(name: str):
                               images=8 * 20_000, max_epochs=100),
             supernet=SupernetConfig(optim=OptimConfig(epochs=6, batch_size=128, lr=8e-3, warmup_epochs=1,
                                                       drop_path=0.0, images=6 * 19_000, max_epochs=100),
-                                    eval_archs=2),
+                                    eval_archs=2, adam_step="element"),
             search=SearchConfig(population=20, generations=5, parents=5, mutations=10, crossovers=10,
                                 bn_batches=2, batch_size=256, level2_epochs=4, level1_supernet="whole",
                                 level1_scoring="marginal", marginal_samples=2),
@@ -591,5 +595,6 @@ def run_preset(name: str):
         aug=AugConfig(),
         train=deit_recipe,
         supernet=SupernetConfig(optim=OptimConfig(epochs=100, batch_size=1024, lr=5e-4, amp="bf16", drop_path=0.0,
-                                                  images=100 * (IMAGENET_TRAIN - 50000), max_epochs=1000)),
+                                                  images=100 * (IMAGENET_TRAIN - 50000), max_epochs=1000),
+                                adam_step="element"),
     )
