@@ -2,7 +2,7 @@
 
 Scoring = BatchNorm recalibration on ``--bn-batches`` training batches + top-1 on the search split, with inherited
 weights. Two ways, both timed here:
-- ``extract``: copy the path into a standalone model once, then run it (what ``glit.search.fitness.score`` does);
+- ``extract``: copy the path into a standalone model once, then run it (what ``glit.scoring.supernet.score`` does);
 - ``path``: run the path through the supernet, which re-slices the shared weights on every batch.
 Plain inference = the already-extracted subnet over the same number of images, in eval mode.
 
@@ -22,12 +22,12 @@ import time
 import torch
 
 import glit
-from glit.search.fitness import score
+from glit.scoring.supernet import score
 from glit.train.bn import recalibrate_bn
 
 
 class Held:
-    """Batches held in memory, as ``glit.search.fitness.Batches`` holds them."""
+    """Batches held in memory, as ``glit.scoring.supernet.Batches`` holds them."""
 
     def __init__(self, batches, device):
         self.cached, self.device = batches, device

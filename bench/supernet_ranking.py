@@ -29,7 +29,7 @@ from glit.config import Config, apply
 from glit.data.build import eval_loader, load_data
 from glit.nn import Supernet
 from glit.presets import level1_part
-from glit.search.fitness import Batches, score
+from glit.scoring.supernet import Batches, score
 from glit.space import SearchSpace
 from glit.train.checkpoint import load_checkpoint
 

@@ -23,7 +23,7 @@ import pytest
 import torch
 from PIL import Image
 
-from glit.cli import main
+from glit.cli import build_parser, main
 from helpers import SMALL_SUPERNET, demo_arch_file, write_image_folder
 
 FAST = ("--set", "train.batch_size=64", "--set", "data.workers=0")
@@ -80,6 +80,8 @@ def world(tmp_path_factory) -> World:
         change(data)
         (w.root / name).write_text(json.dumps(data, allow_nan=True))
 
+    arch("outside.json", lambda a: a["blocks"][0].update(num_global_heads=0, qkv_ratio=None, conv_ratio=1,
+                                                          kernel_size=4095))
     arch("nan.json", lambda a: a["blocks"][0].update(mlp_ratio=float("nan")))
     arch("inf.json", lambda a: a["blocks"][0].update(mlp_ratio=float("inf")))
     arch("huge.json", lambda a: a["blocks"][0].update(mlp_ratio=1e308))
@@ -213,7 +215,8 @@ CASES = [
     # -- architecture files
     *[(f"arch-{name}", ("train", "--preset", "demo", "--arch", W(f"{name}.json"), "--epochs", "1", *FAST,
                         "--out", "NEW"), (f"{name}.json", *needles)) for name, needles in (
-        ("nan", ("NaN",)), ("inf", ("Infinity",)), ("huge", ("mlp_ratio",)), ("negative", ("mlp_ratio",)),
+        ("nan", ("block 0: mlp_ratio: NaN",)), ("inf", ("block 0: mlp_ratio: Infinity",)),
+        ("huge", ("mlp_ratio",)), ("negative", ("mlp_ratio",)),
         ("heads", ("num_global_heads",)), ("kernel", ("kernel_size",)), ("missing", ("mlp_ratio",)),
         ("unknown", ("colour",)), ("depth", ("depth",)), ("embed", ("embed_dim",)), ("patch", ("patch_size",)),
         ("giant", ("embed_dim",)), ("chans", ("in_chans",)), ("binary", ("UTF-8",)), ("latin1", ("UTF-8",)),
@@ -260,11 +263,39 @@ CASES = [
     ("truth-seeds-twice", ("truth", "demo", "--seeds", "0,0", "--out", "NEW"), ("--seeds",)),
     ("rank-truth-absent", ("rank", "--supernet", SN, "--truth", W("absent.jsonl")), ("absent.jsonl",)),
     ("rank-truth-malformed", ("rank", "--supernet", SN, "--truth", W("truth-bad.jsonl")), ("truth-bad.jsonl",)),
+    # -- the command line itself: argparse's errors are one line too (no usage block)
+    ("cli-epochs-abc", ("train", "--preset", "demo", "--arch", GOOD, "--epochs", "abc", "--out", "NEW"),
+     ("glit train", "--epochs", "'abc'")),
+    ("cli-missing-out", ("search", "--supernet", SN), ("glit search", "--out")),
+    ("cli-level-3", ("train-supernet", "--preset", "demo", "--level", "3", "--out", "NEW"), ("--level", "3")),
+    ("cli-unknown-command", ("frobnicate",), ("frobnicate",)),
+    # -- inputs that fit badly, named by the key or file they came from
+    ("distribution-too-long", (*SUPERNET, "--level", "2", "--set", "distribution=[3,3,3,3,3,3,3]", "--out", "NEW"),
+     ("distribution", "4 values")),
+    ("distribution-not-a-candidate", (*SUPERNET, "--level", "2", "--set", "distribution=[9,9,9,9]", "--out", "NEW"),
+     ("distribution", "block 0", "num_global_heads=9")),
+    ("search-model-checkpoint", ("search", "--supernet", W("tr/checkpoint.pt"), "--out", "NEW"),
+     ("tr/checkpoint.pt", "a trained model (written by glit train), not a supernet", "glit train-supernet")),
+    ("eval-arch-outside-space", ("eval", "--checkpoint", W("sn/checkpoint.pt"), "--arch", W("outside.json")),
+     ("outside.json", "block 0", "outside the space")),
+    ("max-macs-impossible-says-1K", (*SEARCH, "--max-macs", "1K", "--out", "NEW"), ("MACs <= 1 K",)),
+    # -- one case at least for each of the other commands
+    ("space-unknown-preset", ("space", "nope"), ("'nope'", "demo")),
+    ("profile-absent-arch", ("profile", "--arch", W("absent.json")), ("absent.json",)),
+    ("ablate-unknown-study", ("ablate", "demo", "--study", "nope", "--out", "NEW"), ("--study", "'nope'")),
+    ("export-supernet-without-arch", ("export", "--supernet", SN, "--format", "onnx", "--out", W("x.onnx")),
+     ("--arch",)),
+    ("latency-absent-table", ("latency", "check", "demo", "--lut", W("absent.json")), ("absent.json",)),
+    ("compare-not-a-run", ("compare", W("notempty")), ("notempty", "not a glit run folder")),
+    ("report-absent", ("report", W("absent")), ("absent", "no such folder")),
 ]
 
 
-def test_the_table_holds_at_least_60_cases():
-    assert len(CASES) >= 60 and len({c[0] for c in CASES}) == len(CASES)
+def test_the_table_covers_every_command():
+    """Each of glit's commands is refused at least once in the table (a command added later gets its case)."""
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    tried = {argv[0] for _, argv, _ in CASES}
+    assert set(commands) <= tried, sorted(set(commands) - tried)
 
 
 @pytest.mark.parametrize("case, argv, needles", CASES, ids=[c[0] for c in CASES])
@@ -356,6 +387,10 @@ def test_a_full_disk_is_one_line_that_says_so(world, tiny_disk):
     assert "checkpoint.pt" in err and "disk is full" in err
     assert not list((tiny_disk / "run").glob(".*.tmp"))  # the half-written checkpoint is gone
     assert (tiny_disk / "run" / "config.yaml").exists()  # what was written before is kept
+    assert "run the same command again with --resume" in err
+    subprocess.run(["mount", "-o", "remount,size=64m", str(tiny_disk)], check=True)  # space freed
+    code, err = run(*train, "--out", tiny_disk / "run", "--resume")  # what the message said
+    assert code == 0, err[-3000:]
 
 
 def test_a_model_too_large_for_memory_is_one_line(world, tmp_path):
@@ -387,3 +422,23 @@ def test_json_files_write_non_finite_numbers_as_null(tmp_path):
     expected = {"loss": None, "tau": None, "rows": [1.5, None, [2.0, None]], "n": 3}
     assert json.loads((tmp_path / "a.json").read_text(), parse_constant=refuse) == expected
     assert json.loads((tmp_path / "b.jsonl").read_text(), parse_constant=refuse) == expected
+
+
+def test_a_first_run_stopped_by_an_unreadable_image_continues_once_it_is_fixed(world, tmp_path):
+    """An image that only the decode finds bad (not the first, which is checked before anything is written) stops
+    the first run with its file named; once it is replaced, the same command continues in the same folder."""
+    tree = write_image_folder(tmp_path / "tree")
+    bad = sorted((tree / "train" / "digit_1").iterdir())[-1]
+    good = bad.read_bytes()
+    bad.write_bytes(b"not an image at all")
+    argv = ("train", "--preset", "cifar", "--arch", "deit-cifar", "--epochs", "1", "--data", tree, *FAST,
+            "--set", "data.search_size=4", "--set", "data.train_subset=0", "--set", "train.batch_size=8",
+            "--set", "data.cache=no",  # decoded while training: the bad image is found after the run started
+            "--out", tmp_path / "run")
+    code, err = run(*argv)
+    assert code == 2 and bad.name in err and len(err.strip().splitlines()) == 1, err[-3000:]
+    assert (tmp_path / "run" / "config.yaml").is_file()  # it had started
+    bad.write_bytes(good)
+    code, err = run(*argv)
+    assert code == 0, err[-3000:]
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()

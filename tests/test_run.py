@@ -104,7 +104,7 @@ def test_the_terminal_shows_each_stage_and_the_times(finished):
     assert first[0] == f"glit run demo -> {out}" and first[1].startswith("  machine: CPU, ")
     assert re.fullmatch(r"  data: scikit-learn's digits \(bundled\): 10 classes; training 1,238 images \+ search "
                         r"split 200; test 359", first[2]), first[2]
-    assert first[3].startswith("  budget: MACs <= 2.00 M (exact) (the DeiT-style architecture's)")
+    assert first[3].startswith("  budget: MACs <= 2.001 M (exact) (the DeiT-style architecture's)")
     assert re.search(r"^random search: \d+/\d+ candidates scored  best ", proc.stdout, re.M)
     assert "search generation" in proc.stdout  # the evolutionary searches keep their generations
     assert re.search(r"^train epoch 1/2 .* ETA ", proc.stdout, re.M)
@@ -204,12 +204,23 @@ def test_every_stage_gets_the_runs_config_and_records_its_own_arguments(finished
     assert stages["6-random/search"]["candidates"] == scored
 
 
+def test_running_a_finished_run_again_changes_nothing(finished, tmp_path):
+    out, _ = finished
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    before = {p: p.read_bytes() for p in sorted(again.rglob("*")) if p.is_file()}
+    proc = run_glit("run", "demo", "--out", again, *TINY_RUN)
+    assert proc.returncode == 0 and "the run is finished" in proc.stdout, proc.stderr[-3000:]
+    assert {p: p.read_bytes() for p in sorted(again.rglob("*")) if p.is_file()} == before
+
+
 def test_a_folder_from_before_stage_arguments_continues(finished, tmp_path):
     """Run folders written before stage.json, whose stages hold a copy of the run's config with the stage's keys
     rewritten (level, distribution, supernet length, strategy), continue without recomputing anything."""
     out, _ = finished
     old = tmp_path / "old"
     shutil.copytree(out, old)
+    (old / "summary.json").unlink()  # stopped before its end: the stages are read again
     winner = json.loads((out / "3-pick" / "pick.json").read_text())["winner"]
     # every value differs from the run's config (level 1, no distribution, 2 supernet epochs, evolution, 2
     # generations), so each STAGE_KEYS entry is exercised

@@ -18,7 +18,7 @@ from glit.scoring import EVALUATORS
 from glit.scoring.finetune import finetune
 from glit.scoring.proxies import dss, naswot, synflow
 from glit.scoring.short import compressed
-from glit.search.fitness import Batches
+from glit.scoring.supernet import Batches
 from helpers import SMALL_SUPERNET, run_glit
 
 DEMO = space_preset("demo", 2)

@@ -15,9 +15,11 @@ import os
 import sys
 from pathlib import Path
 
+from glit.config import EVALUATORS, STRATEGIES
+from glit.cost import CONVENTIONS
 from glit.errors import GlitError
 from glit.files import dumps
-from glit.scoring import EVALUATORS
+from glit.presets import LEVEL2_SPACES
 
 
 def _fmt_count(n: float) -> str:
@@ -194,12 +196,17 @@ def cmd_search(args) -> None:
 
 def cmd_run(args) -> None:
     from glit.recipes.run import print_table, run
+    from glit.report import write_report
 
     flags = {"max_macs": args.max_macs, "max_latency": args.max_latency, "latency_lut": args.lut}
     args.set = [f"search.{k}={v}" for k, v in flags.items() if v is not None] + args.set
     cfg = _config(args, "train.epochs")
+    summary_file = Path(args.out) / "summary.json"
+    before = summary_file.read_bytes() if summary_file.is_file() else None
     summary = run(cfg, args.out, command=_command_line())
     if _is_main():
+        if summary_file.read_bytes() != before:  # a finished run given nothing new keeps its report as it is
+            write_report(Path(args.out))
         print_table(summary)
         print(f"summary: {args.out}/summary.json; report: {args.out}/report.html")
 
@@ -230,11 +237,13 @@ def _version() -> str:
 def cmd_ablate(args) -> None:
     from glit.presets import load_arch
     from glit.recipes.ablate import ablate, format_table
+    from glit.report.ablate import write_ablation_page
 
     cfg = _config(args, "train.epochs")
     arch = load_arch(args.arch) if args.arch else None
     result = ablate(cfg, args.study, args.out, args.seeds, arch, command=_command_line())
     if _is_main():
+        write_ablation_page(Path(args.out), result)
         print(format_table(result))
         print(f"table: {args.out}/ablation-{args.study}.json, {args.out}/ablation-{args.study}.html")
 
@@ -367,8 +376,16 @@ def _add_tensorboard_flag(p: argparse.ArgumentParser) -> None:
                    "folder's tensorboard/ (log.tensorboard; needs pip install 'glit[tensorboard]')")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with glit's bad-input contract: one line on stderr that names the command and the argument (with a
+    pointer to --help instead of the usage block), exit code 2. The subcommands' parsers are of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="glit", description="Hierarchical neural architecture search for Global and Local image Transformers "
                                  "(GLiT, ICCV 2021). Start with: glit run demo --out runs/demo",
         epilog="Exit codes: 0 success, 2 bad input (one line naming the file, key or value), 1 internal error.")
@@ -381,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("preset", help="space preset: demo, cifar, tiny, small or base")
     p.add_argument("--level", type=int, choices=(1, 2), default=1,
                    help="1: only num_global_heads varies; 2: every gene varies (default: 1)")
-    p.add_argument("--space", choices=("full", "paper"), default="full",
+    p.add_argument("--space", choices=LEVEL2_SPACES, default="full",
                    help="level 2: every detail gene free (full, default), or the authors' nine options per block")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_space)
@@ -412,12 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--supernet", required=True, metavar="DIR|FILE", help="a glit train-supernet output folder or "
                                                                          "its checkpoint.pt")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--strategy", choices=("evolution", "random"), help="default: evolution")
+    p.add_argument("--strategy", choices=STRATEGIES, help="default: evolution")
     p.add_argument("--max-macs", metavar="M", help="MACs budget, e.g. 1.3G or 45M (default: the MACs of the "
                                                    "all-global DeiT-style architecture; 'inf' for none)")
     p.add_argument("--max-params", metavar="P", help="params budget, e.g. 6M (default: none)")
     _add_latency_flags(p)
-    p.add_argument("--convention", choices=("exact", "glit"), help="MAC convention of the budget (default: exact)")
+    p.add_argument("--convention", choices=CONVENTIONS, help="MAC convention of the budget (default: exact)")
     p.add_argument("--population", type=int, help="candidates per generation (default: 50)")
     p.add_argument("--generations", type=int, help="generations (default: 20)")
     p.add_argument("--finalists", type=int, metavar="K", help="then a finalist round: the top K distinct candidates "
@@ -602,6 +619,8 @@ def main(argv: list[str] | None = None) -> int:
     except GlitError as err:
         # An error raised in a DataLoader worker comes back wrapped in a traceback: keep its last line.
         message = str(err).strip().splitlines()[-1].removeprefix("glit.errors.GlitError: ")
+        if getattr(args, "resume", None) is False:  # a command that continues a run only when told to
+            message = message.replace("run the same command again", "run the same command again with --resume")
         print(f"glit: error: {message}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as err:

@@ -17,13 +17,17 @@ from pathlib import Path
 
 import yaml
 
+from glit.cost import CONVENTIONS
 from glit.errors import GlitError
-from glit.presets import SPACES, lookup
-from glit.scoring import EVALUATORS
-from glit.search.budget import parse_count
-from glit.search.latency import parse_ms
-from glit.search.strategy import STRATEGIES
+from glit.presets import LEVEL2_SPACES, SPACES, lookup
+from glit.units import parse_count, parse_ms
 
+# The names a config may choose from, declared here (the schema) and read by the CLI's choices and by the code that
+# implements them: glit.search.strategy, glit.scoring (each evaluator and what it is: glit.scoring's docstring).
+STRATEGIES = ("evolution", "random")
+PROXIES = ("params", "synflow", "naswot", "dss")
+EVALUATORS = ("supernet", "finetune", "short", "short-tse", *PROXIES)
+NEEDS_SUPERNET = ("supernet", "finetune")
 
 @dataclass
 class DataConfig:
@@ -320,7 +324,7 @@ RULES: dict[str, tuple] = {
     "search.max_macs": (lambda v: v is None or _count(v), "a positive count such as 1.3G, 500M, 2e6 or inf, or null"),
     "search.max_params": (lambda v: v is None or _count(v), "a positive count such as 6M or 2e6, or null"),
     "search.max_latency": (lambda v: v is None or _time(v), "a time such as 4ms, 0.5s or 250us, or null"),
-    "search.convention": _one_of("exact", "glit"),
+    "search.convention": _one_of(*CONVENTIONS),
     "search.bn_batches": _at_least(1),
     "search.batch_size": _at_least(1),
     "search.topk": _at_least(1),
@@ -329,7 +333,7 @@ RULES: dict[str, tuple] = {
     "search.level1_scoring": _one_of("fixed", "marginal"),
     "search.marginal_samples": _at_least(1),
     "search.level2_topk": _at_least(1),
-    "search.level2_space": _one_of("full", "paper"),
+    "search.level2_space": _one_of(*LEVEL2_SPACES),
     "search.level2_epochs": _optional(_at_least(1)),
     "search.incumbent_margin": _at_least(0),
     "search.finetune_steps": _at_least(1),

@@ -74,7 +74,9 @@ def prepare_out(out: Path, cfg: Config, resume: bool, dist: Dist, state: str = "
             if changed:
                 raise GlitError(f"{out}: holds a {command} stage with another {', '.join(changed)} (its "
                                 f"{STAGE}); use another --out")
-        if (state_file.exists() or held) and not resume:
+        # Same command, same config: a folder with no progress yet (a first run stopped before its first
+        # checkpoint, on an unreadable image say) simply continues; one with progress needs --resume.
+        if state_file.exists() and not resume:
             raise GlitError(f"{out}: already holds a run; pass --resume to continue it, or use another --out")
     elif out.is_dir() and any(out.iterdir()) and not resume:
         raise GlitError(f"{out}: exists and is not empty, and holds no glit run; use another --out")

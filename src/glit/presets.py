@@ -107,7 +107,7 @@ def space_preset(name: str, level: int = 1, distribution: Arch | Sequence[int] |
             return full
         if isinstance(distribution, Arch):
             distribution = [b.num_global_heads for b in distribution.blocks]
-        return full.fix(num_global_heads=list(distribution))
+        return full.fix("distribution", num_global_heads=list(distribution))
     raise GlitError(f"level must be 1 or 2, got {level!r}")
 
 

@@ -98,10 +98,12 @@ BlockGenes = dataclasses.make_dataclass(
 
 @dataclass(frozen=True)
 class Arch:
-    """One architecture: a family and the genes of each block. A frozen, hashable value that round-trips JSON."""
+    """One architecture: a family and the genes of each block. A frozen, hashable value that round-trips JSON.
+    ``source`` names where it was read from (a file) for error messages; it takes no part in equality."""
 
     family: Family
     blocks: tuple[BlockGenes, ...]
+    source: str = dataclasses.field(default="arch", compare=False, repr=False)
 
     def __post_init__(self):
         fam = self.family
@@ -135,7 +137,7 @@ class Arch:
             _check_keys(b, GENE_NAMES, f"{where}: block {i}", required=ALWAYS)
             blocks.append(BlockGenes(**{g: b.get(g) for g in GENE_NAMES}))
         try:
-            return cls(family, tuple(blocks))
+            return cls(family, tuple(blocks), where)
         except GlitError as err:
             raise GlitError(f"{where}: {str(err).removeprefix('arch: ')}") from None
 
@@ -155,11 +157,13 @@ class Arch:
             except UnicodeDecodeError:
                 raise GlitError(f"{path}: not an architecture file (not UTF-8 JSON text)") from None
         try:
-            data = json.loads(text, parse_constant=_no_constant)
+            data = json.loads(text, parse_constant=_Constant)
         except json.JSONDecodeError as err:
             raise GlitError(f"{where}: malformed JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
-        except ValueError as err:
-            raise GlitError(f"{where}: {err}") from None
+        bad = _find_constant(data)
+        if bad is not None:
+            key, name = bad
+            raise GlitError(f"{where}: {key}: {name} is not a number that JSON allows")
         return cls.from_dict(data, where)
 
 
@@ -255,17 +259,18 @@ class SearchSpace:
                                           for g in GENE_NAMES}))
         return cls(arch.family, tuple(blocks))
 
-    def fix(self, **genes) -> SearchSpace:
-        """The subspace with the given genes fixed: a value for every block, or a sequence with one per block."""
-        _check_keys(genes, GENE_NAMES, "space.fix")
+    def fix(self, where: str = "space.fix", **genes) -> SearchSpace:
+        """The subspace with the given genes fixed: a value for every block, or a sequence with one per block.
+        ``where`` names the input in errors (a config key such as ``distribution``)."""
+        _check_keys(genes, GENE_NAMES, where)
         blocks = list(self.blocks)
         for gene, value in genes.items():
             values = list(value) if isinstance(value, (list, tuple)) else [value] * self.family.depth
             if len(values) != self.family.depth:
-                raise GlitError(f"space.fix: {gene} needs {self.family.depth} values, got {len(values)}")
+                raise GlitError(f"{where}: {gene} needs {self.family.depth} values (one per block), got {len(values)}")
             for i, v in enumerate(values):
                 if v not in getattr(blocks[i], gene):
-                    raise GlitError(f"space.fix: block {i}: {gene}={v!r} is not a candidate {getattr(blocks[i], gene)}")
+                    raise GlitError(f"{where}: block {i}: {gene}={v!r} is not a candidate {getattr(blocks[i], gene)}")
                 blocks[i] = dataclasses.replace(blocks[i], **{gene: (v,)})
         return SearchSpace(self.family, tuple(blocks), self.pins)
 
@@ -280,16 +285,17 @@ class SearchSpace:
         if arch.family != self.family:
             diffs = [f"{k} {v} (space has {getattr(self.family, k)})" for k, v in arch.family.to_dict().items()
                      if getattr(self.family, k) != v]
-            raise GlitError(f"arch: family differs from the space's: {', '.join(diffs)}")
+            raise GlitError(f"{arch.source}: family differs from the space's: {', '.join(diffs)}")
         for i, (genes, choices) in enumerate(zip(arch.blocks, self.blocks)):
             for gene in GENE_NAMES:
                 value = getattr(genes, gene)
                 if value is not None and value not in getattr(choices, gene):
-                    raise GlitError(f"arch: block {i}: {gene}={value!r} is outside the space {getattr(choices, gene)}")
+                    raise GlitError(f"{arch.source}: block {i}: {gene}={value!r} is outside the space "
+                                    f"{getattr(choices, gene)}")
             if self.pinned(genes) != genes:
                 kind = block_kind(genes.num_global_heads, self.family.num_heads)
                 pins = ", ".join(f"{g}={v:g}" for k, g, v in self.pins if k == kind)
-                raise GlitError(f"arch: block {i}: outside the space, whose {kind} blocks have {pins}")
+                raise GlitError(f"{arch.source}: block {i}: outside the space, whose {kind} blocks have {pins}")
 
     def includes(self, other: SearchSpace) -> bool:
         """Whether every architecture of ``other`` is in this space: the same family, and in every block each of its
@@ -427,8 +433,21 @@ def _draws(gene, candidates: tuple) -> bool:
     return len(candidates) > 1 or gene.default is None
 
 
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not a number that JSON allows")
+class _Constant(str):
+    """NaN, Infinity or -Infinity where a JSON file holds one (Python's json reads them; JSON does not allow them)."""
+
+
+def _find_constant(data, key: str = "") -> tuple[str, str] | None:
+    """The key (``block 1: mlp_ratio``, ``family: embed_dim``) and name of the first ``_Constant`` in ``data``."""
+    if isinstance(data, _Constant):
+        return key or "the file", str(data)
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for k, value in items:
+        inner = f"block {k}" if key == "blocks" else f"{key}: {k}" if key else str(k)
+        found = _find_constant(value, inner)
+        if found:
+            return found
+    return None
 
 
 def _names(cls) -> list[str]:

@@ -27,20 +27,18 @@ import dataclasses
 import math
 import random
 import statistics
-from html import escape
 from pathlib import Path
 
 from glit.config import Config, updated
 from glit.cost import cost
 from glit.data.build import SharedData
 from glit.errors import GlitError
-from glit.files import write_json, write_text_atomic
+from glit.files import write_json
 from glit.genes import LOCAL_OPS
 from glit.presets import deit, space_preset
 from glit.recipes.run import finalist_folders, paired_comparison, run, seed_folders
 from glit.recipes.search import search
 from glit.recipes.train import train
-from glit.report.html import CSS, table
 from glit.space import Arch
 from glit.verdict import describe
 
@@ -62,7 +60,6 @@ def ablate(cfg: Config, study: str, out: str | Path, seeds: int = 1, arch: Arch 
         _locality_rows(cfg, out, seed_list, arch)
     result = {"study": study, "preset": cfg.preset, "seeds": seed_list, "command": command, "rows": rows}
     write_json(out / f"ablation-{study}.json", result)
-    write_text_atomic(out / f"ablation-{study}.html", render(result))
     return result
 
 
@@ -142,33 +139,3 @@ def format_table(result: dict) -> str:
         else:
             lines.append(f"  {rows[0]['name']} vs {r['name']}: {c['difference']:+.2f} points (no per-image results)")
     return "\n".join(lines)
-
-
-def render(result: dict) -> str:
-    """``ablation-<study>.html``: the table and the verdicts, self-contained, in the run report's style."""
-    rows = result["rows"]
-    cells = []
-    for r in rows:
-        spread = f" ± {r['top1_std']:.2f}" if r["top1_std"] is not None else ""
-        links = " ".join(f"<a href='{escape(Path(f).name)}/'>{escape(Path(f).name)}</a>" for f in r["folders"])
-        cells.append([escape(r["name"]), f"{r['params']:,}", f"{r['macs'] / 1e6:,.2f}",
-                      "–" if r["candidates"] is None else f"{r['candidates']:,}",
-                      f"<b>{r['top1']:.2f}%</b>{spread}", ", ".join(f"{t:.2f}" for t in r["top1_seeds"]), links])
-    verdicts = "".join(f"<li>{escape(describe(r['vs_first'], rows[0]['name'], r['name']))}</li>"
-                       for r in rows[1:] if r["vs_first"].get("verdict"))
-    what = {"search": "The hierarchy against one-level search and random search over the same space, each winner "
-                      "retrained from scratch; the DeiT-style architecture for reference.",
-            "locality": "One architecture with each local operator in its local heads, and the all-global "
-                        "baseline, each retrained from scratch."}[result["study"]]
-    body = (f"<header><h1>GLiT ablation <span class='muted'>· {escape(result['study'])} · preset "
-            f"{escape(result['preset'])}</span></h1><p class='meta'>seeds {escape(str(result['seeds']))}</p></header>"
-            f"<section><p>{escape(what)}</p>"
-            + table(["Model", "Params", "MACs (M)", "Candidates scored", "Test top-1 (mean ± std)", "Per seed",
-                     "Folders"], cells)
-            + (f"<h3>Paired tests against {escape(rows[0]['name'])} (same test images, pooled over seeds)</h3>"
-               f"<ul>{verdicts}</ul>" if verdicts else "")
-            + f"<h3>Command</h3><pre class='cmd'><code>{escape(result['command'])}</code></pre></section>")
-    return ("<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
-            f"<title>GLiT ablation · {escape(result['study'])}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
-            + body + "\n<footer>Written by glit ablate. One self-contained file.</footer>\n</main>\n</body>\n</html>\n")

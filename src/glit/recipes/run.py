@@ -64,10 +64,8 @@ from glit.recipes.rank import health_lines, supernet_health
 from glit.recipes.search import make_budget, search
 from glit.recipes.train import read_correct, train
 from glit.recipes.train_supernet import train_supernet
-from glit.report import write_report
-from glit.report.html import incumbent_text
 from glit.space import Arch, SearchSpace
-from glit.text import fmt_seconds
+from glit.text import fmt_seconds, incumbent_text
 from glit.train.dist import barrier, init_distributed
 from glit.verdict import compare, describe, paired_counts
 from glit.version import version_string
@@ -83,6 +81,13 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
         raise GlitError(f"run.truth: {truth_file}: no such file (a truth.jsonl written by glit truth)")
     dist = init_distributed(cfg.device)
     prepare_out(out, cfg, resume=True, dist=dist, state="summary.json", command="glit run")
+    if (out / "summary.json").is_file():  # finished: a re-run changes nothing, unless it brings another truth file
+        done = json.loads((out / "summary.json").read_text())
+        if (done.get("health") or {}).get("truth") == (str(truth_file) if truth_file.is_file() else None):
+            if dist.main:
+                print(f"{out}: the run is finished (its summary.json); nothing to do. glit report {out} rebuilds "
+                      "its report.", flush=True)
+            return done
     continuing = (out / "run.json").exists()
     split = None
     if not continuing:  # a bad tree is refused before the run writes anything
@@ -192,8 +197,7 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
         summary["health"] = supernet_health(out, truth_file, cfg, dist, shared)
     if dist.main:
         export_searched(out, shared)
-        write_json(out / "summary.json", summary)
-        write_report(out)
+        write_json(out / "summary.json", summary)  # glit run then writes report.html from the folder
     barrier(dist)
     return summary
 

@@ -23,19 +23,18 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from glit.config import Config, apply, set_value, validate
+from glit.config import STRATEGIES, Config, apply, set_value, validate
 from glit.cost import cost
 from glit.data.build import SharedData, load_data
 from glit.errors import GlitError
 from glit.files import write_json, write_jsonl
 from glit.folder import prepare_out, write_config
 from glit.presets import deit
+from glit.scoring.supernet import supernet_fitness
 from glit.search.budget import Budget, parse_count
-from glit.search.fitness import supernet_fitness
 from glit.search.latency import LatencyTable, parse_ms
 from glit.search.marginal import marginal_fitness
 from glit.search.strategy import (
-    STRATEGIES,
     Candidate,
     EvolutionConfig,
     SearchState,
@@ -46,7 +45,7 @@ from glit.search.strategy import (
 from glit.space import Arch, SearchSpace
 from glit.text import fmt_seconds
 from glit.train.board import Board
-from glit.train.checkpoint import load_checkpoint
+from glit.train.checkpoint import expect_kind, load_checkpoint
 from glit.train.dist import init_distributed
 
 STATE = "search_state.json"
@@ -57,9 +56,9 @@ def supernet_checkpoint(path: str | Path) -> tuple[dict, Path]:
     path = Path(path)
     file = path / "checkpoint.pt" if path.is_dir() else path
     ckpt = load_checkpoint(file)
-    if ckpt.get("kind") != "supernet" or "space" not in ckpt:
-        raise GlitError(f"{file}: not a supernet checkpoint (it was written by glit {ckpt.get('kind', 'unknown')!r} "
-                        "training); pass the output of glit train-supernet")
+    expect_kind(ckpt, "supernet", file, "pass a folder (or its checkpoint.pt) written by glit train-supernet")
+    if "space" not in ckpt:
+        raise GlitError(f"{file}: the supernet checkpoint holds no search space; it was not written by glit")
     return ckpt, file
 
 

@@ -14,7 +14,7 @@ from glit.folder import prepare_out, write_config
 from glit.nn import build_model
 from glit.recipes.common import arch_for_data, init_generator
 from glit.space import Arch
-from glit.train.checkpoint import load_checkpoint
+from glit.train.checkpoint import expect_kind, load_checkpoint
 from glit.train.dist import Dist, init_distributed
 from glit.train.fit import fit
 from glit.train.loop import evaluate
@@ -35,9 +35,7 @@ def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdou
     resume_from = prepare_out(out, cfg, resume, dist, command="glit train")
     checkpoint = load_checkpoint(resume_from) if resume_from else None
     if checkpoint is not None:
-        if checkpoint.get("kind") != "model":
-            raise GlitError(f"{resume_from}: holds a {checkpoint.get('kind')} checkpoint, not a model's; use another "
-                            "--out")
+        expect_kind(checkpoint, "model", resume_from, "use another --out")
         done = Arch.from_dict(checkpoint.get("arch"), f"{resume_from}: arch")
         if done.blocks != arch.blocks:
             raise GlitError(f"{out}: holds a run of another arch; use another --out, or the same --arch")

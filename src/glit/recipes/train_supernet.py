@@ -24,7 +24,7 @@ from glit.recipes.search import make_budget, supernet_checkpoint
 from glit.search.budget import Budget
 from glit.space import Arch, BlockGenes, SearchSpace
 from glit.train.bn import recalibrate_bn
-from glit.train.checkpoint import load_checkpoint, load_weights
+from glit.train.checkpoint import expect_kind, load_checkpoint, load_weights
 from glit.train.dist import init_distributed
 from glit.train.fit import fit
 from glit.train.loop import evaluate
@@ -77,9 +77,7 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: S
     resume_from = prepare_out(out, cfg, resume, dist, command="glit train-supernet", stage=stage)
     checkpoint = load_checkpoint(resume_from) if resume_from else None
     if checkpoint is not None:
-        if checkpoint.get("kind") != "supernet":
-            raise GlitError(f"{resume_from}: holds a {checkpoint.get('kind')} checkpoint, not a supernet's; use "
-                            "another --out")
+        expect_kind(checkpoint, "supernet", resume_from, "use another --out")
         done = SearchSpace.from_dict(checkpoint.get("space"), f"{resume_from}: space")
         if (done.blocks, done.pins) != (space.blocks, space.pins):
             raise GlitError(f"{resume_from}: holds a supernet of another space; use another --out")

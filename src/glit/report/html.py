@@ -33,7 +33,7 @@ from glit.report.read import (
     read_run,
 )
 from glit.space import Arch
-from glit.text import fmt_seconds
+from glit.text import fmt_pct, fmt_seconds, incumbent_text
 
 
 def write_report(run_dir: Path) -> Path:
@@ -56,10 +56,6 @@ def fmt_count(n) -> str:
 
 def fmt_macs(n) -> str:
     return f"{n / 1e6:,.2f}" if finite(n) else "—"
-
-
-def fmt_pct(x) -> str:
-    return f"{x:.2f}" if finite(x) else "—"
 
 
 def _points(d: float) -> str:
@@ -544,19 +540,6 @@ def health_table(health: dict) -> str:
               "against their mean test top-1 over seeds. Regret is the true top-1 of its favourite minus the true "
               "best. τ of MACs alone is how well the architectures' MACs rank them: the trivial predictor a "
               f"supernet should beat. {note}</p>")
-
-
-def incumbent_text(inc: dict) -> str:
-    """What the level-2 search did with the level-1 winner (its incumbent)."""
-    m = inc.get("margin_points")
-    margin = f"{m:.2f}" if finite(m) else "—"
-    if inc.get("kept"):
-        return (f"Level 2 kept the level-1 winner's details: it scored {fmt_pct(inc.get('score'))}% on the search "
-                f"split, and no level-2 candidate beat that by more than the {margin}-point margin (the best scored "
-                f"{fmt_pct(inc.get('best_score'))}%).")
-    return (f"Level 2 replaced the level-1 winner's details: the best candidate scored "
-            f"{fmt_pct(inc.get('best_score'))}%, more than {margin} points above the level-1 winner's "
-            f"{fmt_pct(inc.get('score'))}%.")
 
 
 def pick_table(pick: dict) -> str:

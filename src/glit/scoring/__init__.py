@@ -1,7 +1,7 @@
 """Ways to score a candidate architecture (evaluators), each measured against ground truth by ``glit rank
 --evaluator NAME`` (bench/RESULTS.md, issue 27):
 
-- ``supernet``: inherited weights, BatchNorm recalibrated, top-1 on the search split (``glit.search.fitness``);
+- ``supernet``: inherited weights, BatchNorm recalibrated, top-1 on the search split (``glit.scoring.supernet``);
 - ``finetune``: inherited weights trained alone for ``search.finetune_steps`` steps first (``finetune.py``);
 - ``short``, ``short-tse``: trained from scratch for ``search.short_epochs`` epochs (``short.py``);
 - ``params``, ``synflow``, ``naswot``, ``dss``: zero-cost proxies of the initialised network (``proxies.py``).
@@ -12,6 +12,6 @@ callable the searches and ``glit rank`` take.
 
 from __future__ import annotations
 
-PROXIES = ("params", "synflow", "naswot", "dss")
-EVALUATORS = ("supernet", "finetune", "short", "short-tse", *PROXIES)  # the names; no torch here (the CLI reads them)
-NEEDS_SUPERNET = ("supernet", "finetune")
+from glit.config import EVALUATORS, NEEDS_SUPERNET, PROXIES  # the names, declared with the config keys
+
+__all__ = ["EVALUATORS", "NEEDS_SUPERNET", "PROXIES"]

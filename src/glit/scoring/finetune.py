@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from glit.config import OptimConfig
 from glit.nn import Supernet
-from glit.search.fitness import Batches, top1
+from glit.scoring.supernet import Batches, top1
 from glit.space import Arch
 from glit.train.bn import recalibrate_bn
 from glit.train.dist import Dist, all_gather_floats

@@ -14,7 +14,7 @@ from glit.scoring import EVALUATORS, NEEDS_SUPERNET
 from glit.scoring.finetune import FinetuneFitness
 from glit.scoring.proxies import proxy_score
 from glit.scoring.short import ShortFitness
-from glit.search.fitness import Batches, supernet_fitness
+from glit.scoring.supernet import Batches, supernet_fitness
 from glit.space import Arch, Family
 from glit.train.dist import Dist, all_gather_floats
 

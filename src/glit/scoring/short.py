@@ -20,7 +20,7 @@ import torch
 from glit.config import Config
 from glit.data.build import Data, train_loader
 from glit.nn import build_model
-from glit.search.fitness import Batches, top1
+from glit.scoring.supernet import Batches, top1
 from glit.space import Arch
 from glit.train.dist import Dist, all_gather_floats
 from glit.train.loop import Step, train_one_epoch

@@ -12,28 +12,7 @@ from glit.cost import cost, extremes
 from glit.errors import GlitError
 from glit.search.latency import LatencyTable
 from glit.space import Arch, SearchSpace
-
-UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
-
-
-def parse_count(text: str | float | int | None, what: str = "value") -> float:
-    """``1.3G``, ``1300M``, ``5e6`` or ``inf`` -> a number; ``None`` stays ``math.inf`` (no limit)."""
-    if text is None:
-        return math.inf
-    if isinstance(text, bool):
-        raise GlitError(f"{what}: expected a number such as 1.3G, 500M or 2e6, got {text!r}")
-    if isinstance(text, (int, float)):
-        value = float(text)
-    else:
-        s = str(text).strip().upper()
-        unit = s[-1] if s and s[-1] in UNITS and s[-1] != "" else ""
-        try:
-            value = float(s[:-1] if unit else s) * UNITS[unit]
-        except ValueError:
-            raise GlitError(f"{what}: expected a number such as 1.3G, 500M or 2e6, got {text!r}") from None
-    if math.isnan(value) or value <= 0:
-        raise GlitError(f"{what}: must be positive, got {text!r}")
-    return value
+from glit.units import format_count, parse_count  # noqa: F401 - parse_count: glit.search's API
 
 
 @dataclass(frozen=True)
@@ -62,9 +41,9 @@ class Budget:
     def describe(self) -> str:
         parts = []
         if math.isfinite(self.max_macs):
-            parts.append(f"MACs <= {self.max_macs / 1e6:.2f} M ({self.convention})")
+            parts.append(f"MACs <= {format_count(self.max_macs)} ({self.convention})")
         if math.isfinite(self.max_params):
-            parts.append(f"params <= {self.max_params:,.0f}")
+            parts.append(f"params <= {format_count(self.max_params)}")
         if math.isfinite(self.max_latency_ms):
             parts.append(f"latency <= {self.max_latency_ms:g} ms (predicted by {self.latency.where})")
         return ", ".join(parts) or "no budget"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from glit.errors import GlitError
 from glit.space import Arch, BlockGenes, Family, SearchSpace
+from glit.units import parse_ms  # noqa: F401 - glit.search.latency's API, kept for callers
 
 
 def block_key(genes: BlockGenes) -> str:
@@ -76,20 +77,3 @@ class LatencyTable:
             raise GlitError(f"{path}: latency table entries must be finite numbers of milliseconds")
         return cls(family, float(data["stem_ms"]), float(data["head_ms"]), dict(data["blocks"]),
                    float(data.get("constant_ms", 0.0)), dict(data.get("info") or {}), str(path))
-
-
-def parse_ms(text: str | float | int, what: str = "search.max_latency") -> float:
-    """``4ms``, ``0.5s``, ``250us`` or a bare number of milliseconds -> milliseconds."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        value = float(text)
-    else:
-        s = str(text).strip().lower()
-        scale = next((f for unit, f in (("ms", 1.0), ("us", 1e-3), ("s", 1e3)) if s.endswith(unit)), None)
-        try:
-            value = float(s[:-2] if scale is not None and s[-2:] in ("ms", "us") else s[:-1] if scale else s) * \
-                (scale or 1.0)
-        except ValueError:
-            raise GlitError(f"{what}: expected a time such as 4ms, 0.5s or 250us, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise GlitError(f"{what}: must be a positive time, got {text!r}")
-    return value

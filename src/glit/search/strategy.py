@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from glit.errors import GlitError
 from glit.space import Arch, SearchSpace
 
-STRATEGIES = ("evolution", "random")
 Fitness = Callable[[list[Arch]], list[float]]
 Budget = Callable[[Arch], bool]
 

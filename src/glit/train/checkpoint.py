@@ -22,6 +22,17 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
     write_atomic(path, lambda f: torch.save(state, f))
 
 
+KINDS = {"model": "a trained model (written by glit train)",
+         "supernet": "a supernet (written by glit train-supernet)"}
+
+
+def expect_kind(state: dict, kind: str, path: str | Path, then: str) -> None:
+    """A one-line error unless ``state`` is a checkpoint of ``kind``: what the file is, and what to pass instead."""
+    if state.get("kind") != kind:
+        found = KINDS.get(state.get("kind"), f"a checkpoint of unknown kind {state.get('kind')!r}")
+        raise GlitError(f"{path}: {found}, not {KINDS[kind].split(' (')[0]}; {then}")
+
+
 def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
