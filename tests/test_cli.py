@@ -1,6 +1,7 @@
 """The command line: real subprocesses, real exit codes."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -109,7 +110,15 @@ def test_unknown_names_exit_2(args, message):
 
 
 def test_help_documents_every_command():
+    """``glit --help`` lists every command with a line of its own, and each command's --help describes it."""
+    from glit.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command")
     out = glit("--help")
     assert out.returncode == 0
-    for command in ("space", "profile"):
-        assert command in out.stdout
+    for action in commands._choices_actions:
+        assert action.help and re.search(rf"^\s+{re.escape(action.dest)}\s+\S", out.stdout, re.M), action.dest
+    for name in commands.choices:
+        page = glit(name, "--help")
+        assert page.returncode == 0 and page.stdout.startswith(f"usage: glit {name}"), name
+        assert len(page.stdout.split("\n\n")[1].strip()) > 20, name  # a description, not the usage alone

@@ -160,11 +160,19 @@ def test_unreadable_image(tmp_path, cache):
     assert_one_line_error(train_on(tree, tmp_path, *cache), str(bad))
 
 
-@pytest.mark.parametrize("value", ["yes", "no"])
-def test_data_cache_accepts_its_documented_values(value):
+@pytest.mark.parametrize("value, decoded", [("yes", True), ("no", False), ("auto", True)])
+def test_data_cache_accepts_its_documented_values(value, decoded, tmp_path):
+    """``--set data.cache=yes`` (a bare yes that YAML would read as true) decodes every image up front, ``no`` leaves
+    paths for the loader's workers, and ``auto`` decodes a tree this small."""
     from glit.config import load_config
+    from glit.data.datasets import image_folder
 
-    assert load_config("demo", None, [f"data.cache={value}"]).data.cache == value
+    cfg = load_config("demo", None, [f"data.cache={value}"])
+    train, test = image_folder(write_image_folder(tmp_path / "tree"), cfg.data.cache)
+    for split in (train, test):
+        assert all(isinstance(item, Path) != decoded for item in split.items)
+    if decoded:
+        assert all(str(item.dtype) == "uint8" and item.ndim == 3 for item in train.items)
 
 
 def test_fit_search_and_unused_partition_the_training_set():

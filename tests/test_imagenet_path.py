@@ -46,7 +46,8 @@ def test_glit_run_tiny_end_to_end_on_224_px_images(tree, tmp_path):
         cfg = ckpt["config"]
         assert cfg["aug"]["randaugment"] and cfg["aug"]["mixup"] > 0 and cfg["aug"]["erasing"] > 0
         assert cfg["train"]["amp"] == "bf16" and cfg["train"]["ema"] == 0.99 and ckpt.get("ema") is not None
-        assert 0 <= summary[name]["top1"] <= 100
+        folder = out / f"{7 + ('searched', 'baseline', 'random').index(name)}-{name}"
+        assert summary[name]["top1"] == json.loads((folder / "result.json").read_text())["top1"]  # what was measured
     assert summary["baseline"]["arch"]["family"]["img_size"] == 224
     assert (out / "report.html").is_file()
     assert all(row["images_per_s"] > 0 for row in read_metrics(out / "1-supernet"))

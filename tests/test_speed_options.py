@@ -47,8 +47,20 @@ def test_a_compiled_model_computes_what_the_eager_one_does():
     assert all(p.grad is not None for p in model.parameters())
 
 
-def test_a_supernet_is_never_compiled_and_tf32_is_a_plain_option():
-    cfg = load_config("cifar", overrides=["train.compile=true", "train.tf32=true", "train.fused=true"])
-    assert (cfg.train.compile, cfg.train.tf32, cfg.train.fused) == (True, True, True)
+def test_a_supernet_is_never_compiled():
     with pytest.raises(GlitError, match=r"supernet\.optim\.compile.*recompile"):
         load_config("cifar", overrides=["supernet.optim.compile=true"])
+
+
+def test_tf32_changes_nothing_on_a_cpu(tmp_path):
+    """``train.tf32`` allows TF32 matmuls on a CUDA GPU only (bench/gpu.sh measures it there): on a CPU the run is
+    bit for bit the one without it."""
+    arch = demo_arch_file(tmp_path / "a.json")
+    losses = {}
+    for tf32 in ("false", "true"):
+        out = tmp_path / tf32
+        proc = run_glit("train", "--preset", "demo", "--arch", arch, "--epochs", "1", *FAST,
+                        "--set", f"train.tf32={tf32}", "--out", out)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        losses[tf32] = [m["loss"] for m in read_metrics(out)]
+    assert losses["true"] == losses["false"]
