@@ -14,9 +14,8 @@ from torch import nn
 
 import glit
 from glit import Arch, Family, SearchSpace
-from glit.cost import LOCAL_COSTS, PartCost
+from glit.cost import PartCost
 from glit.genes import LOCAL_OPS, LocalOp, kernel_2d
-from glit.nn import model as model_module
 from glit.nn.layers import Cut, S, Sliceable
 from helpers import block, measured_macs
 
@@ -112,10 +111,13 @@ def _pointwise_cost(family, dims, convention) -> PartCost:
     return PartCost(c * h + h + h * c + c, 2 * t * c * h)
 
 
-def test_a_new_operator_is_a_declaration_a_cost_rule_and_a_layer(monkeypatch):
-    monkeypatch.setitem(LOCAL_OPS, "pointwise", LocalOp("pointwise", "local_pointwise", "test only"))
-    monkeypatch.setitem(LOCAL_COSTS, "pointwise", _pointwise_cost)
-    monkeypatch.setitem(model_module.LOCAL_LAYERS, "pointwise", lambda fam, c, h, k: _Pointwise(c, h))
+def _pointwise_layer(fam, c, h, k) -> nn.Module:
+    return _Pointwise(c, h)
+
+
+def test_a_new_operator_is_one_record_a_cost_rule_and_a_layer(monkeypatch):
+    monkeypatch.setitem(LOCAL_OPS, "pointwise", LocalOp("pointwise", "local_pointwise", "test only", "pointwise",
+                                                        f"{__name__}:_pointwise_cost", f"{__name__}:_pointwise_layer"))
 
     fam = dataclasses.replace(FAMILY, depth=3)
     space = SearchSpace.uniform(fam, num_global_heads=(0, 1, 2, 3), qkv_ratio=(0.5, 1), mlp_ratio=(2, 4),
@@ -133,3 +135,18 @@ def test_a_new_operator_is_a_declaration_a_cost_rule_and_a_layer(monkeypatch):
         assert glit.cost(arch).macs == measured_macs(model.eval(), fam)["total"]
         with torch.no_grad():  # the supernet: its path is the extracted subnet
             assert (supernet(x, arch) - supernet.extract(arch)(x)).abs().max().item() <= 1e-10
+
+
+@pytest.mark.parametrize("name", list(LOCAL_OPS))
+def test_each_record_names_a_cost_rule_and_a_layer_that_agree(name):
+    """Each operator's record resolves to its cost rule and its layer, and they agree on the parameters (the generic
+    tests above check the MACs and the supernet)."""
+    from glit.genes import resolve
+
+    op = LOCAL_OPS[name]
+    fam = Family(img_size=8, patch_size=2, embed_dim=24, num_heads=3, depth=1, num_classes=5)
+    arch = Arch(fam, (block(1, 1, 2, 2, 5, op=name),))
+    dims = glit.genes.block_dims(fam, arch.blocks[0])
+    layer = resolve(op.build)(fam, dims.local_channels, dims.local_hidden, dims.kernel)
+    assert resolve(op.cost)(fam, dims, "exact").params == sum(p.numel() for p in layer.parameters())
+    assert op.legend and op.meaning and op.layer

@@ -560,3 +560,19 @@ def test_a_run_with_a_finalist_round_gives_random_search_the_same_round(tmp_path
                      "--set", "search.finetune_steps=3", timeout=600)
     assert again.returncode == 0 and json.loads((out / "5-finalists" / "finalists.json").read_text()) == \
         rounds["searched"]
+
+
+def test_a_run_searches_every_local_operator_it_is_given(tmp_path):
+    """``--set search.local_ops=[conv1d,window_attn]``: every space of the run offers both operators (the supernets
+    hold a layer of each), and the searches score architectures with each."""
+    out = tmp_path / "ops"
+    proc = run_glit("run", "demo", "--out", out, *TINY_RUN, "--set", "search.local_ops=[conv1d,window_attn]",
+                    "--set", "run.seeds=1", "--set", "search.topk_retrain_epochs=0", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for folder in ("1-supernet", "4-supernet", "6-random/supernet"):
+        space = SearchSpace.from_dict(json.loads((out / folder / "space.json").read_text()))
+        assert all(set(c.local_op) == {"conv1d", "window_attn"} for c in space.blocks), folder
+    ops = {b["local_op"] for folder in ("2-search", "5-search", "6-random/search")
+           for line in (out / folder / "candidates.jsonl").read_text().splitlines()
+           for b in json.loads(line)["arch"]["blocks"]}
+    assert {"conv1d", "window_attn"} <= ops

@@ -19,6 +19,7 @@ from glit.config import EVALUATORS, STRATEGIES
 from glit.cost import CONVENTIONS
 from glit.errors import GlitError
 from glit.files import dumps
+from glit.genes import LOCAL_OPS
 from glit.presets import LEVEL2_SPACES
 
 
@@ -467,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--study search runs glit run in --out (reusing a finished one with the same "
                                    "config), then one-level search over the whole space with as many candidates as "
                                    "the hierarchy scored, and retrains each winner. --study locality retrains one "
-                                   "architecture with each local operator (conv1d, window_attn, conv2d) and the "
+                                   f"architecture with each local operator ({', '.join(LOCAL_OPS)}) and the "
                                    "all-global baseline. Every model is retrained with --seeds seeds and reported as "
                                    "mean ± std. Writes ablation-STUDY.json and ablation-STUDY.html. Run it again to "
                                    "continue.")
@@ -510,7 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=20, help="build: interleaved rounds over all parts (default: 20)")
     p.add_argument("--calibration", type=int, default=8, help="build: architectures timed end to end for the "
                                                               "constant (default: 8)")
-    p.add_argument("--local-ops", metavar="OP,OP", help="build: local operators of the space (default: conv1d)")
+    p.add_argument("--local-ops", metavar="OP,OP",
+                   help=f"build: local operators of the space, of {', '.join(LOCAL_OPS)} (default: conv1d)")
     p.add_argument("--lut", metavar="FILE", help="check: the table to check")
     p.add_argument("--archs", type=int, default=20, help="check: architectures to time (default: 20)")
     p.add_argument("--json", action="store_true", help="check: print JSON")

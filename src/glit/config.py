@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from glit.cost import CONVENTIONS
+from glit.genes import LOCAL_OPS
 from glit.errors import GlitError
 from glit.presets import LEVEL2_SPACES, SPACES, lookup
 from glit.units import parse_count, parse_ms
@@ -166,6 +167,9 @@ class SearchConfig:
     # the level-2 space (and the whole space of the random baseline and of a whole-space level-1 supernet): "full",
     # every detail gene free in every block; "paper", the authors' nine options per block (presets.paper_pins)
     level2_space: str = "full"
+    # the local operators the spaces offer (glit.genes.LOCAL_OPS), at both levels: the paper's conv1d alone by
+    # default; [conv1d, window_attn] searches which operator each block's local heads form as well
+    local_ops: list[str] = field(default_factory=lambda: ["conv1d"])
     warm_start: bool = True  # glit run: warm-start the level-2 supernets from the level-1 supernet
     # glit run: epochs of the two level-2 supernets (around the winner, and over the whole space for the
     # random-search baseline); None: supernet.optim.epochs
@@ -334,6 +338,8 @@ RULES: dict[str, tuple] = {
     "search.marginal_samples": _at_least(1),
     "search.level2_topk": _at_least(1),
     "search.level2_space": _one_of(*LEVEL2_SPACES),
+    "search.local_ops": (lambda v: isinstance(v, list) and len(v) > 0 and len(set(v)) == len(v)
+                         and all(op in LOCAL_OPS for op in v), "a list of distinct names of " + ", ".join(LOCAL_OPS)),
     "search.level2_epochs": _optional(_at_least(1)),
     "search.incumbent_margin": _at_least(0),
     "search.finetune_steps": _at_least(1),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from glit.errors import GlitError
-from glit.genes import BlockDims, block_dims, kernel_2d
+from glit.genes import LOCAL_OPS, BlockDims, block_dims, kernel_2d, resolve
 from glit.space import Arch, BlockGenes, Family, SearchSpace
 
 CONVENTIONS = ("exact", "glit")
@@ -71,14 +71,14 @@ def block_cost(family: Family, genes: BlockGenes, convention: str = "exact") -> 
         macs = t * c_g * 3 * e + 2 * t * t * e + t * e * c_g  # qkv, QK^T and AV, proj
         attn = PartCost(params, macs)
     if dims.local_op:
-        local = LOCAL_COSTS[dims.local_op](family, dims, convention)
+        local = resolve(LOCAL_OPS[dims.local_op].cost)(family, dims, convention)
     r = dims.mlp_hidden
     mlp = PartCost(d * r + r + r * d + d, 2 * t * d * r)
     norms = PartCost(4 * d, 0)
     return BlockCost(attn, local, mlp, norms)
 
 
-# -- the local operators' cost rules (glit.genes.LOCAL_OPS), one per operator ------------------------------------
+# -- the local operators' cost rules, one per operator (named by its glit.genes.LOCAL_OPS record) --------
 
 def _conv_module(family: Family, dims: BlockDims, convention: str, taps: int, tokens_convolved: int) -> PartCost:
     """The conv module (pointwise to 2h, GLU, depthwise of ``taps`` taps over ``tokens_convolved`` tokens,
@@ -104,8 +104,6 @@ def window_attn_cost(family: Family, dims: BlockDims, convention: str) -> PartCo
     params = c * 3 * h + 3 * h + h * c + c
     return PartCost(params, t * c * 3 * h + 2 * t * dims.kernel * h + t * h * c)
 
-
-LOCAL_COSTS = {"conv1d": conv1d_cost, "window_attn": window_attn_cost, "conv2d": conv2d_cost}
 
 
 def cost(arch: Arch, convention: str = "exact") -> Cost:

@@ -14,14 +14,16 @@ A block has H head slots of D / H channels each. Its genes, with the paper's sym
 A gene that does not apply to a block is stored as ``None``, so two architectures that build the same network compare
 equal and hash equal. ``block_dims`` is the one function from a block's genes to its layers' sizes.
 
-**Adding a gene or a local operator** touches its declaration here (``GENES`` or ``LOCAL_OPS``), its cost rule
-(``glit.cost``) and its layer (``glit.nn.layers``, listed in ``glit.nn.model.LOCAL_LAYERS``). Sampling, mutation,
-crossover, JSON, the checks and the report go through the declarations, and the generic tests (supernet equals
-subnet, cost equals the built model, JSON round trip, samples stay in the space) cover the new member.
+**Adding a gene or a local operator** touches its declaration here (``GENES``, or one ``LocalOp`` record in
+``LOCAL_OPS`` that names its cost rule and its layer by import path), then writes that rule and that layer. Sampling,
+mutation, crossover, JSON, the checks, the CLI and the report go through the declarations, and the generic tests
+(supernet equals subnet, cost equals the built model, JSON round trip, samples stay in the space) cover the new
+member.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,12 +56,18 @@ class Gene:
 
 @dataclass(frozen=True)
 class LocalOp:
-    """One locality module: what the L local head slots compute. Its layer is ``glit.nn.model.LOCAL_LAYERS[name]``
-    and its cost rule ``glit.cost.LOCAL_COSTS[name]``; ``layer`` is its state-dict name in a block."""
+    """One locality module, everything about it in one record: what the L local head slots compute (``meaning``,
+    and ``legend``, the few words the report's legend shows), its state-dict name in a block (``layer``), its cost
+    rule (``cost``: the import path of ``rule(family, dims, convention) -> PartCost``), its layer (``build``: the
+    import path of ``build(family, max_channels, max_hidden, max_kernel) -> nn.Module``) and the sizes it cannot
+    take (``check``). Import paths keep this module free of torch; ``resolve`` loads them."""
 
     name: str
     layer: str
     meaning: str
+    legend: str
+    cost: str
+    build: str
     check: Callable | None = None  # check(dims: BlockDims) -> what is wrong with these sizes, or None
 
 
@@ -89,13 +97,22 @@ BY_NAME = {g.name: g for g in GENES}
 LOCAL_OPS: dict[str, LocalOp] = {op.name: op for op in (
     LocalOp("conv1d", "local", "the paper's module: pointwise conv to 2 E C_l, GLU, a depthwise K-tap convolution "
                                "over the 1-D token sequence (class token included), BatchNorm, Swish, pointwise conv "
-                               "back to C_l"),
+                               "back to C_l", "a 1-D convolution over the tokens, the paper's",
+            "glit.cost:conv1d_cost", "glit.nn.model:conv1d_layer"),
     LocalOp("window_attn", "local_window", "self-attention of L heads (E D/H wide each) in which each token attends "
                                            "to the K tokens of the sequence centred on it (class token included)",
+            "attention within a window of K tokens", "glit.cost:window_attn_cost", "glit.nn.model:window_attn_layer",
             _heads_split),
     LocalOp("conv2d", "local_conv2d", "the conv1d module with a depthwise k x k convolution over the patch grid "
-                                      "instead, k = kernel_2d(K) (about K tokens); the class token skips it"),
+                                      "instead, k = kernel_2d(K) (about K tokens); the class token skips it",
+            "a 2-D convolution over the patch grid", "glit.cost:conv2d_cost", "glit.nn.model:conv2d_layer"),
 )}
+
+
+def resolve(path: str):
+    """The object at an import path ``module:name`` (a ``LocalOp``'s cost rule or layer builder)."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def applies(gene: Gene, g: int, num_heads: int) -> bool:

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from glit.errors import GlitError
-from glit.genes import LOCAL_OPS, block_dims
+from glit.genes import LOCAL_OPS, block_dims, resolve
 from glit.nn.layers import (
     GlobalAttention,
     LocalConv,
@@ -30,14 +30,19 @@ from glit.nn.layers import (
 )
 from glit.space import Arch, BlockChoices, BlockGenes, Family, SearchSpace
 
-# The layer of each local operator (glit.genes.LOCAL_OPS), built as layer(family, max_channels, max_hidden,
-# max_kernel); its state-dict name in a block is the operator's declared ``layer``.
-LOCAL_LAYERS: dict[str, Callable[..., nn.Module]] = {
-    "conv1d": lambda fam, c, h, k: LocalConv(c, h, k),
-    "window_attn": lambda fam, c, h, k: LocalWindowAttention(fam.head_channels, c // fam.head_channels,
-                                                             h // (c // fam.head_channels)),
-    "conv2d": lambda fam, c, h, k: LocalConv2d(c, h, k, fam.img_size // fam.patch_size),
-}
+# The layer builders of the local operators, named by their glit.genes.LOCAL_OPS records: build(family,
+# max_channels, max_hidden, max_kernel); a layer's state-dict name in a block is the record's ``layer``.
+
+def conv1d_layer(fam: Family, c: int, h: int, k: int) -> nn.Module:
+    return LocalConv(c, h, k)
+
+
+def window_attn_layer(fam: Family, c: int, h: int, k: int) -> nn.Module:
+    return LocalWindowAttention(fam.head_channels, c // fam.head_channels, h // (c // fam.head_channels))
+
+
+def conv2d_layer(fam: Family, c: int, h: int, k: int) -> nn.Module:
+    return LocalConv2d(c, h, k, fam.img_size // fam.patch_size)
 
 
 class Block(nn.Module):
@@ -65,7 +70,8 @@ class Block(nn.Module):
         for heads in local_heads if self.per_heads else local_heads[-1:]:
             c_l = heads * hc
             for op in choices.local_op:
-                layer = LOCAL_LAYERS[op](family, c_l, int(max(choices.conv_ratio) * c_l), max(choices.kernel_size))
+                layer = resolve(LOCAL_OPS[op].build)(family, c_l, int(max(choices.conv_ratio) * c_l),
+                                                     max(choices.kernel_size))
                 self.add_module(LOCAL_OPS[op].layer + (f"_{heads}heads" if self.per_heads else ""), layer)
         self.norm2 = nn.LayerNorm(d, eps=1e-6)
         self.mlp = Mlp(d, int(max(choices.mlp_ratio) * d))

@@ -316,7 +316,7 @@ class StageClock:
 def stage_space(cfg: Config, level: int, distribution: Arch | None = None) -> SearchSpace:
     """The space of a supernet stage: the preset's level-1 space, the level-2 space around ``distribution``, or with
     none the whole space (every gene free), under ``search.level2_space``."""
-    return space_preset(cfg.preset, level, distribution, cfg.search.level2_space)
+    return space_preset(cfg.preset, level, distribution, cfg.search.level2_space, cfg.search.local_ops)
 
 
 def level2_optim(cfg: Config, times: int = 1) -> OptimConfig:

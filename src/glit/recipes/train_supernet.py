@@ -69,7 +69,8 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: S
     ``stage.json`` records them (``glit.folder``). The space's number of classes is the data's."""
     out = Path(out)
     if space is None:
-        space = space_preset(cfg.preset, cfg.level, cfg.distribution, cfg.search.level2_space)
+        space = space_preset(cfg.preset, cfg.level, cfg.distribution, cfg.search.level2_space,
+                             cfg.search.local_ops)
     o = cfg.supernet.optim if optim is None else optim
     warm_start = cfg.supernet.warm_start if warm_start is None else warm_start
     stage = {"space": space.to_dict(), "epochs": o.epochs, "images": o.images}

@@ -292,7 +292,7 @@ def _member_row(index: int, m: Member) -> dict:
 
 
 def _whole(cfg: Config, num_classes: int) -> SearchSpace:
-    space = space_preset(cfg.preset, 2)
+    space = space_preset(cfg.preset, 2, local_ops=cfg.search.local_ops)
     return dataclasses.replace(space, family=arch_for_data(deit(space.family), num_classes).family)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from glit.cost import cost
 from glit.errors import GlitError
 from glit.files import write_text_atomic
-from glit.genes import DETAIL_GENES
+from glit.genes import DETAIL_GENES, LOCAL_OPS
 from glit.presets import space_preset
 from glit.report import plots
 from glit.report.read import (
@@ -479,9 +479,8 @@ def block_diagram(arch: dict) -> str:
             f"{fam.get('img_size')} px images in {fam.get('patch_size')} px patches): "
             f"<b>{n_global}</b> global and <b>{n_all - n_global}</b> local heads in all. "
             "<span class='legend'><span class='head g'>G</span> global self-attention head "
-            "<span class='head l'>L</span> local head (its module: conv1d, a 1-D convolution over the tokens, "
-            "the paper's; window_attn, attention within a window of K tokens; conv2d, a 2-D convolution over the "
-            "patch grid)</span></p>")
+            "<span class='head l'>L</span> local head (its module: "
+            + escape("; ".join(f"{op.name}, {op.legend}" for op in LOCAL_OPS.values())) + ")</span></p>")
     return lead + table(["Block", "Heads", "Global part", "Local part", "MLP", "MACs (M)"], rows, cls="blocks")
 
 
