@@ -18,8 +18,8 @@ from pathlib import Path
 import yaml
 
 from glit.cost import CONVENTIONS
-from glit.genes import LOCAL_OPS
 from glit.errors import GlitError
+from glit.genes import LOCAL_OPS
 from glit.presets import LEVEL2_SPACES, SPACES, lookup
 from glit.units import parse_count, parse_ms
 
