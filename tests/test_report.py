@@ -67,12 +67,19 @@ def _candidates(space: glit.SearchSpace, seed: int, budget: int, generations: in
     raise AssertionError("the demo space ran out of architectures under the budget")
 
 
-def _search(folder: Path, rows: list[dict], budget: int) -> dict:
+def _block_macs(arch: dict) -> list[int]:
+    return [b.total.macs for b in glit.cost(glit.Arch.from_dict(arch)).blocks]
+
+
+def _search(folder: Path, rows: list[dict], budget: int, space: glit.SearchSpace) -> dict:
+    """The files glit search writes: its stage.json (the space searched) and its answer's costs included."""
     best = max(rows, key=lambda r: r["score"])
+    _write(folder / "stage.json", {"strategy": "evolution", "space": space.to_dict()})
     _write_lines(folder / "candidates.jsonl", rows)
     _write(folder / "pareto.json", pareto(rows))
     _write(folder / "best.json", best["arch"])
-    _write(folder / "result.json", {**best, "scored": len(rows), "generations": 3,
+    _write(folder / "result.json", {**best, "block_macs": _block_macs(best["arch"]), "scored": len(rows),
+                                    "generations": 3,
                                     "budget": {"max_macs": budget, "max_params": float("inf"), "convention": "exact"},
                                     "budget_text": f"MACs <= {budget / 1e6:.2f} M (exact)"})
     return best
@@ -86,7 +93,7 @@ def _train(folder: Path, arch: dict, top1: float, epochs: int = 3) -> None:
     _write_lines(folder / "metrics.jsonl", rows)
     _write(folder / "arch.json", arch)
     _write(folder / "result.json", {"top1": top1, "params": c.params, "macs": c.macs, "epochs": epochs,
-                                    "train_seconds": 4.5})
+                                    "block_macs": _block_macs(arch), "train_seconds": 4.5})
 
 
 def make_run(root: Path, top1: dict[str, float] = TOP1) -> Path:
@@ -104,14 +111,14 @@ def make_run(root: Path, top1: dict[str, float] = TOP1) -> Path:
              "paths": ["a", "b"], "top1": start + 10 * e, "top1_paths": [start - 1 + 10 * e, start + 1 + 10 * e]}
             for e in (1, 2)])
     rows1 = _candidates(level1, 1, budget, base=55.0)
-    _search(run / "2-search", rows1, budget)
+    _search(run / "2-search", rows1, budget, level1)
     top = sorted(rows1, key=lambda r: -r["score"])[:3]
     _write(run / "3-pick" / "pick.json", {"winner": top[0]["arch"], "candidates": [
         {"arch": r["arch"], "score": r["score"], "retrain_top1": None} for r in top]})
     level2 = glit.space_preset("demo", 2, distribution=glit.Arch.from_dict(top[0]["arch"]))
-    searched = _search(run / "5-search", _candidates(level2, 2, budget), budget)
+    searched = _search(run / "5-search", _candidates(level2, 2, budget), budget, level2)
     whole = glit.space_preset("demo", 2)
-    random_best = _search(run / "6-random" / "search", _candidates(whole, 3, budget, base=58.0), budget)
+    random_best = _search(run / "6-random" / "search", _candidates(whole, 3, budget, base=58.0), budget, whole)
     archs = {"searched": searched["arch"], "baseline": baseline, "random": random_best["arch"]}
     scores = {"searched": searched["score"], "baseline": None, "random": random_best["score"]}
     summary = {"budget_macs": budget, "budget_text": f"MACs <= {budget / 1e6:.2f} M (exact)",

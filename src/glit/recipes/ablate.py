@@ -35,8 +35,9 @@ from glit.data.build import SharedData
 from glit.errors import GlitError
 from glit.files import write_json
 from glit.genes import LOCAL_OPS
+from glit.layout import ONE_LEVEL_FINAL, ONE_LEVEL_SEARCH, SUPERNET_DIRS, finalist_folders, seed_folders
 from glit.presets import deit, space_preset
-from glit.recipes.run import finalist_folders, paired_comparison, run, seed_folders
+from glit.recipes.run import paired_comparison, run
 from glit.recipes.search import search
 from glit.recipes.train import train
 from glit.space import Arch
@@ -67,12 +68,12 @@ def _search_rows(cfg: Config, out: Path, seeds: list[int], command: str) -> list
     shared = SharedData()
     summary = run(cfg, out, command, shared)
     wanted = summary["search"]["level1_candidates"] + summary["search"]["level2_candidates"]
-    one = search(cfg, out / "6-random" / "supernet", out / "10-one-level", resume=True, shared=shared,
+    one = search(cfg, out / SUPERNET_DIRS["random"], out / ONE_LEVEL_SEARCH, resume=True, shared=shared,
                  strategy="evolution", generations=math.ceil(wanted / cfg.search.population))
     archs = {name: Arch.from_dict(summary[name]["arch"]) for name in ("searched", "random", "baseline")}
     entries = [("hierarchical", archs["searched"], finalist_folders(out, "searched", seeds),
                 wanted, summary["searched"]["search_score"]),
-               ("one-level", one["best"], seed_folders(out / "11-one-level", seeds), one["scored"], one["score"]),
+               ("one-level", one["best"], seed_folders(out / ONE_LEVEL_FINAL, seeds), one["scored"], one["score"]),
                ("random", archs["random"], finalist_folders(out, "random", seeds),
                 summary["search"]["random_candidates"], summary["random"]["search_score"]),
                ("DeiT-style", archs["baseline"], finalist_folders(out, "baseline", seeds), None, None)]

@@ -19,8 +19,8 @@ import yaml
 from scipy import stats
 
 from glit.errors import GlitError
+from glit.layout import FINALISTS, SUMMARY
 
-FINALISTS = ("searched", "baseline", "random")
 DIFFERENCES = (("vs_baseline", "baseline", "DeiT-style"), ("vs_random", "random", "random search"))
 
 
@@ -33,7 +33,7 @@ def compare_runs(dirs: list[str | Path]) -> dict:
         if not (d / "config.yaml").is_file():
             raise GlitError(f"{d}: not a glit run folder (no config.yaml)")
         seed = (yaml.safe_load((d / "config.yaml").read_text()) or {}).get("seed")
-        summary_file = d / "summary.json"
+        summary_file = d / SUMMARY
         if not summary_file.is_file():
             runs.append({"dir": str(d), "seed": seed, "finished": False})
             continue

@@ -24,6 +24,8 @@ from glit.data.build import Data, SharedData, fingerprint, load_data
 from glit.errors import GlitError
 from glit.files import write_json
 from glit.health.metrics import Truth, bias_metrics, group, noise_ceiling, rank_metrics, read_truth, selection
+from glit.layout import HEALTH as HEALTH_FILE
+from glit.layout import SUPERNET_DIRS
 from glit.presets import level1_part
 from glit.recipes.search import make_budget, search_config, supernet_checkpoint
 from glit.scoring import EVALUATORS
@@ -121,7 +123,7 @@ def judge(held: list[Truth], scores: list[float], truths: list[Truth]) -> dict:
                       for t, s in zip(held, scores)]}
 
 
-HEALTH = (("level1", "1-supernet", True), ("level2", "4-supernet", False), ("random", "6-random/supernet", False))
+HEALTH = tuple((key, SUPERNET_DIRS[key], key == "level1") for key in ("level1", "level2", "random"))
 HEALTH_KEYS = ("n", "skipped", "kendall_tau", "kendall_tau_mixes", "local_bias", "spearman_rho", "precision_at_5",
                "regret", "macs_kendall_tau", "noise_ceiling_tau", "noise_ceiling_n")
 
@@ -133,7 +135,7 @@ def supernet_health(run_dir: Path, truth_file: Path, cfg: Config, dist: Dist, sh
     ``run_dir/health.json``, and reused while the truth file is unchanged. A supernet that cannot be ranked (no
     architecture of the file in its space, other data) gets ``n`` 0 and the reason, and the run goes on."""
     digest = hashlib.sha256(truth_file.read_bytes()).hexdigest()
-    cache = run_dir / "health.json"
+    cache = run_dir / HEALTH_FILE
     old = json.loads(cache.read_text()) if cache.exists() else {}
     supernets = old.get("supernets", {}) if old.get("truth_sha256") == digest else {}
     todo = [h for h in HEALTH if h[0] not in supernets]

@@ -55,6 +55,17 @@ from glit.errors import GlitError
 from glit.export import onnx_available
 from glit.files import write_json
 from glit.folder import prepare_out, write_config
+from glit.layout import (
+    FINAL_DIRS,
+    FINALISTS,
+    PICK_DIR,
+    ROUND_DIRS,
+    SEARCH_DIRS,
+    SUMMARY,
+    SUPERNET_DIRS,
+    finalist_folders,
+    level2_dirs,
+)
 from glit.presets import deit, level1_part, space_preset
 from glit.recipes.common import space_for_data
 from glit.recipes.export import export
@@ -70,8 +81,6 @@ from glit.train.dist import barrier, init_distributed
 from glit.verdict import compare, describe, paired_counts
 from glit.version import version_string
 
-FINALISTS = ("searched", "baseline", "random")
-
 
 def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | None = None) -> dict:
     """Run (or continue) the pipeline into ``out``; ``shared``: data a caller has decoded or will use after."""
@@ -80,9 +89,9 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
     if cfg.run.truth and not truth_file.is_file():
         raise GlitError(f"run.truth: {truth_file}: no such file (a truth.jsonl written by glit truth)")
     dist = init_distributed(cfg.device)
-    prepare_out(out, cfg, resume=True, dist=dist, state="summary.json", command="glit run")
-    if (out / "summary.json").is_file():  # finished: a re-run changes nothing, unless it brings another truth file
-        done = json.loads((out / "summary.json").read_text())
+    prepare_out(out, cfg, resume=True, dist=dist, state=SUMMARY, command="glit run")
+    if (out / SUMMARY).is_file():  # finished: a re-run changes nothing, unless it brings another truth file
+        done = json.loads((out / SUMMARY).read_text())
         if (done.get("health") or {}).get("truth") == (str(truth_file) if truth_file.is_file() else None):
             if dist.main:
                 print(f"{out}: the run is finished (its summary.json); nothing to do. glit report {out} rebuilds "
@@ -92,8 +101,8 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
     split = None
     if not continuing:  # a bad tree is refused before the run writes anything
         split = load_data(updated(cfg, {"data.cache": "no"})).record
-    elif (out / "1-supernet" / "split.json").is_file():
-        split = json.loads((out / "1-supernet" / "split.json").read_text())
+    elif (out / SUPERNET_DIRS["level1"] / "split.json").is_file():
+        split = json.loads((out / SUPERNET_DIRS["level1"] / "split.json").read_text())
     if dist.main:
         print(banner(cfg, out, dist, split, continuing), flush=True)
     write_config(out, cfg, dist)
@@ -107,52 +116,55 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
 
     # 1-2: level 1, the distribution
     whole_space = cfg.search.level1_supernet == "whole"
-    with clock("1-supernet", "level-1 supernet"):
-        trained = train_supernet(cfg, out / "1-supernet", resume=True, shared=shared,
+    level1_dir, level1_search_dir = out / SUPERNET_DIRS["level1"], out / SEARCH_DIRS["level1"]
+    with clock(SUPERNET_DIRS["level1"], "level-1 supernet"):
+        trained = train_supernet(cfg, level1_dir, resume=True, shared=shared,
                                  space=stage_space(cfg, 2 if whole_space else 1))["space"]
     marginal = trained if cfg.search.level1_scoring == "marginal" else None
-    with clock("2-search", "level-1 search"):
-        level1_search = search(cfg, out / "1-supernet", out / "2-search", resume=True,
+    with clock(SEARCH_DIRS["level1"], "level-1 search"):
+        level1_search = search(cfg, level1_dir, level1_search_dir, resume=True,
                                space=level1_part(cfg.preset, trained), marginal=marginal, shared=shared,
                                strategy="evolution")
 
     # 3: the winning distribution
-    with clock("3-pick", "the level-1 pick"):
+    with clock(PICK_DIR, "the level-1 pick"):
         winner = pick_distribution(cfg, out, shared)
     print(f"level-1 pick: global heads per block {[b.num_global_heads for b in winner.blocks]}", flush=True)
 
     # 4-5: level 2, the details around the winning distribution (and the next best ones, with search.level2_topk)
-    warm = out / "1-supernet" if cfg.search.warm_start else None  # None: supernet.warm_start
+    warm = level1_dir if cfg.search.warm_start else None  # None: supernet.warm_start
     level2_runs = []
+    level2_folders = []
     for j, incumbent in enumerate(level2_distributions(cfg, out, winner)):
-        folder = "" if j == 0 else f"-{j + 1}"
-        with clock(f"4-supernet{folder}", "level-2 supernet"):
-            train_supernet(cfg, out / f"4-supernet{folder}", resume=True, shared=shared,
+        supernet_dir, search_dir = level2_dirs(j)
+        level2_folders.append((out / supernet_dir, out / search_dir))
+        with clock(supernet_dir, "level-2 supernet"):
+            train_supernet(cfg, out / supernet_dir, resume=True, shared=shared,
                            space=stage_space(cfg, 2, incumbent), optim=level2_optim(cfg), warm_start=warm)
-        with clock(f"5-search{folder}", "level-2 search"):
-            level2_runs.append(search(cfg, out / f"4-supernet{folder}", out / f"5-search{folder}", resume=True,
+        with clock(search_dir, "level-2 search"):
+            level2_runs.append(search(cfg, out / supernet_dir, out / search_dir, resume=True,
                                       incumbent=incumbent, shared=shared, strategy="evolution"))
     evo = max(level2_runs, key=lambda r: r["score"])  # ties go to the first, the level-1 winner's
-    level2_folders = ["" if j == 0 else f"-{j + 1}" for j in range(len(level2_runs))]
     rounds = {}
     if cfg.search.finalists:  # re-score the level-2 searches' top candidates with a costlier evaluator
-        with clock("5-finalists", f"finalist round: the top {cfg.search.finalists} re-scored by "
-                                  f"{cfg.search.finalist_evaluator}"):
-            rounds["searched"] = finalist_round(cfg, [(out / f"4-supernet{f}", out / f"5-search{f}")
-                                                      for f in level2_folders], out / "5-finalists", shared=shared)
+        with clock(ROUND_DIRS["searched"], f"finalist round: the top {cfg.search.finalists} re-scored by "
+                                           f"{cfg.search.finalist_evaluator}"):
+            rounds["searched"] = finalist_round(cfg, level2_folders, out / ROUND_DIRS["searched"], shared=shared)
 
     # 6: the random-search baseline: the whole space, its own supernet (as many epochs as all level-2 supernets),
     # as many candidates as both levels together
     candidates = level1_search["scored"] + sum(r["scored"] for r in level2_runs)
-    with clock("6-random", f"random search: its whole-space supernet, then {candidates} random candidates"):
-        train_supernet(cfg, out / "6-random" / "supernet", resume=True, shared=shared, space=stage_space(cfg, 2),
+    random_dir, random_search_dir = out / SUPERNET_DIRS["random"], out / SEARCH_DIRS["random"]
+    with clock(random_dir.parent.name, f"random search: its whole-space supernet, then {candidates} random "
+                                       "candidates"):
+        train_supernet(cfg, random_dir, resume=True, shared=shared, space=stage_space(cfg, 2),
                        optim=level2_optim(cfg, len(level2_runs)), warm_start=warm)
-        rnd = search(cfg, out / "6-random" / "supernet", out / "6-random" / "search", resume=True, shared=shared,
+        rnd = search(cfg, random_dir, random_search_dir, resume=True, shared=shared,
                      strategy="random", candidates=candidates)
     if cfg.search.finalists:  # the same round, same K and evaluator, for the random-search baseline
-        with clock("6-random/finalists", f"finalist round of random search: the top {cfg.search.finalists}"):
-            rounds["random"] = finalist_round(cfg, [(out / "6-random" / "supernet", out / "6-random" / "search")],
-                                              out / "6-random" / "finalists", shared=shared)
+        with clock(ROUND_DIRS["random"], f"finalist round of random search: the top {cfg.search.finalists}"):
+            rounds["random"] = finalist_round(cfg, [(random_dir, random_search_dir)], out / ROUND_DIRS["random"],
+                                              shared=shared)
 
     # 7-9: retrain the three finalists with the same recipe and seed, evaluate on the test split
     archs = {"searched": evo["best"], "baseline": deit(trained.family), "random": rnd["best"]}
@@ -163,8 +175,8 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
     titles = {"searched": "retrain the searched architecture", "baseline": "retrain the DeiT-style baseline",
               "random": "retrain the random-search winner"}
     seeds = retrain_seeds(cfg)
-    for i, name in enumerate(FINALISTS):
-        with clock(f"{7 + i}-{name}", titles[name] + (f" with {len(seeds)} seeds" if len(seeds) > 1 else "")):
+    for name in FINALISTS:
+        with clock(FINAL_DIRS[name], titles[name] + (f" with {len(seeds)} seeds" if len(seeds) > 1 else "")):
             results[name] = [train(updated(cfg, {"seed": seed}), archs[name], folder, resume=True, shared=shared)
                              for seed, folder in zip(seeds, finalist_folders(out, name, seeds))]
 
@@ -180,7 +192,7 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
     if len(level2_runs) > 1:
         summary["search"]["level2_runs"] = [
             {"distribution": [b.num_global_heads for b in r["best"].blocks], "score": r["score"],
-             "folder": f"5-search{'' if j == 0 else f'-{j + 1}'}", "won": r is evo} for j, r in enumerate(level2_runs)]
+             "folder": level2_dirs(j)[1], "won": r is evo} for j, r in enumerate(level2_runs)]
     for name in FINALISTS:
         c = cost(archs[name])
         tops = [r["top1"] for r in results[name]]
@@ -197,7 +209,7 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
         summary["health"] = supernet_health(out, truth_file, cfg, dist, shared)
     if dist.main:
         export_searched(out, shared)
-        write_json(out / "summary.json", summary)  # glit run then writes report.html from the folder
+        write_json(out / SUMMARY, summary)  # glit run then writes report.html from the folder
     barrier(dist)
     return summary
 
@@ -205,7 +217,7 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
 def export_searched(out: Path, shared: SharedData) -> None:
     """The searched model, retrained, as ``searched.safetensors`` (always) and ``searched.onnx`` (when onnx and
     onnxruntime are installed), once."""
-    checkpoint = out / "7-searched" / "checkpoint.pt"
+    checkpoint = out / FINAL_DIRS["searched"] / "checkpoint.pt"
     targets = [(out / "searched.safetensors", "safetensors")]
     if onnx_available():
         targets.append((out / "searched.onnx", "onnx"))
@@ -252,16 +264,6 @@ def banner(cfg: Config, out: Path, dist, split: dict | None, continuing: bool) -
 def retrain_seeds(cfg: Config) -> list[int]:
     """The seeds each finalist is retrained with: ``seed``, ``seed + 1``, ... (``run.seeds`` of them)."""
     return [cfg.seed + k for k in range(cfg.run.seeds)]
-
-
-def finalist_folders(out: Path, name: str, seeds: list[int]) -> list[Path]:
-    """``7-searched`` for the first seed, ``7-searched-seed1`` ... for the others (and alike for the baselines)."""
-    return seed_folders(out / f"{7 + FINALISTS.index(name)}-{name}", seeds)
-
-
-def seed_folders(base: Path, seeds: list[int]) -> list[Path]:
-    """``base`` for the first seed, ``base-seed<S>`` for each other seed S."""
-    return [base if k == 0 else base.with_name(f"{base.name}-seed{seed}") for k, seed in enumerate(seeds)]
 
 
 def comparisons(out: Path, seeds: list[int]) -> dict:
@@ -333,14 +335,14 @@ def level2_distributions(cfg: Config, out: Path, winner: Arch) -> list[Arch]:
     """The level-1 members that level 2 searches around: the winner, then the next best distributions of the level-1
     top-k (``search.level2_topk`` in all; few-shot NAS by distribution: each gets its own level-2 supernet)."""
     k = cfg.search.level2_topk
-    topk = [Arch.from_dict(row["arch"]) for row in json.loads((out / "2-search" / "topk.json").read_text())]
+    topk = [Arch.from_dict(row["arch"]) for row in json.loads((out / SEARCH_DIRS["level1"] / "topk.json").read_text())]
     return [winner, *[a for a in topk if a != winner]][:k]
 
 
 def pick_distribution(cfg: Config, out: Path, shared: SharedData | None = None) -> Arch:
     """The level-1 winner: the best-scored distribution, or the best of the top-k after a short retraining."""
-    folder = out / "3-pick"
-    topk = json.loads((out / "2-search" / "topk.json").read_text())
+    folder = out / PICK_DIR
+    topk = json.loads((out / SEARCH_DIRS["level1"] / "topk.json").read_text())
     candidates = [{"arch": row["arch"], "score": row["score"], "retrain_top1": None} for row in topk]
     epochs = cfg.search.topk_retrain_epochs
     if epochs > 0:

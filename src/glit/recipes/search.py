@@ -227,7 +227,8 @@ def write_outputs(out: Path, answer: Answer, budget: Budget, topk: int) -> None:
     write_json(out / "best.json", answer.best.arch.to_dict())
     write_json(out / "topk.json", [_row(c, budget) for c in ranked(state)[:topk]])
     write_json(out / "pareto.json", pareto(rows, "latency_ms" if budget.latency else "macs"))
-    write_json(out / "result.json", {**_row(answer.best, budget), "scored": len(rows),
+    block_macs = [b.total.macs for b in cost(answer.best.arch).blocks]  # the report draws them; it computes none
+    write_json(out / "result.json", {**_row(answer.best, budget), "block_macs": block_macs, "scored": len(rows),
                                      "generations": state.generation,
                                      "budget": budget.to_dict(), "budget_text": budget.describe(),
                                      "incumbent": answer.incumbent})

@@ -94,5 +94,5 @@ def read_correct(out: str | Path) -> list[bool] | None:
 def _result(arch: Arch, history: list[dict], holdout: bool) -> dict:
     c = cost(arch)
     return {"top1": history[-1].get("top1") if history else None, "split": "search" if holdout else "test",
-            "params": c.params, "macs": c.macs, "epochs": len(history),
+            "params": c.params, "macs": c.macs, "block_macs": [b.total.macs for b in c.blocks], "epochs": len(history),
             "train_seconds": sum(h["seconds"] for h in history if "seconds" in h)}

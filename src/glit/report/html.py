@@ -9,30 +9,25 @@ so the file can be mailed or archived on its own. All text from the run folder i
 
 from __future__ import annotations
 
+import json
 import math
 import shlex
 import statistics
 from html import escape
 from pathlib import Path
 
-from glit.cost import cost
 from glit.errors import GlitError
 from glit.files import write_text_atomic
 from glit.genes import DETAIL_GENES, LOCAL_OPS
-from glit.presets import space_preset
+from glit.layout import FINAL_DIRS, FINALISTS, PICK_DIR, SEARCH_DIRS, STAGES, SUPERNET_DIRS
 from glit.report import plots
 from glit.report.read import (
-    FINAL_DIRS,
-    FINALISTS,
-    SEARCH_DIRS,
-    STAGES,
-    SUPERNET_DIRS,
     RunData,
     finite,
     generation_stats,
     read_run,
 )
-from glit.space import Arch
+from glit.space import SearchSpace
 from glit.text import fmt_pct, fmt_seconds, incumbent_text
 
 
@@ -195,7 +190,8 @@ def render(run: RunData) -> str:
     winner = fin["searched"].get("arch")
     if winner and run.summary is None and not (run.run_dir / FINAL_DIRS["searched"]).exists():
         parts.append("<p class='banner'>The level-2 search is still running: this is its best so far.</p>")
-    parts.append(block_diagram(winner) if winner else "<p class='muted'>The level-2 search has not started.</p>")
+    macs = fin["searched"].get("block_macs")
+    parts.append(block_diagram(winner, macs) if winner else "<p class='muted'>The level-2 search has not started.</p>")
     incumbent = (run.results.get("level2") or {}).get("incumbent")
     if isinstance(incumbent, dict):
         parts.append(f"<p class='note'>{escape(incumbent_text(incumbent))}</p>")
@@ -278,15 +274,13 @@ SEARCH_LABELS = (("level1", "Level 1", "the level-1 supernet"), ("level2", "Leve
 
 def _space_table(run: RunData) -> str:
     """Each search's space: the genes it varies, how many architectures it holds, how many were scored."""
-    preset = run.config.get("preset") or run.info.get("preset")
-    level2_space = _get(run.config, "search", "level2_space") or "full"
-    winner = (run.pick or {}).get("winner")
-    try:
-        spaces = {"level1": space_preset(preset, 1),
-                  "level2": space_preset(preset, 2, [b["num_global_heads"] for b in winner["blocks"]], level2_space)
-                  if winner else None,
-                  "random": space_preset(preset, 2, None, level2_space)}
-    except (GlitError, KeyError, TypeError):  # an unknown preset or a malformed pick: no space summary
+    spaces = {}
+    for key, folder in SEARCH_DIRS.items():  # the space each search recorded in its stage.json
+        try:
+            spaces[key] = SearchSpace.from_dict(json.loads((run.run_dir / folder / "stage.json").read_text())["space"])
+        except (OSError, ValueError, KeyError, TypeError, GlitError):  # not started, or from before stage.json
+            spaces[key] = None
+    if spaces["random"] is None:
         return ""
     varied = [g for g in DETAIL_GENES if spaces["random"] and any(len(getattr(c, g)) > 1
                                                                  for c in spaces["random"].blocks)]
@@ -365,7 +359,7 @@ def _stage_table(run: RunData) -> str:
     rows = []
     for i, (folder, label) in enumerate(STAGES):
         if not started[i]:
-            skipped = folder == "3-pick" and any(started[i + 1:])  # optional: a run may go straight to level 2
+            skipped = folder == PICK_DIR and any(started[i + 1:])  # optional: a run may go straight to level 2
             rows.append([escape(folder), escape(label), f"<span class='muted'>{'skipped' if skipped else 'not started'}"
                          "</span>", ""])
             continue
@@ -450,14 +444,13 @@ def _ratio(x) -> str:
     return "—" if x is None else f"×{x:g}"
 
 
-def block_diagram(arch: dict) -> str:
-    """A row per block: a bar of head slots (global, then local, as the channels are split), and the genes."""
+def block_diagram(arch: dict, block_macs: list | None = None) -> str:
+    """A row per block: a bar of head slots (global, then local, as the channels are split), the genes, and each
+    block's MACs where the run recorded them."""
     fam = arch.get("family", {})
     heads = int(fam.get("num_heads") or 0)
     blocks = arch.get("blocks", [])
-    try:
-        block_macs = [b.total.macs for b in cost(Arch.from_dict(arch)).blocks]
-    except Exception:  # an architecture this glit cannot read: draw it without costs
+    if not isinstance(block_macs, list) or len(block_macs) != len(blocks):
         block_macs = [None] * len(blocks)
     top = max((m for m in block_macs if m), default=1)
     rows = []

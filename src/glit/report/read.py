@@ -7,19 +7,16 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from glit.cost import cost
-from glit.presets import deit
-from glit.space import Arch
-
-FINALISTS = ("searched", "baseline", "random")
-FINAL_DIRS = {"searched": "7-searched", "baseline": "8-baseline", "random": "9-random"}
-SEARCH_DIRS = {"level1": "2-search", "level2": "5-search", "random": "6-random/search"}
-SUPERNET_DIRS = {"level1": "1-supernet", "level2": "4-supernet", "random": "6-random/supernet"}
-STAGES = (("1-supernet", "level-1 supernet"), ("2-search", "level-1 search"), ("3-pick", "pick the distribution"),
-          ("4-supernet", "level-2 supernet"), ("5-search", "level-2 search"),
-          ("6-random/supernet", "random search: whole-space supernet"), ("6-random/search", "random search"),
-          ("7-searched", "retrain the searched architecture"), ("8-baseline", "train the DeiT-style baseline"),
-          ("9-random", "retrain the random-search winner"))
+from glit.layout import (
+    FINAL_DIRS,
+    FINALISTS,
+    PICK_DIR,
+    RUN_JSON,
+    SEARCH_DIRS,
+    SUMMARY,
+    SUPERNET_DIRS,
+    TIMES,
+)
 
 
 @dataclass
@@ -76,7 +73,7 @@ def finite(x) -> bool:
 
 def read_run(run_dir: Path) -> RunData:
     run = RunData(run_dir)
-    run.info = _json(run_dir / "run.json") or {}
+    run.info = _json(run_dir / RUN_JSON) or {}
     try:
         run.config_text = (run_dir / "config.yaml").read_text(encoding="utf-8")
     except OSError:
@@ -89,7 +86,7 @@ def read_run(run_dir: Path) -> RunData:
         except yaml.YAMLError:  # a malformed file: show its text, read nothing from it
             config = None
         run.config = config if isinstance(config, dict) else {}
-    summary = _json(run_dir / "summary.json")
+    summary = _json(run_dir / SUMMARY)
     run.summary = summary if isinstance(summary, dict) else None
     for key, folder in SUPERNET_DIRS.items():
         run.supernets[key] = _jsonl(run_dir / folder / "metrics.jsonl")
@@ -98,15 +95,15 @@ def read_run(run_dir: Path) -> RunData:
                                if finite(r.get("macs")) and finite(r.get("score"))]
         result = _json(run_dir / folder / "result.json")
         run.results[key] = result if isinstance(result, dict) else None
-    pareto = _json(run_dir / "5-search" / "pareto.json")
+    pareto = _json(run_dir / SEARCH_DIRS["level2"] / "pareto.json")
     run.pareto = [r for r in pareto if isinstance(r, dict)] if isinstance(pareto, list) else []
-    pick = _json(run_dir / "3-pick" / "pick.json")
+    pick = _json(run_dir / PICK_DIR / "pick.json")
     run.pick = pick if isinstance(pick, dict) else None
     for name in FINALISTS:
         run.final_metrics[name] = _jsonl(run_dir / FINAL_DIRS[name] / "metrics.jsonl")
     run.finalists = {name: _finalist(run, name) for name in FINALISTS}
     run.budget_macs, run.budget_latency_ms, run.budget_text = _budget(run)
-    times = _json(run_dir / "times.json")
+    times = _json(run_dir / TIMES)
     run.times = {k: v for k, v in times.items() if finite(v)} if isinstance(times, dict) else {}
     return run
 
@@ -125,12 +122,12 @@ def _finalist(run: RunData, name: str) -> dict:
     for key in ("top1", "params", "macs", "train_seconds"):
         if f.get(key) is None:
             f[key] = result.get(key)
-    if (f.get("params") is None or f.get("macs") is None) and arch:
-        try:
-            c = cost(Arch.from_dict(arch))
-            f["params"], f["macs"] = f.get("params") or c.params, f.get("macs") or c.macs
-        except Exception:  # an architecture this glit cannot read: show it without costs
-            pass
+    # the costs the run recorded (the report computes none): the stage's result, else its search's answer's
+    search = run.results.get({"searched": "level2", "random": "random"}.get(name, "")) or {}
+    recorded = result if result.get("block_macs") else search if search.get("arch") == arch else {}
+    for key in ("params", "macs", "block_macs"):
+        if f.get(key) is None:
+            f[key] = recorded.get(key)
     if "search_score" not in f:
         source = run.results.get({"searched": "level2", "random": "random"}.get(name, ""))
         f["search_score"] = source.get("score") if source else None
@@ -145,14 +142,8 @@ def _finalist(run: RunData, name: str) -> dict:
 
 
 def _baseline_arch(run: RunData) -> dict | None:
-    """The DeiT-style architecture of the run's family, from any architecture the run has written."""
-    for rows in run.candidates.values():
-        for row in rows[:1]:
-            try:
-                return deit(Arch.from_dict(row["arch"]).family).to_dict()
-            except Exception:  # not an architecture this glit reads: try the next
-                continue
-    return None
+    """The DeiT-style architecture, once its stage has written it (the report builds no architecture itself)."""
+    return _json(run.run_dir / FINAL_DIRS["baseline"] / "arch.json")
 
 
 def _budget(run: RunData) -> tuple[float | None, float | None, str | None]:

@@ -1,0 +1,47 @@
+"""The layout of a ``glit run`` folder, spelled once: its stage folders, its finalists and its files. ``glit run``
+writes it, and the report, ``glit rank``'s supernet health, ``glit ablate`` and ``glit compare`` read it from here.
+Plain Python (layer 0).
+
+    1-supernet/          level-1 supernet             5-finalists/          the finalist round (search.finalists)
+    2-search/            level-1 search               6-random/supernet/    random search: whole-space supernet
+    3-pick/pick.json     the level-1 pick             6-random/search/      random search
+    4-supernet[-J]/      level-2 supernet(s)          6-random/finalists/   random search's finalist round
+    5-search[-J]/        level-2 search(es)           7-searched/, 8-baseline/, 9-random/   retraining (-seedS)
+    10-one-level/, 11-one-level/   glit ablate --study search: one-level search and its retraining
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FINALISTS = ("searched", "baseline", "random")  # the three retrained models, in the order of their stages
+FINAL_DIRS = {"searched": "7-searched", "baseline": "8-baseline", "random": "9-random"}
+SUPERNET_DIRS = {"level1": "1-supernet", "level2": "4-supernet", "random": "6-random/supernet"}
+SEARCH_DIRS = {"level1": "2-search", "level2": "5-search", "random": "6-random/search"}
+ROUND_DIRS = {"searched": "5-finalists", "random": "6-random/finalists"}  # the finalist rounds
+PICK_DIR = "3-pick"
+ONE_LEVEL_SEARCH, ONE_LEVEL_FINAL = "10-one-level", "11-one-level"
+STAGES = (("1-supernet", "level-1 supernet"), ("2-search", "level-1 search"), ("3-pick", "pick the distribution"),
+          ("4-supernet", "level-2 supernet"), ("5-search", "level-2 search"),
+          ("6-random/supernet", "random search: whole-space supernet"), ("6-random/search", "random search"),
+          ("7-searched", "retrain the searched architecture"), ("8-baseline", "train the DeiT-style baseline"),
+          ("9-random", "retrain the random-search winner"))
+
+# the run's own files
+RUN_JSON, SUMMARY, TIMES, REPORT, HEALTH = "run.json", "summary.json", "times.json", "report.html", "health.json"
+
+
+def level2_dirs(j: int) -> tuple[str, str]:
+    """The supernet and search folders of the j-th level-2 distribution (0: the level-1 winner's)."""
+    suffix = "" if j == 0 else f"-{j + 1}"
+    return SUPERNET_DIRS["level2"] + suffix, SEARCH_DIRS["level2"] + suffix
+
+
+def seed_folders(base: Path, seeds: list[int]) -> list[Path]:
+    """``base`` for the first seed, ``base-seed<S>`` for each other seed S."""
+    return [base if k == 0 else base.with_name(f"{base.name}-seed{seed}") for k, seed in enumerate(seeds)]
+
+
+def finalist_folders(out: Path, name: str, seeds: list[int]) -> list[Path]:
+    """``7-searched`` for the first seed, ``7-searched-seed1`` ... for the others (and alike for the baselines)."""
+    return seed_folders(Path(out) / FINAL_DIRS[name], seeds)
