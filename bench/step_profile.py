@@ -20,9 +20,9 @@ from glit.data.build import load_data, train_loader
 from glit.nn import Supernet
 from glit.presets import space_preset
 from glit.recipes.common import space_for_data
-from glit.recipes.train_supernet import path_sampler
+from glit.recipes.train_supernet import SupernetStep, path_sampler
 from glit.train.dist import Dist
-from glit.train.loop import Step, train_one_epoch
+from glit.train.loop import train_one_epoch
 from glit.train.optim import make_optimizer
 
 
@@ -46,7 +46,7 @@ def main() -> None:
                           space.family.img_size, args.batch)
     model = Supernet(space)
     optimizer = make_optimizer(model, o)
-    step = Step(o, cfg.aug, data.num_classes, cfg.seed, path_sampler(space, cfg.seed), masked_update=True)
+    step = SupernetStep(o, cfg.aug, data.num_classes, cfg.seed, sample=path_sampler(space, cfg.seed))
     train_one_epoch(model, loader, optimizer, 0, step, Dist())  # warm-up: allocator, caches, masks
     start = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU]) as prof:

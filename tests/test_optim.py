@@ -231,7 +231,7 @@ def test_fit_evaluates_the_ema_weights(tmp_path, decay):
         handed.append((m, {k: v.clone() for k, v in m.state_dict().items()}))
         return {"top1": 0.0, "loss": 0.0}
 
-    fit(model, Config(), o, _Batches(), tmp_path, Dist(), arch_for_step=lambda step: None, evaluate_fn=evaluate_fn,
+    fit(model, Config(), o, _Batches(), tmp_path, Dist(), evaluate_fn=evaluate_fn,
         payload={"kind": "model", "arch": deit(DEMO).to_dict()}, num_classes=10)
     (evaluated, state), = handed
     checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from glit import SearchSpace, Supernet
 from glit.config import AugConfig, OptimConfig
 from glit.cost import cost, extremes
-from glit.recipes.train_supernet import path_sampler
+from glit.recipes.train_supernet import SupernetStep, path_sampler, union_masks
 from glit.train.dist import Dist
-from glit.train.loop import Step, train_one_epoch, union_masks
+from glit.train.loop import train_one_epoch
 from glit.train.optim import lr_at, make_optimizer, masked_step, set_lr
 from helpers import SMALL_SUPERNET, assert_one_line_error, load_ckpt, read_metrics, run_glit
 
@@ -48,7 +48,7 @@ def test_one_sandwich_step_is_the_summed_gradient_with_in_place_distillation(toy
     assert all(cost(paths[0]).macs >= cost(p).macs >= cost(paths[1]).macs for p in paths[2:])
 
     opt = make_optimizer(net, OPTIM)
-    step = Step(OPTIM, NO_AUG, 5, 0, lambda s: paths, masked_update=True, distill=True)
+    step = SupernetStep(OPTIM, NO_AUG, 5, 0, sample=lambda s: paths, distill=True)
     train_one_epoch(net, OneBatch([(x, y)]), opt, 0, step, Dist())
 
     opt2 = make_optimizer(by_hand, OPTIM)
@@ -79,7 +79,7 @@ def test_without_distillation_every_path_learns_the_labels(toy_space):
     distilled, plain = copy.deepcopy(net), copy.deepcopy(net)
     for model, distill in ((distilled, True), (plain, False)):
         opt = make_optimizer(model, OPTIM)
-        step = Step(OPTIM, NO_AUG, 5, 0, lambda s: paths, masked_update=True, distill=distill)
+        step = SupernetStep(OPTIM, NO_AUG, 5, 0, sample=lambda s: paths, distill=distill)
         train_one_epoch(model, OneBatch([(x, y)]), opt, 0, step, Dist())
     differ = [k for k, v in distilled.state_dict().items() if not torch.equal(v, plain.state_dict()[k])]
     assert differ  # the two rules give other weights

@@ -71,7 +71,7 @@ def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdou
         last["correct"] = r.pop("correct")
         return r
 
-    history = fit(model, cfg, o, loader, out, dist, arch_for_step=lambda step: None, evaluate_fn=evaluate_fn,
+    history = fit(model, cfg, o, loader, out, dist, evaluate_fn=evaluate_fn,
                   num_classes=data.num_classes, checkpoint=checkpoint, desc="train",
                   payload={"kind": "model", "arch": arch.to_dict(), "split": data.record})
     result = _result(arch, history, holdout)

@@ -1,18 +1,28 @@
 """Train a weight-sharing supernet by uniform single-path sampling (SPEC 1.3).
 
 Each step draws one architecture uniformly from the space, with an RNG seeded by the run's seed and the global
-step (the same path on every rank, and the same after a resume), and trains only that path on the batch.
+step (the same path on every rank, and the same after a resume), and trains only that path on the batch:
+``SupernetStep`` is that step, top to bottom.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
 
 from glit.config import Config, OptimConfig
 from glit.cost import extremes
 from glit.data.build import SharedData, eval_loader, load_data, same_split, train_loader
+from glit.data.mixup import soft_target_cross_entropy
 from glit.errors import GlitError
 from glit.files import write_json
 from glit.folder import prepare_out, write_config
@@ -27,10 +37,77 @@ from glit.train.bn import recalibrate_bn
 from glit.train.checkpoint import expect_kind, load_checkpoint, load_weights
 from glit.train.dist import init_distributed
 from glit.train.fit import fit
-from glit.train.loop import evaluate
-from glit.train.optim import describe_length, sized
+from glit.train.loop import Step, autocast, evaluate
+from glit.train.optim import describe_length, element_masked_step, element_step, masked_step, path_step, sized
 
 MAX_DRAWS = 10_000  # draws per step under a budget (budget.check_feasible has shown that members exist)
+
+
+@dataclass(kw_only=True)
+class SupernetStep(Step):
+    """One supernet training step: sample the step's path, forward and backward it, sync the gradients, and update
+    only the weights on the path.
+
+    ``sample(global_step)`` gives the path (with the sandwich rule, a list of paths, the largest first; under
+    ``distill`` the others learn its soft predictions). ``masked``: AdamW touches only the path's elements, so the
+    weights, moments and decay of everything off the path stay as they were (``supernet.masked_update``);
+    ``element_counts``: and each element's bias correction counts its own updates (``supernet.adam_step``).
+    """
+
+    sample: Callable[[int], Arch | list[Arch]]
+    masked: bool = True
+    element_counts: bool = False
+    distill: bool = False
+
+    def path(self, global_step: int) -> Arch | list[Arch]:
+        return self.sample(global_step)
+
+    def __call__(self, model: Supernet, optimizer: torch.optim.Optimizer, x: Tensor, targets: Tensor,
+                 path: Arch | list[Arch]) -> Tensor:
+        # 1. the step's paths
+        paths = path if isinstance(path, list) else [path]
+        single = len(paths) == 1
+        views = model.path_views(paths[0]) if single else None  # the path's slices of each weight
+        # 2. forward and backward, path by path, the gradients accumulating
+        optimizer.zero_grad(set_to_none=True)
+        for k, arch in enumerate(paths):
+            with autocast(x.device, self.optim.amp):
+                logits = model(x, arch)
+            loss = soft_target_cross_entropy(logits.float(), targets)
+            if k == 0:
+                first = loss.detach()
+                if self.distill and not single:  # in-place distillation: the others learn the largest's output
+                    targets = F.softmax(logits.detach().float(), dim=-1)
+            # 3. sync: one path's gradients are all-reduced on its elements only, bucketed, during backward
+            with self.sync.backward(views) if self.sync and single else nullcontext():
+                (self.scaler.scale(loss) if self.scaler else loss).backward()
+        if self.sync and not single:
+            self.sync.all(model)
+        self.clip(model, optimizer)
+        # 4. the update: AdamW on the path's elements, everything off the path left as it was
+        apply = partial(self.apply, optimizer)
+        if not self.masked:
+            apply()
+        elif self.element_counts:
+            if single:
+                element_step(optimizer, model.path_views(paths[0], every=True), apply)
+            else:  # the sandwich rule's union of paths
+                element_masked_step(optimizer, union_masks([model.path_masks(p) for p in paths]), apply)
+        elif single and self.scaler is None and not optimizer.param_groups[0]["fused"]:
+            path_step(optimizer, views, apply)  # in place, the fast way
+        else:  # the union of paths, a grad scaler, fused AdamW: restore what is off the paths afterwards
+            masked_step(optimizer, union_masks([model.path_masks(p) for p in paths]), apply)
+        self.after(model)
+        return first
+
+
+def union_masks(masks: list[dict]) -> dict:
+    """The elements that any of several paths uses, per parameter."""
+    union = dict(masks[0])
+    for more in masks[1:]:
+        for p, m in more.items():
+            union[p] = union[p] | m if p in union else m
+    return union
 
 
 def path_sampler(space: SearchSpace, seed: int, sandwich: int = 0, budget: Budget | None = None,
@@ -124,11 +201,10 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: S
     if cfg.supernet.under_budget:
         budget = make_budget(cfg, space)
         budget.check_feasible(space)
-    history = fit(supernet, cfg, o, loader, out, dist, arch_for_step=path_sampler(space, cfg.seed, sandwich, budget,
-                                                                                  cfg.supernet.sampling),
-                  evaluate_fn=score, num_classes=data.num_classes, masked_update=cfg.supernet.masked_update,
-                  distill=cfg.supernet.distill and sandwich > 0,
-                  element_counts=cfg.supernet.adam_step == "element",
+    step = partial(SupernetStep, sample=path_sampler(space, cfg.seed, sandwich, budget, cfg.supernet.sampling),
+                   masked=cfg.supernet.masked_update, element_counts=cfg.supernet.adam_step == "element",
+                   distill=cfg.supernet.distill and sandwich > 0)
+    history = fit(supernet, cfg, o, loader, out, dist, step=step, evaluate_fn=score, num_classes=data.num_classes,
                   checkpoint=checkpoint, desc="supernet",
                   payload={"kind": "supernet", "space": space.to_dict(), "split": data.record,
                            "local_weights": cfg.supernet.local_weights})

@@ -52,7 +52,7 @@ class ShortFitness:
         model = model.to(self.search.device)
         loader = train_loader(cfg, self.data.fit, arch.family.img_size, o.batch_size)
         optimizer = make_optimizer(model, o)
-        step = Step(o, cfg.aug, self.data.num_classes, cfg.seed, lambda _: None)
+        step = Step(o, cfg.aug, self.data.num_classes, cfg.seed)
         one = Dist(device=self.search.device)  # each rank trains its own candidates alone
         losses = [train_one_epoch(model, loader, optimizer, e, step, one, desc="short")["loss"]
                   for e in range(o.epochs)]

@@ -27,12 +27,13 @@ from glit.train.optim import make_optimizer
 
 
 def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: Dist, *,
-        arch_for_step: Callable, evaluate_fn: Callable[[nn.Module], dict], payload: dict, num_classes: int,
-        masked_update: bool = False, distill: bool = False, element_counts: bool = False,
+        evaluate_fn: Callable[[nn.Module], dict], payload: dict, num_classes: int, step: Callable[..., Step] = Step,
         checkpoint: dict | None = None, desc: str = "train") -> list[dict]:
     """Train ``model`` for ``o.epochs`` epochs, resuming from ``checkpoint``; returns the metrics of every epoch.
 
-    ``payload`` (the space or the architecture, and what the run records) goes into each checkpoint.
+    ``step`` makes the training step from the recipe, the grad scaler, the EMA and the gradient sync (``Step``, or
+    the supernet recipe's ``SupernetStep`` with its sampler bound). ``payload`` (the space or the architecture, and
+    what the run records) goes into each checkpoint.
     """
     optimizer = make_optimizer(model, o)
     if o.tf32 and dist.device.type == "cuda":
@@ -43,8 +44,8 @@ def fit(model: nn.Module, cfg: Config, o: OptimConfig, loader, out: Path, dist: 
             raise GlitError("amp=fp16 needs a GPU; use amp=bf16 on CPU")
         scaler = torch.amp.GradScaler("cuda")
     ema = copy.deepcopy(model).requires_grad_(False) if o.ema > 0 else None
-    step = Step(o, cfg.aug, num_classes, cfg.seed, arch_for_step, masked_update, scaler, ema, distill,
-                GradSync(model, dist) if dist.world > 1 else None, element_counts)
+    step = step(o, cfg.aug, num_classes, cfg.seed, scaler=scaler, ema=ema,
+                sync=GradSync(model, dist) if dist.world > 1 else None)
     history, start = [], 0
     torch.manual_seed(cfg.seed * 1000 + dist.rank)  # drop path reads the global RNG; offset by rank
     if checkpoint is not None:

@@ -1,21 +1,23 @@
-"""The two loops that supernet training and retraining share: ``train_one_epoch`` and ``evaluate``.
+"""The two loops that supernet training and retraining share, ``train_one_epoch`` and ``evaluate``, and the
+standalone model's training ``Step``.
 
-The supernet passes ``arch_for_step``, which draws the step's path from an RNG seeded by the run's seed and the
-global step (the same path on every rank). Standalone training passes ``lambda step: None``.
+``train_one_epoch`` owns what every step shares (the learning-rate schedule, Mixup and CutMix, the loss window and
+its host syncs, the progress bar); what one step does is its ``Step``'s: the plain step here, or the supernet's
+(``glit.recipes.train_supernet.SupernetStep``), which samples the step's path from an RNG seeded by the run's seed
+and the global step (the same path on every rank).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as td
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from glit.config import AugConfig, OptimConfig
@@ -23,26 +25,60 @@ from glit.data.mixup import mix_batch, soft_target_cross_entropy
 from glit.errors import GlitError
 from glit.space import Arch
 from glit.train.dist import Dist, GradSync, all_sum, average_buffers
-from glit.train.optim import element_masked_step, element_step, lr_at, masked_step, path_step, set_lr
+from glit.train.optim import lr_at, set_lr
 
 SYNC_EVERY = 32  # steps between host syncs (the loss check and the progress bar): a sync per step stalls a GPU
 
 
 @dataclass
 class Step:
-    """What one training step needs besides the batch."""
+    """One training step of a standalone model: forward, backward, gradient sync, clip, AdamW, EMA. The supernet's
+    step (``glit.recipes.train_supernet.SupernetStep``) is this one's subclass: it samples the step's path and
+    updates only that path's weights."""
 
     optim: OptimConfig
     aug: AugConfig
     num_classes: int
     seed: int
-    arch_for_step: Callable[[int], Arch | None]
-    masked_update: bool = False
     scaler: torch.amp.GradScaler | None = None
     ema: nn.Module | None = None
-    distill: bool = False  # sandwich rule: paths after the first learn its soft predictions, not the labels
     sync: GradSync | None = None  # averages gradients over ranks; None: one process
-    element_counts: bool = False  # the masked update keeps AdamW's step count per element (supernet.adam_step)
+
+    def path(self, global_step: int) -> Arch | list[Arch] | None:
+        """What the step trains: None, the whole model."""
+        return None
+
+    def __call__(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, targets: Tensor,
+                 path: None) -> Tensor:
+        """Train on one batch; returns its mean loss (detached, not synced to the host)."""
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(x.device, self.optim.amp):
+            logits = model(x, None)
+        loss = soft_target_cross_entropy(logits.float(), targets)
+        with self.sync.backward(None) if self.sync else nullcontext():
+            (self.scaler.scale(loss) if self.scaler else loss).backward()
+        self.clip(model, optimizer)
+        self.apply(optimizer)
+        self.after(model)
+        return loss.detach()
+
+    def clip(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        if self.optim.clip_grad > 0:
+            if self.scaler:
+                self.scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), self.optim.clip_grad)
+
+    def apply(self, optimizer: torch.optim.Optimizer) -> None:
+        """The optimiser's step (through the grad scaler under fp16)."""
+        if self.scaler:
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            optimizer.step()
+
+    def after(self, model: nn.Module) -> None:
+        if self.ema is not None:
+            update_ema(self.ema, model, self.optim.ema)
 
 
 def autocast(device: torch.device, amp: str):
@@ -65,54 +101,14 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
                disable=None if dist.main else True, dynamic_ncols=True)
     for i, (x, y) in enumerate(bar):
         global_step = epoch * steps + i
-        arch = step.arch_for_step(global_step)
+        arch = step.path(global_step)
         archs.append(arch)
         lr = lr_at(global_step, steps, step.optim)
         set_lr(optimizer, lr)
         x, y = x.to(dist.device, non_blocking=True), y.to(dist.device, non_blocking=True)
         mix_rng = torch.Generator().manual_seed(hash((step.seed, global_step, dist.rank)) & (2**63 - 1))
         x, targets = mix_batch(x, y, step.num_classes, step.aug, mix_rng)
-        optimizer.zero_grad(set_to_none=True)
-        paths = arch if isinstance(arch, list) else [arch]  # a list: the sandwich rule's paths, largest first
-        views = model.path_views(paths[0]) if len(paths) == 1 and paths[0] is not None else None
-        for k, path in enumerate(paths):
-            with autocast(dist.device, step.optim.amp):
-                logits = model(x, path)
-            loss = soft_target_cross_entropy(logits.float(), targets)
-            if k == 0:
-                window += loss.detach().double() * x.shape[0]
-                if step.distill and len(paths) > 1:  # in-place distillation: the others learn the largest's output
-                    targets = F.softmax(logits.detach().float(), dim=-1)
-            with step.sync.backward(views) if step.sync and len(paths) == 1 else nullcontext():
-                (step.scaler.scale(loss) if step.scaler else loss).backward()
-        if step.sync and len(paths) > 1:
-            step.sync.all(model)
-        if step.optim.clip_grad > 0:
-            if step.scaler:
-                step.scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), step.optim.clip_grad)
-
-        def apply():
-            if step.scaler:
-                step.scaler.step(optimizer)
-                step.scaler.update()
-            else:
-                optimizer.step()
-
-        if step.masked_update and arch is not None and step.element_counts:
-            if len(paths) == 1:
-                element_step(optimizer, model.path_views(paths[0], every=True), apply)
-            else:  # the sandwich rule's union of paths
-                element_masked_step(optimizer, union_masks([model.path_masks(path) for path in paths]), apply)
-        elif step.masked_update and arch is not None:
-            if len(paths) == 1 and step.scaler is None and not optimizer.param_groups[0]["fused"]:
-                path_step(optimizer, views, apply)  # in place, the fast way
-            else:  # the sandwich rule's union of paths, a grad scaler, fused AdamW: restore what is off the paths
-                masked_step(optimizer, union_masks([model.path_masks(path) for path in paths]), apply)
-        else:
-            apply()
-        if step.ema is not None:
-            update_ema(step.ema, model, step.optim.ema)
+        window += step(model, optimizer, x, targets, arch).double() * x.shape[0]
         window_seen += x.shape[0]
         if (i + 1) % SYNC_EVERY == 0 or i + 1 == steps:  # one host sync per SYNC_EVERY steps, and at the epoch's end
             value = window.item()
@@ -130,15 +126,6 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
     total_loss, seen = all_sum([total_loss, seen], dist)
     return {"loss": total_loss / max(seen, 1), "lr": lr, "images_per_s": seen / elapsed, "seconds": elapsed,
             "archs": archs}
-
-
-def union_masks(masks: list[dict]) -> dict:
-    """The elements that any of several paths uses, per parameter."""
-    union = dict(masks[0])
-    for more in masks[1:]:
-        for p, m in more.items():
-            union[p] = union[p] | m if p in union else m
-    return union
 
 
 @torch.no_grad()
