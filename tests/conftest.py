@@ -25,3 +25,15 @@ def toy_space(toy_family) -> SearchSpace:
     """Every gene free, with the paper's ratios and small kernels."""
     return SearchSpace.uniform(toy_family, num_global_heads=(0, 1, 2, 3), qkv_ratio=(0.5, 1, 2),
                                mlp_ratio=(2, 4, 6), conv_ratio=(1, 2, 4), kernel_size=(3, 5, 7))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line per browser test at the end of the run, so that CI's log shows whether the report was checked in
+    Chromium (passed), could not be (skipped, with the reason) or failed."""
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            browser = "test_report_browser" in getattr(report, "nodeid", "")
+            if browser and (report.when == "call" or outcome != "passed"):
+                skipped = outcome == "skipped" and isinstance(report.longrepr, tuple)
+                reason = f" ({report.longrepr[2]})" if skipped else ""
+                terminalreporter.write_line(f"browser test {outcome}: {report.nodeid}{reason}")
