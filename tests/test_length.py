@@ -75,3 +75,18 @@ def test_setting_epochs_alone_means_exactly_that_many_epochs(tmp_path):
     saved = tmp_path / "saved.yaml"
     saved.write_text("train:\n  epochs: 8\n  images: 160000\n")  # a run's config.yaml states both
     assert load_config("cifar", file=saved).train.images == 160_000
+
+
+def test_every_shipped_recipe_file_belongs_to_a_preset_and_loads():
+    """The presets' recipes are YAML files in the package (glit/configs): each is some preset's, and each preset's
+    loads and validates."""
+    from importlib import resources
+
+    from glit.config import RECIPES, run_preset, validate
+    from glit.presets import SPACES
+
+    shipped = {f.name.removesuffix(".yaml") for f in (resources.files("glit") / "configs").iterdir()
+               if f.name.endswith(".yaml")}
+    assert shipped == {RECIPES.get(name, name) for name in SPACES}
+    for name in SPACES:
+        assert validate(run_preset(name)).preset == name

@@ -13,6 +13,7 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -528,83 +529,24 @@ def _coerce(value, current, f: dataclasses.Field, where: str, key: str):
 
 # -- the presets' run configurations -------------------------------------------------------------------------------
 
-IMAGENET_TRAIN = 1_281_167  # ImageNet-1k's training images: the reference size of the tiny/small/base recipes
+RECIPES = {"tiny": "imagenet", "small": "imagenet", "base": "imagenet"}  # preset -> its recipe file, if not its name
 
 
-def run_preset(name: str):
-    """The full run configuration of a space preset: data, augmentation and the two recipes.
-
-    - ``tiny``/``small``/``base``: DeiT's recipe for retraining (300 epochs, batch 1024, lr 5e-4 per 512, AdamW
-      wd 0.05, 5 warm-up epochs, RandAugment m9 mstd0.5, Mixup 0.8, CutMix 1.0, erasing 0.25, repeated
-      augmentation x3, drop path 0.1, bf16). The paper gives no supernet recipe; we train the supernet with the
-      same optimiser and augmentation for 100 epochs, and drop path 0 (single-path sampling already regularises).
-    - ``cifar``: CIFAR-10 at 32 px, a CPU-sized recipe: pad-and-crop plus flip, label smoothing 0.1, no RandAugment,
-      Mixup, CutMix or erasing (they slow convergence too much in a few epochs), 20k training images; supernets
-      6 epochs at level 1 and 4 for the two warm-started level-2 ones (so ``glit run cifar`` fits 45 minutes on 2
-      cores with the whole-space supernet of the random-search baseline); the level-1 supernet trains over the
-      whole space (``search.level1_supernet="whole"``: level 2 then replaces the level-1 details, and the searched
-      architectures of two pipeline seeds retrained to 63.39% and 59.35%, against 58.49% with a level-1-only
-      supernet); level 1 scores a distribution as the mean of 2 detail settings drawn for it
-      (``search.level1_scoring="marginal"``, ``marginal_samples=2``): against the cifar ground truth it ranks the
-      level-1 members with Kendall tau 0.28 and regret -1.69, where the level-1 details score 0.17 and -2.89
-      (bench/RESULTS.md, issue 12's table; 4 samples: 0.33, -1.69, at twice the level-1 search time); lr 8e-3 per
-      512 images (2e-3 at batch 128): for 8 epochs it beats 2e-3 per 512 by 2.1 points on the DeiT-style
-      baseline (54.14% vs 52.06%) and by 5.8 on a searched mix (61.23% vs 55.42%); see bench/RESULTS.md.
-    - every preset's supernets count AdamW's steps per element (``supernet.adam_step="element"``): the masked update
-      then gives each element the AdamW of its own gradients (issue 26; it does not change the ranking measurably,
-      and it costs about 1-3% of a cifar supernet step, bench/supernet_overhead.py).
-    - ``demo``: digits at 8 px: no augmentation but label smoothing (no flip: digits are not mirror-symmetric; no
-      crop: a one-pixel shift is an eighth of the image, and it halves what a supernet learns in a few epochs).
+def run_preset(name: str) -> Config:
+    """The full run configuration of a space preset: the defaults above with the preset's recipe file applied
+    (``glit/configs/<name>.yaml``, shipped in the package: ``demo``, ``cifar``, and ``imagenet`` for tiny, small
+    and base). Each file says why it holds what it holds; the figures behind the choices are in bench/RESULTS.md.
 
     **Length sized by the data.** Every recipe is stated in images seen (``images``; ``glit.train.optim.sized``):
-    the epochs above are those of the reference data (ImageNet-1k's 1,281,167 training images less the 50,000 of
-    the search split for supernets; CIFAR's 20,000-image subset, 19,000 for supernets; the digits' 1,438 and
-    1,138), and another tree gets ``images / its training images`` epochs, at least 1 and at most ``max_epochs``
-    (1000, 100, 200): a 2,000-image tree trains the ``cifar`` recipe for 80 epochs, as many steps as CIFAR's 20k
-    do, and a 10x larger one for 1. The warm-up scales alike. ``--epochs`` or ``--set train.epochs=N`` without
-    ``images`` means exactly N epochs.
+    the epochs are those of the reference data (ImageNet-1k's 1,281,167 training images less the 50,000 of the
+    search split for supernets; CIFAR's 20,000-image subset, 19,000 for supernets; the digits' 1,438 and 1,138),
+    and another tree gets ``images / its training images`` epochs, at least 1 and at most ``max_epochs`` (1000,
+    100, 200): a 2,000-image tree trains the ``cifar`` recipe for 80 epochs, as many steps as CIFAR's 20k do, and a
+    10x larger one for 1. The warm-up scales alike. ``--epochs`` or ``--set train.epochs=N`` without ``images``
+    means exactly N epochs.
     """
     lookup(SPACES, name, "preset")
-    if name == "demo":
-        # No crop: a 1-pixel shift of an 8x8 digit with 2x2 patches halves what the supernet learns in 8 epochs.
-        light = AugConfig(crop="none", flip=False, randaugment="", mixup=0.0, cutmix=0.0, erasing=0.0,
-                          repeated_aug=1, eval_crop_ratio=1.0)
-        return Config(
-            preset=name,
-            data=DataConfig(source="digits", search_size=300, workers=0),
-            aug=light,
-            train=OptimConfig(epochs=25, batch_size=32, lr=6e-2, warmup_epochs=2, drop_path=0.0,
-                              images=25 * 1438, max_epochs=200),
-            supernet=SupernetConfig(optim=OptimConfig(epochs=20, batch_size=32, lr=6e-2, warmup_epochs=2,
-                                                      drop_path=0.0, images=20 * 1138, max_epochs=200), eval_archs=2,
-                                    adam_step="element"),
-            search=SearchConfig(population=20, generations=6, parents=5, mutations=10, crossovers=10,
-                                bn_batches=2, batch_size=256, level2_epochs=10),
-        )
-    if name == "cifar":
-        light = AugConfig(crop="pad", flip=True, randaugment="", mixup=0.0, cutmix=0.0, erasing=0.0,
-                          repeated_aug=1, eval_crop_ratio=1.0)
-        return Config(
-            preset=name,
-            data=DataConfig(source="folder", search_size=1000, train_subset=20000, workers=2),
-            aug=light,
-            train=OptimConfig(epochs=8, batch_size=128, lr=8e-3, warmup_epochs=1, drop_path=0.0,
-                              images=8 * 20_000, max_epochs=100),
-            supernet=SupernetConfig(optim=OptimConfig(epochs=6, batch_size=128, lr=8e-3, warmup_epochs=1,
-                                                      drop_path=0.0, images=6 * 19_000, max_epochs=100),
-                                    eval_archs=2, adam_step="element"),
-            search=SearchConfig(population=20, generations=5, parents=5, mutations=10, crossovers=10,
-                                bn_batches=2, batch_size=256, level2_epochs=4, level1_supernet="whole",
-                                level1_scoring="marginal", marginal_samples=2),
-        )
-    deit_recipe = OptimConfig(epochs=300, batch_size=1024, lr=5e-4, amp="bf16", images=300 * IMAGENET_TRAIN,
-                              max_epochs=1000)
-    return Config(
-        preset=name,
-        data=DataConfig(source="folder", search_size=50000, workers=8),
-        aug=AugConfig(),
-        train=deit_recipe,
-        supernet=SupernetConfig(optim=OptimConfig(epochs=100, batch_size=1024, lr=5e-4, amp="bf16", drop_path=0.0,
-                                                  images=100 * (IMAGENET_TRAIN - 50000), max_epochs=1000),
-                                adam_step="element"),
-    )
+    recipe = resources.files("glit") / "configs" / f"{RECIPES.get(name, name)}.yaml"
+    cfg = apply(Config(), yaml.safe_load(recipe.read_text(encoding="utf-8")), f"glit/configs/{recipe.name}")
+    cfg.preset = name
+    return cfg
