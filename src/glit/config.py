@@ -31,212 +31,14 @@ PROXIES = ("params", "synflow", "naswot", "dss")
 EVALUATORS = ("supernet", "finetune", "short", "short-tse", *PROXIES)
 NEEDS_SUPERNET = ("supernet", "finetune")
 
-@dataclass
-class DataConfig:
-    """Where images come from and how the splits are made (SPEC 3.2)."""
+# -- the schema: each key declared once, on its field: type, default, rule (a check and what it allows), meaning -----
 
-    source: str = "digits"  # digits | folder
-    root: str | None = None  # an ImageFolder tree root/{train,val|test}/<class>/*.jpg
-    test_fraction: float = 0.2  # digits only: the held-out test split, carved with data.split_seed
-    search_size: int = 300  # images carved from the training set for search fitness (never the test split)
-    train_subset: int = 0  # use only this many training images (0: all); taken before the search split
-    split_seed: int = 0  # fixed seed for the test (digits), subset and search splits
-    workers: int = 2  # DataLoader worker processes (0: load in the main process)
-    cache: str = "auto"  # decode images once into memory: auto (when small) | yes | no
-
-
-@dataclass
-class AugConfig:
-    """Training-time augmentation. Evaluation resizes by 1/eval_crop_ratio and centre-crops."""
-
-    crop: str = "rrc"  # rrc (RandomResizedCrop) | pad (pad 1/8 of the size, random crop) | none
-    crop_scale_min: float = 0.08
-    flip: bool = True
-    randaugment: str = "rand-m9-mstd0.5"  # "" to disable; rand-m{magnitude}-n{ops}-mstd{std}
-    mixup: float = 0.8  # Beta(a, a) for Mixup; 0 disables
-    cutmix: float = 1.0  # Beta(a, a) for CutMix; 0 disables
-    mix_prob: float = 1.0  # probability that a batch is mixed at all
-    switch_prob: float = 0.5  # when both are on: probability of CutMix rather than Mixup
-    label_smoothing: float = 0.1
-    erasing: float = 0.25  # random-erasing probability
-    repeated_aug: int = 3  # repeated augmentation: each image appears this many times per epoch (1: off)
-    eval_crop_ratio: float = 0.875  # 224 / 256
-
-
-@dataclass
-class OptimConfig:
-    """AdamW with cosine schedule (DeiT's recipe). ``lr`` is per 512 images: the run uses lr * batch_size / 512."""
-
-    epochs: int = 300
-    batch_size: int = 1024  # global batch, over all ranks
-    lr: float = 5e-4
-    weight_decay: float = 0.05
-    warmup_epochs: float = 5
-    warmup_lr: float = 1e-6
-    min_lr: float = 1e-5
-    clip_grad: float = 1.0  # max grad norm; 0 disables
-    drop_path: float = 0.1
-    amp: str = "none"  # none | bf16 (CPU and GPU) | fp16 (GPU, with gradient scaling)
-    ema: float = 0.0  # EMA decay of the weights (0: off); evaluation then uses the EMA weights
-    eval_every: int = 1  # evaluate every this many epochs (and always after the last)
-    # Training length sized by the data (glit.train.optim.sized). With `images` set, a run sees about that many
-    # images in all, whatever the size of its training set: epochs = images / training images, rounded and kept within
-    # [min_epochs, max_epochs], and warmup_epochs scales with them (so warm-up covers the same number of images).
-    # `epochs` is then the length at the preset's reference size. None: `epochs` as given, whatever the data.
-    # Setting `epochs` (--epochs, --set, a config file) without `images` means exactly that many epochs: images -> None.
-    images: int | None = None
-    min_epochs: int = 1
-    max_epochs: int | None = None
-    # Speed options (off: the results are then bit-for-bit those of earlier versions). `fused`: torch's fused AdamW
-    # kernel (CPU and CUDA; the masked supernet update works on its state alike). `compile`: torch.compile of the
-    # standalone model (retraining only: a supernet's path changes every step, and each new path would recompile).
-    # `tf32`: TF32 tensor cores for fp32 matmuls and convolutions on CUDA (about 10 mantissa bits; no effect on CPU).
-    fused: bool = False
-    compile: bool = False
-    tf32: bool = False
-
-
-@dataclass
-class SupernetConfig:
-    """Supernet training: the ``optim`` recipe plus single-path sampling options."""
-
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    masked_update: bool = True  # AdamW moves only the sampled path's weights and moment estimates
-    eval_archs: int = 2  # architectures (fixed, seeded) scored on the search split after each evaluation
-    bn_batches: int = 4  # batches for BatchNorm recalibration before each such score
-    warm_start: str | None = None  # a supernet checkpoint whose shared paths seed the weights
-    # BigNAS's sandwich rule, an option (SPEC 1.3 trains one uniform path per step): each step trains the largest and
-    # the smallest member by MACs and `sandwich` uniform paths on the same batch, and updates once with their summed
-    # gradients; with `distill`, every path but the largest learns the largest's soft predictions (in-place
-    # distillation) instead of the labels. A step then costs about sandwich + 2 single-path steps. 0: off.
-    sandwich: int = 0
-    distill: bool = True
-    # AdamW's step count in the masked update, for its bias correction: "element", each element corrected for the
-    # updates it has had (an element used k times gets exactly the update of an AdamW that saw those k gradients;
-    # glit.train.optim.element_step); "tensor", torch's per-tensor count (rarely used slices step too far; the
-    # behaviour before this key existed)
-    adam_step: str = "tensor"
-    # how a step draws its path: "uniform", every member of the space alike (SPEC 1.3); "heads", the total number of
-    # global heads uniformly first, then the blocks' split of it, then the other genes (SearchSpace.sample_by_global_
-    # heads: mostly-local and mostly-global paths get trained as often as the mixes in the middle)
-    sampling: str = "uniform"
-    # draw only members under the run's budget (search.max_macs/max_params/max_latency), by rejection from the step's
-    # own RNG: no step goes to a path that no search will score
-    under_budget: bool = False
-    # the local modules' weights: "shared", one module per block at the largest width, sliced for every path
-    # (weight sharing, SPEC 1.3); "per_heads", one module per number of local heads in each block (few-shot: paths
-    # with different numbers of local heads share no local weights; same MACs, more parameters)
-    local_weights: str = "shared"
-
-
-@dataclass
-class SearchConfig:
-    """Evolutionary (or random) search on a trained supernet (SPEC 1.4), and the hierarchy's choices (SPEC 1.3)."""
-
-    strategy: str = "evolution"  # evolution | random
-    random_candidates: int | None = None  # random: candidates scored; None: population x generations, as evolution
-    population: int = 50
-    generations: int = 20
-    parents: int = 10  # top candidates kept as parents
-    mutations: int = 25
-    crossovers: int = 25
-    mutate_prob: float = 0.1
-    max_tries: int = 1000  # attempts per way of making candidates, per generation
-    max_macs: str | None = None  # e.g. 1.3G; None: the DeiT-style (all-global) architecture's MACs; inf: no limit
-    max_params: str | None = None  # e.g. 6M; None: no limit
-    convention: str = "exact"  # MAC convention of the budget: exact | glit
-    bn_batches: int = 10  # training batches for BatchNorm recalibration of each candidate
-    batch_size: int = 256  # scoring batch
-    topk: int = 5  # level 1: distributions kept
-    topk_retrain_epochs: int = 0  # level 1: retrain each kept distribution this long and keep the best (0: off)
-    # glit run, level 1: "fixed" trains the level-1 supernet on the level-1 paths only (detail genes at their level-1
-    # values, SPEC 1.3); "whole" trains it on paths of the whole space (every gene sampled), and the level-1 search
-    # still scores each distribution with the level-1 detail genes
-    level1_supernet: str = "fixed"
-    # level 1: "fixed" scores a distribution with its detail genes at their level-1 values (SPEC 1.3); "marginal"
-    # scores it as the mean over search.marginal_samples detail settings drawn under the budget (glit.search.marginal;
-    # needs a supernet trained over the whole space)
-    level1_scoring: str = "fixed"
-    marginal_samples: int = 4
-    # a latency budget: "4ms", "0.5s" or milliseconds, predicted by the table in latency_lut (glit latency build)
-    max_latency: str | None = None
-    latency_lut: str | None = None
-    # glit run: how many of the level-1 top-k distributions get a level-2 supernet and search of their own (the best
-    # level-2 score wins; few-shot NAS by distribution); the random-search baseline's supernet trains as long as all
-    # of them together
-    level2_topk: int = 1
-    # the level-2 space (and the whole space of the random baseline and of a whole-space level-1 supernet): "full",
-    # every detail gene free in every block; "paper", the authors' nine options per block (presets.paper_pins)
-    level2_space: str = "full"
-    # the local operators the spaces offer (glit.genes.LOCAL_OPS), at both levels: the paper's conv1d alone by
-    # default; [conv1d, window_attn] searches which operator each block's local heads form as well
-    local_ops: list[str] = field(default_factory=lambda: ["conv1d"])
-    warm_start: bool = True  # glit run: warm-start the level-2 supernets from the level-1 supernet
-    # glit run: epochs of the two level-2 supernets (around the winner, and over the whole space for the
-    # random-search baseline); None: supernet.optim.epochs
-    level2_epochs: int | None = None
-    # evaluators (glit.scoring): the finetune evaluator's steps on the supernet's training images and its learning
-    # rate (times the supernet recipe's), and the short evaluator's epochs of the retraining recipe compressed to them
-    finetune_steps: int = 200
-    finetune_lr: float = 0.1
-    short_epochs: int = 1
-    # glit run and glit search: a finalist round (glit.recipes.finalists): the top `finalists` distinct candidates of
-    # each search re-scored by `finalist_evaluator`, the best winning (0: off, the search's own answer wins)
-    finalists: int = 0
-    finalist_evaluator: str = "finetune"
-    # glit run, level 2: keep the level-1 winner unless a candidate beats its score by this many binomial standard
-    # errors of the search split (0: the best score wins)
-    incumbent_margin: float = 2.0
-
-
-@dataclass
-class LogConfig:
-    """What a run writes besides its own records."""
-
-    # TensorBoard event files in every stage folder (OUT/tensorboard): the scalars of metrics.jsonl per epoch, and a
-    # search's best and mean score per generation; needs the tensorboard package (pip install 'glit[tensorboard]')
-    tensorboard: bool = False
-
-
-@dataclass
-class RunConfig:
-    """``glit run`` only: what the pipeline reports besides its own results."""
-
-    # a glit truth file (truth.jsonl) for the same preset and data: the summary and the report give each supernet's
-    # Kendall tau and regret against it; None: DIR/truth.jsonl when the run folder holds one
-    truth: str | None = None
-    # retrain each finalist with this many seeds (seed, seed + 1, ...): summary.json gives the mean top-1 and its
-    # std over seeds, and pools the paired comparisons over them. Each seed costs one more retraining per finalist:
-    # the presets keep 1 (the demo's 3-minute budget has room for one)
-    seeds: int = 1
-
-
-@dataclass
-class Config:
-    preset: str = "demo"  # the space preset: model family and candidate sets
-    seed: int = 0
-    device: str = "auto"  # auto (CUDA when available) | cpu | cuda
-    level: int = 1  # supernet level: 1 (distribution) or 2 (details)
-    distribution: list[int] | None = None  # level 2: global heads per block (from the level-1 winner)
-    data: DataConfig = field(default_factory=DataConfig)
-    aug: AugConfig = field(default_factory=AugConfig)
-    train: OptimConfig = field(default_factory=OptimConfig)  # retraining / baselines
-    supernet: SupernetConfig = field(default_factory=SupernetConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)
-    run: RunConfig = field(default_factory=RunConfig)
-    log: LogConfig = field(default_factory=LogConfig)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
-
-# -- loading and overriding ------------------------------------------------------------------------------------------
-
-
-# -- validation: every key's range, in one place ----------------------------------------------------------------------
+def key(default=None, rule: tuple | None = None, meaning: str = "", *, factory=None):
+    """A config key: its default (or ``factory`` for a list), its rule ``(check, allowed)`` that ``validate``
+    applies with a one-line error naming the key, and one line of meaning. Plain dataclass fields with metadata (no
+    pydantic): loading, ``--set``, stored configs and validation all read these declarations."""
+    kw = {"default_factory": factory} if factory is not None else {"default": default}
+    return field(metadata={"rule": rule, "meaning": meaning}, **kw)
 
 
 def _at_least(low):
@@ -261,6 +63,16 @@ def _optional(rule):
     return lambda v: v is None or check(v), f"{allowed}, or null"
 
 
+def _names_of(names):
+    return (lambda v: isinstance(v, list) and len(v) > 0 and len(set(v)) == len(v) and all(n in names for n in v),
+            "a list of distinct names of " + ", ".join(names))
+
+
+def _counts():
+    return (lambda v: isinstance(v, list) and all(isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in v),
+            "a list of global-head counts (non-negative integers)")
+
+
 def _count(v) -> bool:
     try:
         parse_count(v)
@@ -277,78 +89,232 @@ def _time(v) -> bool:
     return True
 
 
-_OPTIM = {"epochs": _at_least(1), "batch_size": _at_least(1), "lr": _positive(), "weight_decay": _at_least(0),
-          "warmup_epochs": _at_least(0), "warmup_lr": _at_least(0), "min_lr": _at_least(0), "clip_grad": _at_least(0),
-          "drop_path": _between(0, 1, open_high=True), "amp": _one_of("none", "bf16", "fp16"),
-          "ema": _between(0, 1, open_high=True), "eval_every": _at_least(1), "images": _optional(_at_least(1)),
-          "min_epochs": _at_least(1), "max_epochs": _optional(_at_least(1))}
+@dataclass
+class DataConfig:
+    """Where images come from and how the splits are made (SPEC 3.2)."""
 
-RULES: dict[str, tuple] = {
-    "seed": _at_least(0),
-    "device": (lambda v: v in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", v) is not None,
-               "auto, cpu, cuda or cuda:N"),
-    "level": (lambda v: v in (1, 2), "1 or 2"),
-    "distribution": (lambda v: v is None or isinstance(v, list) and all(isinstance(g, int) and not isinstance(g, bool)
-                                                                      and g >= 0 for g in v),
-                     "a list of global-head counts (non-negative integers), or null"),
-    "data.source": _one_of("digits", "folder"),
-    "data.test_fraction": (lambda v: 0 < v < 1, "a number in (0, 1)"),
-    "data.search_size": _at_least(1),
-    "data.train_subset": _at_least(0),
-    "data.split_seed": _at_least(0),
-    "data.workers": _at_least(0),
-    "data.cache": _one_of("auto", "yes", "no"),
-    "aug.crop": _one_of("rrc", "pad", "none"),
-    "aug.crop_scale_min": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
-    "aug.mixup": _at_least(0),
-    "aug.cutmix": _at_least(0),
-    "aug.mix_prob": _between(0, 1),
-    "aug.switch_prob": _between(0, 1),
-    "aug.label_smoothing": _between(0, 1, open_high=True),
-    "aug.erasing": _between(0, 1),
-    "aug.repeated_aug": _at_least(1),
-    "aug.eval_crop_ratio": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
-    **{f"train.{k}": rule for k, rule in _OPTIM.items()},
-    **{f"supernet.optim.{k}": rule for k, rule in _OPTIM.items()},
-    "supernet.eval_archs": _at_least(0),
-    "supernet.bn_batches": _at_least(1),
-    "supernet.sandwich": _at_least(0),
-    "supernet.adam_step": _one_of("tensor", "element"),
-    "supernet.sampling": _one_of("uniform", "heads"),
-    "supernet.local_weights": _one_of("shared", "per_heads"),
-    "search.strategy": _one_of(*STRATEGIES),
-    "search.random_candidates": _optional(_at_least(1)),
-    "search.population": _at_least(1),
-    "run.seeds": _at_least(1),
-    "search.generations": _at_least(1),
-    "search.parents": _at_least(1),
-    "search.mutations": _at_least(0),
-    "search.crossovers": _at_least(0),
-    "search.mutate_prob": _between(0, 1),
-    "search.max_tries": _at_least(1),
-    "search.max_macs": (lambda v: v is None or _count(v), "a positive count such as 1.3G, 500M, 2e6 or inf, or null"),
-    "search.max_params": (lambda v: v is None or _count(v), "a positive count such as 6M or 2e6, or null"),
-    "search.max_latency": (lambda v: v is None or _time(v), "a time such as 4ms, 0.5s or 250us, or null"),
-    "search.convention": _one_of(*CONVENTIONS),
-    "search.bn_batches": _at_least(1),
-    "search.batch_size": _at_least(1),
-    "search.topk": _at_least(1),
-    "search.topk_retrain_epochs": _at_least(0),
-    "search.level1_supernet": _one_of("fixed", "whole"),
-    "search.level1_scoring": _one_of("fixed", "marginal"),
-    "search.marginal_samples": _at_least(1),
-    "search.level2_topk": _at_least(1),
-    "search.level2_space": _one_of(*LEVEL2_SPACES),
-    "search.local_ops": (lambda v: isinstance(v, list) and len(v) > 0 and len(set(v)) == len(v)
-                         and all(op in LOCAL_OPS for op in v), "a list of distinct names of " + ", ".join(LOCAL_OPS)),
-    "search.level2_epochs": _optional(_at_least(1)),
-    "search.incumbent_margin": _at_least(0),
-    "search.finetune_steps": _at_least(1),
-    "search.finetune_lr": _positive(),
-    "search.short_epochs": _at_least(1),
-    "search.finalists": _at_least(0),
-    "search.finalist_evaluator": _one_of(*EVALUATORS),
-}
+    source: str = key("digits", _one_of("digits", "folder"), "digits | folder")
+    root: str | None = None  # an ImageFolder tree root/{train,val|test}/<class>/*.jpg
+    test_fraction: float = key(0.2, (lambda v: 0 < v < 1, "a number in (0, 1)"),
+                               "digits only: the held-out test split, carved with data.split_seed")
+    search_size: int = key(300, _at_least(1),
+                           "images carved from the training set for search fitness (never the test split)")
+    train_subset: int = key(0, _at_least(0),
+                            "use only this many training images (0: all); taken before the search split")
+    split_seed: int = key(0, _at_least(0), "fixed seed for the test (digits), subset and search splits")
+    workers: int = key(2, _at_least(0), "DataLoader worker processes (0: load in the main process)")
+    cache: str = key("auto", _one_of("auto", "yes", "no"),
+                     "decode images once into memory: auto (when small) | yes | no")
+
+
+@dataclass
+class AugConfig:
+    """Training-time augmentation. Evaluation resizes by 1/eval_crop_ratio and centre-crops."""
+
+    crop: str = key("rrc", _one_of("rrc", "pad", "none"),
+                    "rrc (RandomResizedCrop) | pad (pad 1/8 of the size, random crop) | none")
+    crop_scale_min: float = key(0.08, (lambda v: 0 < v <= 1, "a number in (0, 1]"))
+    flip: bool = True
+    randaugment: str = "rand-m9-mstd0.5"  # "" to disable; rand-m{magnitude}-n{ops}-mstd{std}
+    mixup: float = key(0.8, _at_least(0), "Beta(a, a) for Mixup; 0 disables")
+    cutmix: float = key(1.0, _at_least(0), "Beta(a, a) for CutMix; 0 disables")
+    mix_prob: float = key(1.0, _between(0, 1), "probability that a batch is mixed at all")
+    switch_prob: float = key(0.5, _between(0, 1), "when both are on: probability of CutMix rather than Mixup")
+    label_smoothing: float = key(0.1, _between(0, 1, open_high=True))
+    erasing: float = key(0.25, _between(0, 1), "random-erasing probability")
+    repeated_aug: int = key(3, _at_least(1),
+                            "repeated augmentation: each image appears this many times per epoch (1: off)")
+    eval_crop_ratio: float = key(0.875, (lambda v: 0 < v <= 1, "a number in (0, 1]"), "224 / 256")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with cosine schedule (DeiT's recipe). ``lr`` is per 512 images: the run uses lr * batch_size / 512."""
+
+    epochs: int = key(300, _at_least(1))
+    batch_size: int = key(1024, _at_least(1), "global batch, over all ranks")
+    lr: float = key(5e-4, _positive())
+    weight_decay: float = key(0.05, _at_least(0))
+    warmup_epochs: float = key(5, _at_least(0))
+    warmup_lr: float = key(1e-6, _at_least(0))
+    min_lr: float = key(1e-5, _at_least(0))
+    clip_grad: float = key(1.0, _at_least(0), "max grad norm; 0 disables")
+    drop_path: float = key(0.1, _between(0, 1, open_high=True))
+    amp: str = key("none", _one_of("none", "bf16", "fp16"),
+                   "none | bf16 (CPU and GPU) | fp16 (GPU, with gradient scaling)")
+    ema: float = key(0.0, _between(0, 1, open_high=True),
+                     "EMA decay of the weights (0: off); evaluation then uses the EMA weights")
+    eval_every: int = key(1, _at_least(1), "evaluate every this many epochs (and always after the last)")
+    # Training length sized by the data (glit.train.optim.sized). With `images` set, a run sees about that many
+    # images in all, whatever the size of its training set: epochs = images / training images, rounded and kept within
+    # [min_epochs, max_epochs], and warmup_epochs scales with them (so warm-up covers the same number of images).
+    # `epochs` is then the length at the preset's reference size. None: `epochs` as given, whatever the data.
+    # Setting `epochs` (--epochs, --set, a config file) without `images` means exactly that many epochs: images -> None.
+    images: int | None = key(None, _optional(_at_least(1)))
+    min_epochs: int = key(1, _at_least(1))
+    max_epochs: int | None = key(None, _optional(_at_least(1)))
+    # Speed options (off: the results are then bit-for-bit those of earlier versions). `fused`: torch's fused AdamW
+    # kernel (CPU and CUDA; the masked supernet update works on its state alike). `compile`: torch.compile of the
+    # standalone model (retraining only: a supernet's path changes every step, and each new path would recompile).
+    # `tf32`: TF32 tensor cores for fp32 matmuls and convolutions on CUDA (about 10 mantissa bits; no effect on CPU).
+    fused: bool = False
+    compile: bool = False
+    tf32: bool = False
+
+
+@dataclass
+class SupernetConfig:
+    """Supernet training: the ``optim`` recipe plus single-path sampling options."""
+
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    masked_update: bool = True  # AdamW moves only the sampled path's weights and moment estimates
+    eval_archs: int = key(2, _at_least(0),
+                          "architectures (fixed, seeded) scored on the search split after each evaluation")
+    bn_batches: int = key(4, _at_least(1), "batches for BatchNorm recalibration before each such score")
+    warm_start: str | None = None  # a supernet checkpoint whose shared paths seed the weights
+    # BigNAS's sandwich rule, an option (SPEC 1.3 trains one uniform path per step): each step trains the largest and
+    # the smallest member by MACs and `sandwich` uniform paths on the same batch, and updates once with their summed
+    # gradients; with `distill`, every path but the largest learns the largest's soft predictions (in-place
+    # distillation) instead of the labels. A step then costs about sandwich + 2 single-path steps. 0: off.
+    sandwich: int = key(0, _at_least(0))
+    distill: bool = True
+    # AdamW's step count in the masked update, for its bias correction: "element", each element corrected for the
+    # updates it has had (an element used k times gets exactly the update of an AdamW that saw those k gradients;
+    # glit.train.optim.element_step); "tensor", torch's per-tensor count (rarely used slices step too far; the
+    # behaviour before this key existed)
+    adam_step: str = key("tensor", _one_of("tensor", "element"))
+    # how a step draws its path: "uniform", every member of the space alike (SPEC 1.3); "heads", the total number of
+    # global heads uniformly first, then the blocks' split of it, then the other genes (SearchSpace.sample_by_global_
+    # heads: mostly-local and mostly-global paths get trained as often as the mixes in the middle)
+    sampling: str = key("uniform", _one_of("uniform", "heads"))
+    # draw only members under the run's budget (search.max_macs/max_params/max_latency), by rejection from the step's
+    # own RNG: no step goes to a path that no search will score
+    under_budget: bool = False
+    # the local modules' weights: "shared", one module per block at the largest width, sliced for every path
+    # (weight sharing, SPEC 1.3); "per_heads", one module per number of local heads in each block (few-shot: paths
+    # with different numbers of local heads share no local weights; same MACs, more parameters)
+    local_weights: str = key("shared", _one_of("shared", "per_heads"))
+
+
+@dataclass
+class SearchConfig:
+    """Evolutionary (or random) search on a trained supernet (SPEC 1.4), and the hierarchy's choices (SPEC 1.3)."""
+
+    strategy: str = key("evolution", _one_of(*STRATEGIES), "evolution | random")
+    random_candidates: int | None = key(None, _optional(_at_least(1)),
+                                        "random: candidates scored; None: population x generations, as evolution")
+    population: int = key(50, _at_least(1))
+    generations: int = key(20, _at_least(1))
+    parents: int = key(10, _at_least(1), "top candidates kept as parents")
+    mutations: int = key(25, _at_least(0))
+    crossovers: int = key(25, _at_least(0))
+    mutate_prob: float = key(0.1, _between(0, 1))
+    max_tries: int = key(1000, _at_least(1), "attempts per way of making candidates, per generation")
+    max_macs: str | None = key(
+        None,
+        (lambda v: v is None or _count(v), "a positive count such as 1.3G, 500M, 2e6 or inf, or null"),
+        "e.g. 1.3G; None: the DeiT-style (all-global) architecture's MACs; inf: no limit")
+    max_params: str | None = key(
+        None,
+        (lambda v: v is None or _count(v), "a positive count such as 6M or 2e6, or null"),
+        "e.g. 6M; None: no limit")
+    convention: str = key("exact", _one_of(*CONVENTIONS), "MAC convention of the budget: exact | glit")
+    bn_batches: int = key(10, _at_least(1), "training batches for BatchNorm recalibration of each candidate")
+    batch_size: int = key(256, _at_least(1), "scoring batch")
+    topk: int = key(5, _at_least(1), "level 1: distributions kept")
+    topk_retrain_epochs: int = key(0, _at_least(0),
+                                   "level 1: retrain each kept distribution this long and keep the best (0: off)")
+    # glit run, level 1: "fixed" trains the level-1 supernet on the level-1 paths only (detail genes at their level-1
+    # values, SPEC 1.3); "whole" trains it on paths of the whole space (every gene sampled), and the level-1 search
+    # still scores each distribution with the level-1 detail genes
+    level1_supernet: str = key("fixed", _one_of("fixed", "whole"))
+    # level 1: "fixed" scores a distribution with its detail genes at their level-1 values (SPEC 1.3); "marginal"
+    # scores it as the mean over search.marginal_samples detail settings drawn under the budget (glit.search.marginal;
+    # needs a supernet trained over the whole space)
+    level1_scoring: str = key("fixed", _one_of("fixed", "marginal"))
+    marginal_samples: int = key(4, _at_least(1))
+    # a latency budget: "4ms", "0.5s" or milliseconds, predicted by the table in latency_lut (glit latency build)
+    max_latency: str | None = key(None, (lambda v: v is None or _time(v), "a time such as 4ms, 0.5s or 250us, or null"))
+    latency_lut: str | None = None
+    # glit run: how many of the level-1 top-k distributions get a level-2 supernet and search of their own (the best
+    # level-2 score wins; few-shot NAS by distribution); the random-search baseline's supernet trains as long as all
+    # of them together
+    level2_topk: int = key(1, _at_least(1))
+    # the level-2 space (and the whole space of the random baseline and of a whole-space level-1 supernet): "full",
+    # every detail gene free in every block; "paper", the authors' nine options per block (presets.paper_pins)
+    level2_space: str = key("full", _one_of(*LEVEL2_SPACES))
+    # the local operators the spaces offer (glit.genes.LOCAL_OPS), at both levels: the paper's conv1d alone by
+    # default; [conv1d, window_attn] searches which operator each block's local heads form as well
+    local_ops: list[str] = key(rule=_names_of(LOCAL_OPS), factory=lambda: ["conv1d"])
+    warm_start: bool = True  # glit run: warm-start the level-2 supernets from the level-1 supernet
+    # glit run: epochs of the two level-2 supernets (around the winner, and over the whole space for the
+    # random-search baseline); None: supernet.optim.epochs
+    level2_epochs: int | None = key(None, _optional(_at_least(1)))
+    # evaluators (glit.scoring): the finetune evaluator's steps on the supernet's training images and its learning
+    # rate (times the supernet recipe's), and the short evaluator's epochs of the retraining recipe compressed to them
+    finetune_steps: int = key(200, _at_least(1))
+    finetune_lr: float = key(0.1, _positive())
+    short_epochs: int = key(1, _at_least(1))
+    # glit run and glit search: a finalist round (glit.recipes.finalists): the top `finalists` distinct candidates of
+    # each search re-scored by `finalist_evaluator`, the best winning (0: off, the search's own answer wins)
+    finalists: int = key(0, _at_least(0))
+    finalist_evaluator: str = key("finetune", _one_of(*EVALUATORS))
+    # glit run, level 2: keep the level-1 winner unless a candidate beats its score by this many binomial standard
+    # errors of the search split (0: the best score wins)
+    incumbent_margin: float = key(2.0, _at_least(0))
+
+
+@dataclass
+class LogConfig:
+    """What a run writes besides its own records."""
+
+    # TensorBoard event files in every stage folder (OUT/tensorboard): the scalars of metrics.jsonl per epoch, and a
+    # search's best and mean score per generation; needs the tensorboard package (pip install 'glit[tensorboard]')
+    tensorboard: bool = False
+
+
+@dataclass
+class RunConfig:
+    """``glit run`` only: what the pipeline reports besides its own results."""
+
+    # a glit truth file (truth.jsonl) for the same preset and data: the summary and the report give each supernet's
+    # Kendall tau and regret against it; None: DIR/truth.jsonl when the run folder holds one
+    truth: str | None = None
+    # retrain each finalist with this many seeds (seed, seed + 1, ...): summary.json gives the mean top-1 and its
+    # std over seeds, and pools the paired comparisons over them. Each seed costs one more retraining per finalist:
+    # the presets keep 1 (the demo's 3-minute budget has room for one)
+    seeds: int = key(1, _at_least(1))
+
+
+@dataclass
+class Config:
+    preset: str = "demo"  # the space preset: model family and candidate sets
+    seed: int = key(0, _at_least(0))
+    device: str = key("auto", (lambda v: v in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", v) is not None,
+                               "auto, cpu, cuda or cuda:N"), "auto (CUDA when available) | cpu | cuda")
+    level: int = key(1, (lambda v: v in (1, 2), "1 or 2"), "supernet level: 1 (distribution) or 2 (details)")
+    distribution: list[int] | None = key(None, _optional(_counts()),
+                                         "level 2: global heads per block (from the level-1 winner)")
+    data: DataConfig = field(default_factory=DataConfig)
+    aug: AugConfig = field(default_factory=AugConfig)
+    train: OptimConfig = field(default_factory=OptimConfig)  # retraining / baselines
+    supernet: SupernetConfig = field(default_factory=SupernetConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# -- loading and overriding ------------------------------------------------------------------------------------------
+
+
+# -- validation: each key's rule is on its field (key); the rules between keys are here ---------------------------
+
 
 # Rules between keys: (the key named in the message, the check, what is allowed).
 CROSS_RULES = (
@@ -368,22 +334,34 @@ CROSS_RULES = (
 
 
 def validate(cfg: Config, where: str = "config") -> Config:
-    """Check every key's range (``RULES``) and the rules between keys (``CROSS_RULES``): a one-line error that
-    names the key, the value and what is allowed."""
-    for key, (check, allowed) in RULES.items():
-        value = _get(cfg, key)
+    """Check every key's rule (declared on its field, ``key``) and the rules between keys (``CROSS_RULES``): a
+    one-line error that names the key, the value and what is allowed."""
+    for dotted, f, value in _keys(cfg):
+        if f.metadata.get("rule") is None:
+            continue
+        check, allowed = f.metadata["rule"]
         ok = False
         try:
-            finite = not isinstance(value, float) or math.isfinite(value) or key.startswith("search.max_")
+            finite = not isinstance(value, float) or math.isfinite(value) or dotted.startswith("search.max_")
             ok = finite and bool(check(value))
         except TypeError:
             pass
         if not ok:
-            raise GlitError(f"{where}: {key}={value!r}: must be {allowed}")
+            raise GlitError(f"{where}: {dotted}={value!r}: must be {allowed}")
     for key, check, allowed in CROSS_RULES:
         if not check(cfg):
             raise GlitError(f"{where}: {key}={_get(cfg, key)!r}: must be {allowed}")
     return cfg
+
+
+def _keys(cfg, prefix: str = ""):
+    """Every leaf key of a config: (dotted name, its field, its value)."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _keys(value, f"{prefix}{f.name}.")
+        else:
+            yield prefix + f.name, f, value
 
 
 def _get(cfg, dotted: str):
