@@ -7,7 +7,7 @@ from html import escape
 from pathlib import Path
 
 from glit.files import write_text_atomic
-from glit.report.html import CSS, table
+from glit.report.html import page, table
 from glit.verdict import describe
 
 
@@ -42,7 +42,4 @@ def render(result: dict) -> str:
             + (f"<h3>Paired tests against {escape(rows[0]['name'])} (same test images, pooled over seeds)</h3>"
                f"<ul>{verdicts}</ul>" if verdicts else "")
             + f"<h3>Command</h3><pre class='cmd'><code>{escape(result['command'])}</code></pre></section>")
-    return ("<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
-            f"<title>GLiT ablation · {escape(result['study'])}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
-            + body + "\n<footer>Written by glit ablate. One self-contained file.</footer>\n</main>\n</body>\n</html>\n")
+    return page(f"GLiT ablation · {result['study']}", [body], "Written by glit ablate. One self-contained file.")

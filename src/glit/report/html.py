@@ -9,12 +9,17 @@ so the file can be mailed or archived on its own. All text from the run folder i
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import shlex
 import statistics
 from html import escape
+from importlib import resources
 from pathlib import Path
+
+import jinja2
+from markupsafe import Markup
 
 from glit.errors import GlitError
 from glit.files import write_text_atomic
@@ -128,6 +133,23 @@ def _heads(arch: dict | None) -> str:
     if not arch:
         return "—"
     return " · ".join(str(b.get("num_global_heads")) for b in arch.get("blocks", []))
+
+
+def page(title: str, parts: list[str], footer: str) -> str:
+    """The page: ``page.html`` (jinja2, autoescaped) with the stylesheet ``style.css`` inlined. ``parts`` are HTML
+    fragments whose text this module has escaped (``html.escape``); the title and the footer are plain text."""
+    template = _templates().get_template("page.html")
+    return template.render(title=title, css=Markup(_STYLE.read_text(encoding="utf-8")),
+                           parts=[Markup(p) for p in parts], footer=footer)
+
+
+_STYLE = resources.files("glit.report") / "style.css"
+
+
+@functools.cache
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.PackageLoader("glit.report", "."), autoescape=True,
+                              keep_trailing_newline=True)
 
 
 def render(run: RunData) -> str:
@@ -260,12 +282,8 @@ def render(run: RunData) -> str:
         parts.append("<p class='muted'>config.yaml is missing.</p>")
     parts.append("</section>")
 
-    title = f"GLiT report · {preset}"
-    return (f"<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'>\n<title>{escape(str(title))}"
-            f"</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n" + "\n".join(parts)
-            + "\n<footer>Written by glit.report. One self-contained file: no scripts, no external resources."
-              "</footer>\n</main>\n</body>\n</html>\n")
+    return page(f"GLiT report · {preset}", parts,
+                "Written by glit.report. One self-contained file: no scripts, no external resources.")
 
 
 SEARCH_LABELS = (("level1", "Level 1", "the level-1 supernet"), ("level2", "Level 2", "the level-2 supernet"),
@@ -550,62 +568,3 @@ def pick_table(pick: dict) -> str:
     return f"<p>{note}</p>" + table(["Rank", "Global heads per block", "Search score (%)", "Short retrain top-1 (%)",
                                      ""], rows, cls="pick")
 
-
-CSS = """
-:root { color-scheme: light; --fg: #1f2937; --muted: #6b7280; --line: #e5e7eb; --bg: #f6f7f9; --card: #ffffff;
-  --global: #6366f1; --local: #14b8a6; --good: #15803d; --bad: #b91c1c; }
-* { box-sizing: border-box; }
-body { margin: 0; background: var(--bg); color: var(--fg);
-  font: 15px/1.55 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-main { max-width: 1100px; margin: 0 auto; padding: 28px 20px 48px; }
-header h1 { font-size: 26px; margin: 0 0 6px; letter-spacing: -0.01em; }
-h2 { font-size: 19px; margin: 0 0 12px; }
-h3 { font-size: 15px; margin: 22px 0 8px; }
-section { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 18px 24px 20px;
-  margin: 18px 0; }
-.meta { color: var(--muted); font-size: 13.5px; margin: 0; }
-.meta b { color: var(--fg); font-weight: 600; }
-.muted { color: var(--muted); font-weight: normal; }
-.note { color: var(--muted); font-size: 13px; }
-.lead { font-size: 16px; }
-.better { color: var(--good); } .worse { color: var(--bad); } .tie { color: inherit; }
-.banner { background: #fffbeb; border: 1px solid #f59e0b; border-radius: 8px; padding: 10px 14px; margin: 16px 0; }
-.scroll { overflow-x: auto; }
-table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; font-size: 14px; }
-th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
-th { font-weight: 600; color: #374151; border-bottom: 2px solid #d1d5db; }
-th:first-child, td:first-child { text-align: left; }
-table.headline td { padding: 8px 10px; font-size: 15px; }
-table.headline th { white-space: normal; vertical-align: bottom; }
-table.headline td:last-child { white-space: normal; min-width: 7em; }
-@media (max-width: 600px) {
-  main { padding: 16px 8px 32px; } section { padding: 14px 12px 16px; }
-  th, td { padding: 4px 6px; } table.headline td { padding: 6px; font-size: 14px; }
-  header h1 { font-size: 22px; }
-}
-table.blocks td, table.blocks th, table.stages td, table.stages th, table.pick td, table.pick th { text-align: left; }
-table.spaces td:nth-child(2), table.spaces th:nth-child(2) { text-align: left; white-space: normal; }
-table.gens { width: auto; font-size: 13px; }
-table.gens td, table.gens th { padding: 3px 9px; }
-table.gens th.group, table.gens td.first { border-left: 1px solid var(--line); }
-table.gens th.group { text-align: center; }
-table.gens thead tr + tr th:first-child { text-align: right; }
-.dot { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 8px; }
-.heads { display: inline-flex; gap: 2px; }
-.head { display: inline-block; min-width: 22px; height: 22px; line-height: 22px; text-align: center; color: #fff;
-  font-size: 11px; font-weight: 700; border-radius: 4px; }
-.head.g { background: var(--global); } .head.l { background: var(--local); }
-.legend { color: var(--muted); font-size: 13px; margin-left: 8px; }
-.legend .head { margin: 0 4px 0 10px; min-width: 18px; height: 18px; line-height: 18px; }
-.macsbar { display: inline-block; height: 8px; background: #cbd5e1; border-radius: 2px; margin-right: 8px; }
-.state { font-size: 12px; padding: 1px 8px; border-radius: 10px; background: #f3f4f6; }
-.state.done { background: #dcfce7; color: #166534; } .state.running { background: #fef3c7; color: #92400e; }
-img { display: block; max-width: 100%; height: auto; margin: 10px auto; }
-.panels { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 6px; }
-pre { background: #f3f4f6; border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; overflow: auto;
-  font: 13px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
-pre.cmd { background: #111827; color: #f9fafb; border: 0; }
-pre.config { max-height: 460px; }
-code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.92em; }
-footer { color: var(--muted); font-size: 12px; text-align: center; margin-top: 28px; }
-"""
