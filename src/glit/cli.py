@@ -196,8 +196,9 @@ def cmd_search(args) -> None:
 
 
 def cmd_run(args) -> None:
-    from glit.recipes.run import print_table, run
+    from glit.recipes.run import run
     from glit.report import write_report
+    from glit.text import run_table
 
     flags = {"max_macs": args.max_macs, "max_latency": args.max_latency, "latency_lut": args.lut}
     args.set = [f"search.{k}={v}" for k, v in flags.items() if v is not None] + args.set
@@ -208,7 +209,7 @@ def cmd_run(args) -> None:
     if _is_main():
         if summary_file.read_bytes() != before:  # a finished run given nothing new keeps its report as it is
             write_report(Path(args.out))
-        print_table(summary)
+        print(run_table(summary))
         print(f"summary: {args.out}/summary.json; report: {args.out}/report.html")
 
 
@@ -237,15 +238,16 @@ def _version() -> str:
 
 def cmd_ablate(args) -> None:
     from glit.presets import load_arch
-    from glit.recipes.ablate import ablate, format_table
+    from glit.recipes.ablate import ablate
     from glit.report.ablate import write_ablation_page
+    from glit.text import ablation_table
 
     cfg = _config(args, "train.epochs")
     arch = load_arch(args.arch) if args.arch else None
     result = ablate(cfg, args.study, args.out, args.seeds, arch, command=_command_line())
     if _is_main():
         write_ablation_page(Path(args.out), result)
-        print(format_table(result))
+        print(ablation_table(result))
         print(f"table: {args.out}/ablation-{args.study}.json, {args.out}/ablation-{args.study}.html")
 
 

@@ -1,8 +1,12 @@
-"""Numbers and sentences as a person reads them, for the terminal and the report (both read them from here)."""
+"""Numbers, sentences and tables as a person reads them: what the terminal prints, and the phrases the report
+shares with it. Plain Python."""
 
 from __future__ import annotations
 
 import math
+
+from glit.layout import FINALISTS
+from glit.verdict import describe
 
 
 def fmt_seconds(s) -> str:
@@ -33,3 +37,78 @@ def incumbent_text(inc: dict) -> str:
     return (f"Level 2 replaced the level-1 winner's details: the best candidate scored "
             f"{fmt_pct(inc.get('best_score'))}%, more than {margin} points above the level-1 winner's "
             f"{fmt_pct(inc.get('score'))}%.")
+
+
+# -- what glit run, glit ablate and the supernet health print ------------------------------------------------------
+
+def run_table(summary: dict) -> str:
+    """The comparison table that ``glit run`` prints at the end."""
+    lines = [f"\n{'':<10} {'params':>10} {'MACs':>10} {'test top-1':>11} {'search score':>13} {'train time':>11}"]
+    for name in FINALISTS:
+        r = summary[name]
+        score = "-" if r["search_score"] is None else f"{r['search_score']:.2f}%"
+        spread = f"  (mean of {len(r['top1_seeds'])} seeds, std {r['top1_std']:.2f})" if r.get("top1_std") else ""
+        lines.append(f"{name:<10} {r['params']:>10,} {r['macs'] / 1e6:>9.2f}M {r['top1']:>10.2f}% {score:>13} "
+                     f"{r['train_seconds']:>10.0f}s{spread}")
+    if all(summary[name].get("latency_ms") for name in FINALISTS):
+        lines.append("latency (ms, predicted / measured here): " + ", ".join(
+            f"{name} {summary[name]['latency_ms']['predicted']:.3g} / {summary[name]['latency_ms']['measured']:.3g}"
+            for name in FINALISTS))
+    ratio = summary["searched"]["macs"] / summary["baseline"]["macs"]
+    lines.append(f"\nBudget: {summary['budget_text']}; the searched architecture has {ratio:.0%} of the DeiT-style "
+                 "MACs.")
+    incumbent = summary["search"].get("level2_incumbent")
+    if incumbent:
+        lines.append(incumbent_text(incumbent))
+    if summary.get("health"):
+        lines.append("\n".join(health_lines(summary["health"])))
+    times = summary.get("stage_seconds") or {}
+    if times:
+        lines.append(f"time: {fmt_seconds(sum(times.values()))} in all ("
+                     + ", ".join(f"{k} {fmt_seconds(v)}" for k, v in times.items()) + ")")
+    lines.append("\nThe answer (test top-1 of the searched architecture against each baseline, paired on the same "
+                 "test images):")
+    for key, other in (("vs_baseline", "DeiT-style"), ("vs_random", "random search")):
+        c = summary["comparisons"][key]
+        if c["verdict"] is None:
+            lines.append(f"  searched vs {other}: {c['difference']:+.2f} points of test top-1 (no per-image "
+                         "results to test)")
+        else:
+            lines.append("  " + describe(c, "searched", other))
+    return "\n".join(lines)
+
+
+def health_lines(health: dict) -> list[str]:
+    """One line per supernet, for the table that ``glit run`` prints."""
+    lines = [f"supernet health against {health['truth']}:"]
+    names = {"level1": "level-1 supernet (level-1 part)", "level2": "level-2 supernet", "random": "whole-space "
+             "supernet (random search)"}
+    for name, r in health["supernets"].items():
+        if not r.get("n"):
+            lines.append(f"  {names[name]:<36} not ranked: {r.get('error', 'no architecture of the file')}")
+            continue
+        tau = "-" if r["kendall_tau"] is None else f"{r['kendall_tau']:.2f}"
+        ceiling = "-" if r.get("noise_ceiling_tau") is None else f"{r['noise_ceiling_tau']:.2f}"
+        lines.append(f"  {names[name]:<36} Kendall tau {tau:>5} over {r['n']} architectures, regret "
+                     f"{r['regret']:+.2f} points (noise ceiling {ceiling})")
+    return lines
+
+
+def ablation_table(result: dict) -> str:
+    """The table ``glit ablate`` prints: one row per model, top-1 as mean ± std over seeds, and the paired verdict
+    against the first row."""
+    rows, n = result["rows"], len(result["seeds"])
+    lines = [f"ablation: {result['study']} ({result['preset']}, {n} seed{'s' * (n > 1)}: test top-1, mean ± std)",
+             f"{'':<24} {'params':>10} {'MACs':>9} {'candidates':>10} {'test top-1':>16}  per seed"]
+    for r in rows:
+        spread = f" ± {r['top1_std']:.2f}" if r["top1_std"] is not None else ""
+        scored = "-" if r["candidates"] is None else f"{r['candidates']:,}"
+        lines.append(f"{r['name']:<24} {r['params']:>10,} {r['macs'] / 1e6:>8.2f}M {scored:>10} "
+                     f"{r['top1']:>9.2f}%{spread:<7}  " + ", ".join(f"{t:.2f}" for t in r["top1_seeds"]))
+    for r in rows[1:]:
+        c = r["vs_first"]
+        if c.get("verdict"):
+            lines.append("  " + describe(c, rows[0]["name"], r["name"]))
+        else:
+            lines.append(f"  {rows[0]['name']} vs {r['name']}: {c['difference']:+.2f} points (no per-image results)")
+    return "\n".join(lines)

@@ -41,7 +41,6 @@ from glit.recipes.run import paired_comparison, run
 from glit.recipes.search import search
 from glit.recipes.train import train
 from glit.space import Arch
-from glit.verdict import describe
 
 STUDIES = ("search", "locality")
 
@@ -122,21 +121,3 @@ def _train_rows(cfg: Config, entries: list, seeds: list[int], shared: SharedData
     return rows
 
 
-def format_table(result: dict) -> str:
-    """The table ``glit ablate`` prints: one row per model, top-1 as mean ± std over seeds, and the paired verdict
-    against the first row."""
-    rows, n = result["rows"], len(result["seeds"])
-    lines = [f"ablation: {result['study']} ({result['preset']}, {n} seed{'s' * (n > 1)}: test top-1, mean ± std)",
-             f"{'':<24} {'params':>10} {'MACs':>9} {'candidates':>10} {'test top-1':>16}  per seed"]
-    for r in rows:
-        spread = f" ± {r['top1_std']:.2f}" if r["top1_std"] is not None else ""
-        scored = "-" if r["candidates"] is None else f"{r['candidates']:,}"
-        lines.append(f"{r['name']:<24} {r['params']:>10,} {r['macs'] / 1e6:>8.2f}M {scored:>10} "
-                     f"{r['top1']:>9.2f}%{spread:<7}  " + ", ".join(f"{t:.2f}" for t in r["top1_seeds"]))
-    for r in rows[1:]:
-        c = r["vs_first"]
-        if c.get("verdict"):
-            lines.append("  " + describe(c, rows[0]["name"], r["name"]))
-        else:
-            lines.append(f"  {rows[0]['name']} vs {r['name']}: {c['difference']:+.2f} points (no per-image results)")
-    return "\n".join(lines)

@@ -152,22 +152,6 @@ def supernet_health(run_dir: Path, truth_file: Path, cfg: Config, dist: Dist, sh
                                                     for name, r in supernets.items()}}
 
 
-def health_lines(health: dict) -> list[str]:
-    """One line per supernet, for the table that ``glit run`` prints."""
-    lines = [f"supernet health against {health['truth']}:"]
-    names = {"level1": "level-1 supernet (level-1 part)", "level2": "level-2 supernet", "random": "whole-space "
-             "supernet (random search)"}
-    for name, r in health["supernets"].items():
-        if not r.get("n"):
-            lines.append(f"  {names[name]:<36} not ranked: {r.get('error', 'no architecture of the file')}")
-            continue
-        tau = "-" if r["kendall_tau"] is None else f"{r['kendall_tau']:.2f}"
-        ceiling = "-" if r.get("noise_ceiling_tau") is None else f"{r['noise_ceiling_tau']:.2f}"
-        lines.append(f"  {names[name]:<36} Kendall tau {tau:>5} over {r['n']} architectures, regret "
-                     f"{r['regret']:+.2f} points (noise ceiling {ceiling})")
-    return lines
-
-
 def _by_level1_member(fitness, members: SearchSpace):
     """Score each architecture as its distribution's only member of ``members`` (the level-1 part)."""
 

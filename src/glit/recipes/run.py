@@ -71,14 +71,14 @@ from glit.recipes.common import space_for_data
 from glit.recipes.export import export
 from glit.recipes.finalists import finalist_round
 from glit.recipes.latency import latencies
-from glit.recipes.rank import health_lines, supernet_health
+from glit.recipes.rank import supernet_health
 from glit.recipes.search import make_budget, search
 from glit.recipes.train import read_correct, train
 from glit.recipes.train_supernet import train_supernet
 from glit.space import Arch, SearchSpace
-from glit.text import fmt_seconds, incumbent_text
+from glit.text import fmt_seconds
 from glit.train.dist import barrier, init_distributed
-from glit.verdict import compare, describe, paired_counts
+from glit.verdict import compare, paired_counts
 from glit.version import version_string
 
 
@@ -360,35 +360,3 @@ def pick_distribution(cfg: Config, out: Path, shared: SharedData | None = None) 
     return winner
 
 
-def print_table(summary: dict) -> None:
-    """The comparison table that ``glit run`` prints at the end."""
-    print(f"\n{'':<10} {'params':>10} {'MACs':>10} {'test top-1':>11} {'search score':>13} {'train time':>11}")
-    for name in FINALISTS:
-        r = summary[name]
-        score = "-" if r["search_score"] is None else f"{r['search_score']:.2f}%"
-        spread = f"  (mean of {len(r['top1_seeds'])} seeds, std {r['top1_std']:.2f})" if r.get("top1_std") else ""
-        print(f"{name:<10} {r['params']:>10,} {r['macs'] / 1e6:>9.2f}M {r['top1']:>10.2f}% {score:>13} "
-              f"{r['train_seconds']:>10.0f}s{spread}")
-    if all(summary[name].get("latency_ms") for name in FINALISTS):
-        print("latency (ms, predicted / measured here): " + ", ".join(
-            f"{name} {summary[name]['latency_ms']['predicted']:.3g} / {summary[name]['latency_ms']['measured']:.3g}"
-            for name in FINALISTS))
-    ratio = summary["searched"]["macs"] / summary["baseline"]["macs"]
-    print(f"\nBudget: {summary['budget_text']}; the searched architecture has {ratio:.0%} of the DeiT-style MACs.")
-    incumbent = summary["search"].get("level2_incumbent")
-    if incumbent:
-        print(incumbent_text(incumbent))
-    if summary.get("health"):
-        print("\n".join(health_lines(summary["health"])))
-    times = summary.get("stage_seconds") or {}
-    if times:
-        print(f"time: {fmt_seconds(sum(times.values()))} in all ("
-              + ", ".join(f"{k} {fmt_seconds(v)}" for k, v in times.items()) + ")")
-    print("\nThe answer (test top-1 of the searched architecture against each baseline, paired on the same test "
-          "images):")
-    for key, other in (("vs_baseline", "DeiT-style"), ("vs_random", "random search")):
-        c = summary["comparisons"][key]
-        if c["verdict"] is None:
-            print(f"  searched vs {other}: {c['difference']:+.2f} points of test top-1 (no per-image results to test)")
-        else:
-            print("  " + describe(c, "searched", other))
