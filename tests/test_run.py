@@ -576,7 +576,8 @@ def test_a_run_searches_every_local_operator_it_is_given(tmp_path):
     hold a layer of each), and the searches score architectures with each."""
     out = tmp_path / "ops"
     proc = run_glit("run", "demo", "--out", out, *TINY_RUN, "--set", "search.local_ops=[conv1d,window_attn]",
-                    "--set", "run.seeds=1", "--set", "search.topk_retrain_epochs=0", timeout=600)
+                    "--set", "run.seeds=1", "--set", "search.topk_retrain_epochs=0", "--set", "train.epochs=1",
+                    "--set", "supernet.optim.epochs=1", "--set", "search.level2_epochs=1", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for folder in ("1-supernet", "4-supernet", "6-random/supernet"):
         space = SearchSpace.from_dict(json.loads((out / folder / "space.json").read_text()))
