@@ -35,7 +35,7 @@ import glit
 from glit.config import load_config
 from glit.presets import arch_preset, space_preset
 from glit.train.bn import recalibrate_bn
-from glit.train.loop import union_masks
+from glit.recipes.train_supernet import union_masks
 from glit.train.optim import make_optimizer, masked_step
 
 sys.path.insert(0, str(Path(__file__).parent))
