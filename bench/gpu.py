@@ -34,8 +34,8 @@ from PIL import Image
 import glit
 from glit.config import load_config
 from glit.presets import arch_preset, space_preset
-from glit.train.bn import recalibrate_bn
 from glit.recipes.train_supernet import union_masks
+from glit.train.bn import recalibrate_bn
 from glit.train.optim import make_optimizer, masked_step
 
 sys.path.insert(0, str(Path(__file__).parent))
