@@ -20,7 +20,7 @@ TINY_RUN = ("--set", "supernet.optim.epochs=2", "--set", "supernet.optim.batch_s
             "--set", "search.population=4", "--set", "search.generations=2", "--set", "search.parents=2",
             "--set", "search.mutations=2", "--set", "search.crossovers=2", "--set", "search.topk=2",
             "--set", "search.topk_retrain_epochs=1", "--set", "data.search_size=200", "--set", "run.seeds=2",
-            "--set", "search.level2_epochs=2")
+            "--set", "search.level2_epochs=2", "--set", "search.finalists=0")
 STAGES = ("1-supernet", "2-search", "3-pick", "4-supernet", "5-search", "6-random/supernet", "6-random/search",
           "7-searched", "8-baseline", "9-random")
 
@@ -553,20 +553,20 @@ def test_glit_compare_over_two_seeds_computes_what_scipy_does(finished, tmp_path
 def test_a_run_with_a_finalist_round_gives_random_search_the_same_round(tmp_path):
     out = tmp_path / "run"
     proc = run_glit("run", "demo", "--out", out, *TINY_RUN, "--set", "run.seeds=1", "--set", "search.finalists=3",
-                    "--set", "search.finetune_steps=3", timeout=600)
+                    timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rounds = {name: json.loads((out / folder / "finalists.json").read_text())
               for name, folder in (("searched", "5-finalists"), ("random", "6-random/finalists"))}
     summary = json.loads((out / "summary.json").read_text())
     for name, r in rounds.items():
-        assert r["k"] == 3 and r["evaluator"] == "finetune" and len(r["finalists"]) == 3
+        assert r["k"] == 3 and r["evaluator"] == "short" and len(r["finalists"]) == 3  # the default evaluator
         assert summary[name]["arch"] == r["winner"]["arch"]  # the round's winner is the one retrained
         assert summary["finalists"][name]["finalists"] == r["finalists"]
     assert [f["search"] for f in rounds["random"]["finalists"]] == [str(out / "6-random" / "search")] * 3
     times = json.loads((out / "times.json").read_text())
     assert {"5-finalists", "6-random/finalists"} <= times.keys() and "[11/11]" in proc.stdout
     again = run_glit("run", "demo", "--out", out, *TINY_RUN, "--set", "run.seeds=1", "--set", "search.finalists=3",
-                     "--set", "search.finetune_steps=3", timeout=600)
+                     timeout=600)
     assert again.returncode == 0 and json.loads((out / "5-finalists" / "finalists.json").read_text()) == \
         rounds["searched"]
 

@@ -258,7 +258,7 @@ class SearchConfig:
     # glit run and glit search: a finalist round (glit.recipes.finalists): the top `finalists` distinct candidates of
     # each search re-scored by `finalist_evaluator`, the best winning (0: off, the search's own answer wins)
     finalists: int = key(0, _at_least(0))
-    finalist_evaluator: str = key("finetune", _one_of(*EVALUATORS))
+    finalist_evaluator: str = key("short", _one_of(*EVALUATORS))
     # glit run, level 2: keep the level-1 winner unless a candidate beats its score by this many binomial standard
     # errors of the search split (0: the best score wins)
     incumbent_margin: float = key(2.0, _at_least(0))
