@@ -17,10 +17,12 @@ import json
 import numpy as np
 
 
-def scores_by_arch(file: str) -> dict[str, tuple[float, float]]:
-    """arch (as JSON text) -> (score, truth top-1) from a ``glit rank --json`` result."""
+def scores_by_arch(file: str, tse: bool = False) -> dict[str, tuple[float, float]]:
+    """arch (as JSON text) -> (score, truth top-1) from a ``glit rank --json`` result (``tse``: the short
+    evaluator's training-speed scores, kept under ``tse``)."""
     data = json.load(open(file))
-    return {json.dumps(p["arch"], sort_keys=True): (p["score"], p["truth_top1"]) for p in data["pairs"]}
+    pairs = data["tse"]["pairs"] if tse else data["pairs"]
+    return {json.dumps(p["arch"], sort_keys=True): (p["score"], p["truth_top1"]) for p in pairs}
 
 
 def round_figures(sup: np.ndarray, ev: np.ndarray, truth: np.ndarray, pool: np.ndarray, k: int, m: int,
@@ -39,13 +41,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--supernet", required=True, help="glit rank --json with --evaluator supernet")
     ap.add_argument("--evaluator", required=True, help="glit rank --json with the round's evaluator")
+    ap.add_argument("--tse", action="store_true", help="re-score by the TSE scores of a --evaluator short result")
     ap.add_argument("--subset", type=int, default=10)
     ap.add_argument("--k", default="1,2,4,6,10")
     ap.add_argument("--subsets", type=int, default=2000, help="random subsets per estimate")
     ap.add_argument("--resamples", type=int, default=400, help="bootstrap resamples of the pool")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    a, b = scores_by_arch(args.supernet), scores_by_arch(args.evaluator)
+    a, b = scores_by_arch(args.supernet), scores_by_arch(args.evaluator, args.tse)
     keys = sorted(set(a) & set(b))
     sup = np.array([a[k][0] for k in keys])
     ev = np.array([b[k][0] for k in keys])

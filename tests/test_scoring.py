@@ -53,7 +53,8 @@ def test_every_evaluator_ranks_the_demo_truth(ranked, evaluator):
     if evaluator == "params":
         assert scores == [float(cost(glit.Arch.from_dict(p["arch"])).params) for p in r["pairs"]]
     if evaluator in ("short", "short-tse"):
-        assert "tse" in r  # one run of trainings gives both figures
+        assert "tse" in r  # one run of trainings gives both figures, each architecture's TSE score kept
+        assert [q["arch"] for q in r["tse"]["pairs"]] == [q["arch"] for q in r["pairs"]]
     if evaluator in ("supernet", "finetune", "short"):
         assert all(0 <= s <= 100 for s in scores)
 

@@ -102,7 +102,7 @@ def rank(supernet: str | Path, truth_file: str | Path, data_dir: str | None = No
         extra["selection"] = selection(scores, truth, subset)
     if hasattr(fitness, "results") and dist.world == 1:  # the short evaluator's other figure, same trainings
         tse = [-fitness.results[t.arch]["train_loss_sum"] for t in held]
-        extra["tse"] = {k: v for k, v in judge(held, tse, truths).items() if k != "pairs"}
+        extra["tse"] = judge(held, tse, truths)  # with its pairs: bench/finalist_round.py --tse reads them
         if subset:
             extra["tse"]["selection"] = selection(tse, truth, subset)
     return {**judge(held, scores, truths), **extra, "skipped": len(truths) - len(held), "supernet": str(file),
