@@ -12,7 +12,8 @@ import glit
 from glit import Family, SearchSpace
 from glit.recipes.latency import build_table, check_table, measure_all, robust_median
 from glit.search.budget import Budget
-from glit.search.latency import LatencyTable, block_key, parse_ms
+from glit.search.latency import LatencyTable, block_key
+from glit.units import parse_ms
 from helpers import assert_one_line_error, run_glit
 
 FAMILY = Family(img_size=8, patch_size=2, embed_dim=24, num_heads=3, depth=2, num_classes=5)

@@ -11,8 +11,8 @@ from glit.cost import extremes
 from glit.presets import space_preset
 from glit.recipes.latency import build_table
 from glit.report import plots
-from glit.search.budget import parse_count
 from glit.search.latency import LatencyTable
+from glit.units import parse_count
 from helpers import SMALL_SUPERNET, assert_one_line_error, demo_arch_file, kill_when_exists, run_glit, torchrun
 
 SMALL_SEARCH = ("--population", "6", "--generations", "3", "--set", "search.parents=3", "--set",

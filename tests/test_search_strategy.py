@@ -11,8 +11,9 @@ import pytest
 from glit.cost import cost, extremes
 from glit.errors import GlitError
 from glit.genes import GENE_NAMES
-from glit.search import Budget, EvolutionConfig, SearchState, evolve, parse_count, random_search
+from glit.search import Budget, EvolutionConfig, SearchState, evolve, random_search
 from glit.space import Family, SearchSpace
+from glit.units import parse_count
 
 FAMILY = Family(img_size=16, patch_size=4, embed_dim=24, num_heads=3, depth=2, num_classes=5)
 SPACE = SearchSpace.uniform(FAMILY, num_global_heads=(0, 1, 2, 3), qkv_ratio=(0.5, 1, 2), mlp_ratio=(2, 4, 6),

@@ -17,17 +17,23 @@ from helpers import block, demo_arch_file, read_metrics, run_glit
 FAST = ("--set", "train.batch_size=64", "--set", "data.workers=0")
 
 
-def test_fused_adamw_trains_like_the_plain_one(tmp_path):
-    """torch's fused AdamW kernel: the same run within float rounding (losses within 1e-3 after two epochs)."""
+def losses_off_and_on(tmp_path, key: str, epochs: int) -> dict[str, list[float]]:
+    """The per-epoch losses of one demo training with ``key`` false and with it true (each trained above chance)."""
     arch = demo_arch_file(tmp_path / "a.json")
     losses = {}
-    for fused in ("false", "true"):
-        out = tmp_path / fused
-        proc = run_glit("train", "--preset", "demo", "--arch", arch, "--epochs", "2", *FAST,
-                        "--set", f"train.fused={fused}", "--out", out)
+    for value in ("false", "true"):
+        out = tmp_path / value
+        proc = run_glit("train", "--preset", "demo", "--arch", arch, "--epochs", str(epochs), *FAST,
+                        "--set", f"{key}={value}", "--out", out)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        losses[fused] = [m["loss"] for m in read_metrics(out)]
-        assert json.loads((out / "result.json").read_text())["top1"] > 10
+        losses[value] = [m["loss"] for m in read_metrics(out)]
+        assert len(losses[value]) == epochs and json.loads((out / "result.json").read_text())["top1"] > 10
+    return losses
+
+
+def test_fused_adamw_trains_like_the_plain_one(tmp_path):
+    """torch's fused AdamW kernel: the same run within float rounding (losses within 1e-3 after two epochs)."""
+    losses = losses_off_and_on(tmp_path, "train.fused", epochs=2)
     assert all(abs(a - b) < 1e-3 for a, b in zip(losses["false"], losses["true"]))
 
 
@@ -55,12 +61,5 @@ def test_a_supernet_is_never_compiled():
 def test_tf32_changes_nothing_on_a_cpu(tmp_path):
     """``train.tf32`` allows TF32 matmuls on a CUDA GPU only (bench/gpu.sh measures it there): on a CPU the run is
     bit for bit the one without it."""
-    arch = demo_arch_file(tmp_path / "a.json")
-    losses = {}
-    for tf32 in ("false", "true"):
-        out = tmp_path / tf32
-        proc = run_glit("train", "--preset", "demo", "--arch", arch, "--epochs", "1", *FAST,
-                        "--set", f"train.tf32={tf32}", "--out", out)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        losses[tf32] = [m["loss"] for m in read_metrics(out)]
+    losses = losses_off_and_on(tmp_path, "train.tf32", epochs=1)
     assert losses["true"] == losses["false"]

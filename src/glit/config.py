@@ -310,9 +310,6 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-# -- loading and overriding ------------------------------------------------------------------------------------------
-
-
 # -- validation: each key's rule is on its field (key); the rules between keys are here ---------------------------
 
 
@@ -371,14 +368,7 @@ def _get(cfg, dotted: str):
 
 
 def valid_keys(obj, prefix: str = "") -> list[str]:
-    keys = []
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if dataclasses.is_dataclass(value):
-            keys += valid_keys(value, f"{prefix}{f.name}.")
-        else:
-            keys.append(prefix + f.name)
-    return keys
+    return [name for name, _, _ in _keys(obj, prefix)]
 
 
 def apply(cfg, data: dict, where: str, prefix: str = ""):

@@ -33,12 +33,12 @@ import yaml
 from glit.config import Config, apply
 from glit.errors import GlitError
 from glit.files import io_error, remove_stale_temporaries, write_json, write_text_atomic
+from glit.layout import STAGE
 from glit.train.dist import Dist, barrier
 
 IGNORED_ON_RESUME = ("data.workers", "run.truth", "data.root", "supernet.warm_start", "log.tensorboard")
 STAGE_KEYS = ("level", "distribution", "supernet.optim.epochs", "supernet.optim.images", "search.strategy",
               "search.generations", "search.random_candidates")
-STAGE = "stage.json"
 
 # The file that each command writes first (after config.yaml): a folder holding one belongs to that command.
 OWNER_FILES = (("run.json", "glit run"), ("sample.json", "glit truth"), ("search_state.json", "glit search"),

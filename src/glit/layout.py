@@ -16,9 +16,10 @@ from pathlib import Path
 
 FINALISTS = ("searched", "baseline", "random")  # the three retrained models, in the order of their stages
 FINAL_DIRS = {"searched": "7-searched", "baseline": "8-baseline", "random": "9-random"}
-SUPERNET_DIRS = {"level1": "1-supernet", "level2": "4-supernet", "random": "6-random/supernet"}
-SEARCH_DIRS = {"level1": "2-search", "level2": "5-search", "random": "6-random/search"}
-ROUND_DIRS = {"searched": "5-finalists", "random": "6-random/finalists"}  # the finalist rounds
+RANDOM_DIR = "6-random"  # random search's stage: its supernet, its search and its finalist round inside
+SUPERNET_DIRS = {"level1": "1-supernet", "level2": "4-supernet", "random": f"{RANDOM_DIR}/supernet"}
+SEARCH_DIRS = {"level1": "2-search", "level2": "5-search", "random": f"{RANDOM_DIR}/search"}
+ROUND_DIRS = {"searched": "5-finalists", "random": f"{RANDOM_DIR}/finalists"}  # the finalist rounds
 PICK_DIR = "3-pick"
 ONE_LEVEL_SEARCH, ONE_LEVEL_FINAL = "10-one-level", "11-one-level"
 STAGES = (("1-supernet", "level-1 supernet"), ("2-search", "level-1 search"), ("3-pick", "pick the distribution"),
@@ -29,6 +30,7 @@ STAGES = (("1-supernet", "level-1 supernet"), ("2-search", "level-1 search"), ("
 
 # the run's own files
 RUN_JSON, SUMMARY, TIMES, REPORT, HEALTH = "run.json", "summary.json", "times.json", "report.html", "health.json"
+STAGE = "stage.json"  # in every stage folder: the arguments its command was given (glit.folder)
 
 
 def level2_dirs(j: int) -> tuple[str, str]:

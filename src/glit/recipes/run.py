@@ -59,6 +59,7 @@ from glit.layout import (
     FINAL_DIRS,
     FINALISTS,
     PICK_DIR,
+    RANDOM_DIR,
     ROUND_DIRS,
     SEARCH_DIRS,
     SUMMARY,
@@ -155,8 +156,7 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
     # as many candidates as both levels together
     candidates = level1_search["scored"] + sum(r["scored"] for r in level2_runs)
     random_dir, random_search_dir = out / SUPERNET_DIRS["random"], out / SEARCH_DIRS["random"]
-    with clock(random_dir.parent.name, f"random search: its whole-space supernet, then {candidates} random "
-                                       "candidates"):
+    with clock(RANDOM_DIR, f"random search: its whole-space supernet, then {candidates} random candidates"):
         train_supernet(cfg, random_dir, resume=True, shared=shared, space=stage_space(cfg, 2),
                        optim=level2_optim(cfg, len(level2_runs)), warm_start=warm)
         rnd = search(cfg, random_dir, random_search_dir, resume=True, shared=shared,

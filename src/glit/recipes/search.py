@@ -31,8 +31,8 @@ from glit.files import write_json, write_jsonl
 from glit.folder import prepare_out, write_config
 from glit.presets import deit
 from glit.scoring.supernet import supernet_fitness
-from glit.search.budget import Budget, parse_count
-from glit.search.latency import LatencyTable, parse_ms
+from glit.search.budget import Budget
+from glit.search.latency import LatencyTable
 from glit.search.marginal import marginal_fitness
 from glit.search.strategy import (
     Candidate,
@@ -47,6 +47,7 @@ from glit.text import fmt_seconds
 from glit.train.board import Board
 from glit.train.checkpoint import expect_kind, load_checkpoint
 from glit.train.dist import init_distributed
+from glit.units import parse_count, parse_ms
 
 STATE = "search_state.json"
 

@@ -67,7 +67,9 @@ class SupernetStep(Step):
         # 1. the step's paths
         paths = path if isinstance(path, list) else [path]
         single = len(paths) == 1
-        views = model.path_views(paths[0]) if single else None  # the path's slices of each weight
+        # the path's slices of each weight, for the sliced gradient sync and the per-tensor masked update only
+        needs_views = single and (self.sync is not None or (self.masked and not self.element_counts))
+        views = model.path_views(paths[0]) if needs_views else None
         # 2. forward and backward, path by path, the gradients accumulating
         optimizer.zero_grad(set_to_none=True)
         for k, arch in enumerate(paths):

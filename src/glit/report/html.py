@@ -10,7 +10,6 @@ so the file can be mailed or archived on its own. All text from the run folder i
 from __future__ import annotations
 
 import functools
-import json
 import math
 import shlex
 import statistics
@@ -21,7 +20,6 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from glit.errors import GlitError
 from glit.files import write_text_atomic
 from glit.genes import DETAIL_GENES, LOCAL_OPS
 from glit.layout import FINAL_DIRS, FINALISTS, PICK_DIR, SEARCH_DIRS, STAGES, SUPERNET_DIRS
@@ -32,7 +30,6 @@ from glit.report.read import (
     generation_stats,
     read_run,
 )
-from glit.space import SearchSpace
 from glit.text import fmt_pct, fmt_seconds, incumbent_text
 
 
@@ -292,13 +289,8 @@ SEARCH_LABELS = (("level1", "Level 1", "the level-1 supernet"), ("level2", "Leve
 
 def _space_table(run: RunData) -> str:
     """Each search's space: the genes it varies, how many architectures it holds, how many were scored."""
-    spaces = {}
-    for key, folder in SEARCH_DIRS.items():  # the space each search recorded in its stage.json
-        try:
-            spaces[key] = SearchSpace.from_dict(json.loads((run.run_dir / folder / "stage.json").read_text())["space"])
-        except (OSError, ValueError, KeyError, TypeError, GlitError):  # not started, or from before stage.json
-            spaces[key] = None
-    if spaces["random"] is None:
+    spaces = run.spaces
+    if spaces.get("random") is None:
         return ""
     varied = [g for g in DETAIL_GENES if spaces["random"] and any(len(getattr(c, g)) > 1
                                                                  for c in spaces["random"].blocks)]

@@ -13,10 +13,12 @@ from glit.layout import (
     PICK_DIR,
     RUN_JSON,
     SEARCH_DIRS,
+    STAGE,
     SUMMARY,
     SUPERNET_DIRS,
     TIMES,
 )
+from glit.space import SearchSpace
 
 
 @dataclass
@@ -39,6 +41,7 @@ class RunData:
     budget_latency_ms: float | None = None  # a latency budget's limit (ms); the search plot then uses latency
     budget_text: str | None = None
     times: dict[str, float] = field(default_factory=dict)  # seconds per stage folder (times.json)
+    spaces: dict[str, SearchSpace | None] = field(default_factory=dict)  # each search's space (its stage.json)
 
 
 # ---------------------------------------------------------------------------------------------------------- reading
@@ -65,6 +68,14 @@ def _jsonl(path: Path) -> list[dict]:
         if isinstance(row, dict):
             rows.append(row)
     return rows
+
+
+def _space(stage_file: Path) -> SearchSpace | None:
+    """The space a search recorded in its stage.json; None before it started, or in a folder from before stage.json."""
+    try:
+        return SearchSpace.from_dict(json.loads(stage_file.read_text(encoding="utf-8"))["space"])
+    except (OSError, ValueError, KeyError, TypeError):  # GlitError is a ValueError
+        return None
 
 
 def finite(x) -> bool:
@@ -95,6 +106,7 @@ def read_run(run_dir: Path) -> RunData:
                                if finite(r.get("macs")) and finite(r.get("score"))]
         result = _json(run_dir / folder / "result.json")
         run.results[key] = result if isinstance(result, dict) else None
+        run.spaces[key] = _space(run_dir / folder / STAGE)
     pareto = _json(run_dir / SEARCH_DIRS["level2"] / "pareto.json")
     run.pareto = [r for r in pareto if isinstance(r, dict)] if isinstance(pareto, list) else []
     pick = _json(run_dir / PICK_DIR / "pick.json")
@@ -109,28 +121,27 @@ def read_run(run_dir: Path) -> RunData:
 
 
 def _finalist(run: RunData, name: str) -> dict:
-    """One finalist from summary.json, or, while the run is in progress, from its stage folders."""
+    """One finalist from summary.json, or, while the run is in progress, from its stage folders (the DeiT-style
+    baseline once its stage has written its arch.json: the report builds no architecture itself)."""
     folder = run.run_dir / FINAL_DIRS[name]
+    searched_by = {"searched": "level2", "random": "random"}.get(name)  # the search it comes from (baseline: none)
+    search = run.results.get(searched_by) or {}
     f = dict((run.summary or {}).get(name) or {})
     result = _json(folder / "result.json") or {}
     arch = f.get("arch") or _json(folder / "arch.json")
-    if arch is None and name != "baseline":
-        arch = _json(run.run_dir / SEARCH_DIRS["level2" if name == "searched" else "random"] / "best.json")
-    if arch is None and name == "baseline":
-        arch = _baseline_arch(run)
+    if arch is None and searched_by:
+        arch = _json(run.run_dir / SEARCH_DIRS[searched_by] / "best.json")
     f["arch"] = arch
     for key in ("top1", "params", "macs", "train_seconds"):
         if f.get(key) is None:
             f[key] = result.get(key)
     # the costs the run recorded (the report computes none): the stage's result, else its search's answer's
-    search = run.results.get({"searched": "level2", "random": "random"}.get(name, "")) or {}
     recorded = result if result.get("block_macs") else search if search.get("arch") == arch else {}
     for key in ("params", "macs", "block_macs"):
         if f.get(key) is None:
             f[key] = recorded.get(key)
     if "search_score" not in f:
-        source = run.results.get({"searched": "level2", "random": "random"}.get(name, ""))
-        f["search_score"] = source.get("score") if source else None
+        f["search_score"] = search.get("score")
     metrics = run.final_metrics.get(name) or []
     if finite(f.get("top1")):
         f["state"] = "done"
@@ -139,11 +150,6 @@ def _finalist(run: RunData, name: str) -> dict:
     else:
         f["state"] = "not started"
     return f
-
-
-def _baseline_arch(run: RunData) -> dict | None:
-    """The DeiT-style architecture, once its stage has written it (the report builds no architecture itself)."""
-    return _json(run.run_dir / FINAL_DIRS["baseline"] / "arch.json")
 
 
 def _budget(run: RunData) -> tuple[float | None, float | None, str | None]:

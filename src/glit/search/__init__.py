@@ -1,6 +1,6 @@
 """Search: strategies and budgets (plain Python), and fitness with inherited weights (torch, imported lazily)."""
 
-from glit.search.budget import Budget, parse_count
+from glit.search.budget import Budget
 from glit.search.strategy import Candidate, EvolutionConfig, SearchState, evolve, random_search
 
-__all__ = ["Budget", "Candidate", "EvolutionConfig", "SearchState", "evolve", "parse_count", "random_search"]
+__all__ = ["Budget", "Candidate", "EvolutionConfig", "SearchState", "evolve", "random_search"]

@@ -12,7 +12,7 @@ from glit.cost import cost, extremes
 from glit.errors import GlitError
 from glit.search.latency import LatencyTable
 from glit.space import Arch, SearchSpace
-from glit.units import format_count, parse_count  # noqa: F401 - parse_count: glit.search's API
+from glit.units import format_count
 
 
 @dataclass(frozen=True)

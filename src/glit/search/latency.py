@@ -17,7 +17,6 @@ from pathlib import Path
 
 from glit.errors import GlitError
 from glit.space import Arch, BlockGenes, Family, SearchSpace
-from glit.units import parse_ms  # noqa: F401 - glit.search.latency's API, kept for callers
 
 
 def block_key(genes: BlockGenes) -> str:
