@@ -202,7 +202,7 @@ CASES = [
         "train.images=0", "search.mutate_prob=2", "search.strategy=greedy", "supernet.sandwich=-1", "level=3",
         "train.epochs=abc", "train.epoch=3", "search.level2_topk=9", "search.max_macs=nan",
         "search.level1_scoring=marginal", "supernet.optim.compile=true", "search.local_ops=[nope]",
-        "search.local_ops=[]")],
+        "search.local_ops=[]", "aug.flip=yes", "run.truth=[a]", "log.tensorboard=null")],
     ("no-gpu-here", (*TRAIN, "--set", "device=cuda", "--out", "NEW"), ("device=cuda", "no CUDA GPU")),
     ("search-generations-0", (*SEARCH, "--generations", "0", "--out", "NEW"), ("search.generations",)),
     ("search-population-0", (*SEARCH, "--population", "0", "--out", "NEW"), ("search.population",)),

@@ -167,7 +167,7 @@ def test_report_of_a_finished_run(finished_run):
     assert "beats</b> the random-search winner (95.47%) by <b class='better'>+1.84 points</b> at " in page
     assert "The test split has 360 images: one image is 0.28 points" in page
     assert "<x>" not in page  # the config text is escaped, not injected
-    assert "root: &quot;data/a&amp;b &lt;x&gt;&quot;" in page
+    assert "root: &#34;data/a&amp;b &lt;x&gt;&#34;" in page  # markupsafe escapes a quote as &#34;
     assert "search:\n  population: 6\n  generations: 3" in page
     assert COMMAND in page
     assert "glit run --config runs/demo/config.yaml" in page

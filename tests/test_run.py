@@ -565,6 +565,12 @@ def test_a_run_with_a_finalist_round_gives_random_search_the_same_round(tmp_path
     assert [f["search"] for f in rounds["random"]["finalists"]] == [str(out / "6-random" / "search")] * 3
     times = json.loads((out / "times.json").read_text())
     assert {"5-finalists", "6-random/finalists"} <= times.keys() and "[11/11]" in proc.stdout
+    page = (out / "report.html").read_text(encoding="utf-8")  # the report shows both rounds and their winners
+    assert "<h2>Finalist round</h2>" in page and page.count("<b class='better'>winner</b>") >= 2
+    for folder in ("5-finalists", "6-random/finalists"):
+        assert f"<span class='muted'>({folder})</span>" in page
+        assert re.search(rf"<a href='{folder}/'>{folder}</a></td><td>[^<]*</td><td><span class='state done'>done"
+                         rf"</span></td><td>3/3 finalists scored</td>", page)
     again = run_glit("run", "demo", "--out", out, *TINY_RUN, "--set", "run.seeds=1", "--set", "search.finalists=3",
                      timeout=600)
     assert again.returncode == 0 and json.loads((out / "5-finalists" / "finalists.json").read_text()) == \

@@ -21,13 +21,7 @@ from glit.errors import GlitError
 from glit.files import dumps
 from glit.genes import LOCAL_OPS
 from glit.presets import LEVEL2_SPACES
-
-
-def _fmt_count(n: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n:.0f}"
+from glit.units import format_count
 
 
 def _fmt_value(v) -> str:
@@ -66,7 +60,7 @@ def cmd_space(args) -> None:
     print(f"  distinct architectures: {space.size():.4g} ({space.size()})")
     print(f"  gene combinations (the paper's count): {space.num_gene_combinations():.4g}")
     for name, c in rows:
-        print(f"  {name:<20} params {c.params:>12,}  MACs {_fmt_count(c.macs)}")
+        print(f"  {name:<20} params {c.params:>12,}  MACs {format_count(c.macs)}")
 
 
 def cmd_profile(args) -> None:
@@ -98,11 +92,11 @@ def cmd_profile(args) -> None:
     for i, (genes, b, bg) in enumerate(zip(arch.blocks, exact.blocks, glit_.blocks)):
         gl = f"{genes.num_global_heads}/{fam.num_heads - genes.num_global_heads}"
         cells = " ".join(f"{_fmt_value(getattr(genes, g.name) or '-'):>{width[g.name]}}" for g in details)
-        print(f"{i:>5} {gl:>5} {cells} {b.total.params:>12,} {_fmt_count(b.total.macs):>12} "
-              f"{_fmt_count(bg.total.macs):>12}")
+        print(f"{i:>5} {gl:>5} {cells} {b.total.params:>12,} {format_count(b.total.macs):>12} "
+              f"{format_count(bg.total.macs):>12}")
     pad = 6 + sum(w + 1 for w in width.values()) - 1
-    print(f"{'stem':>5} {'':>{pad}} {exact.stem.params:>12,} {_fmt_count(exact.stem.macs):>12}")
-    print(f"{'head':>5} {'':>{pad}} {exact.head.params:>12,} {_fmt_count(exact.head.macs):>12}")
+    print(f"{'stem':>5} {'':>{pad}} {exact.stem.params:>12,} {format_count(exact.stem.macs):>12}")
+    print(f"{'head':>5} {'':>{pad}} {exact.head.params:>12,} {format_count(exact.head.macs):>12}")
     print(f"total: params {exact.params:,}, MACs {exact.macs / 1e6:.1f} M (exact), {glit_.macs / 1e6:.1f} M (glit)")
 
 
@@ -142,7 +136,7 @@ def cmd_train(args) -> None:
     result = train(cfg, arch, args.out, resume=args.resume)
     if _is_main():
         print(f"trained {args.arch}: test top-1 {result['top1']:.2f}%, params {result['params']:,}, "
-              f"MACs {_fmt_count(result['macs'])}, {result['train_seconds']:.0f} s; outputs in {args.out}")
+              f"MACs {format_count(result['macs'])}, {result['train_seconds']:.0f} s; outputs in {args.out}")
 
 
 def cmd_eval(args) -> None:
@@ -177,7 +171,7 @@ def cmd_search(args) -> None:
                     marginal=marginal)
     if _is_main():
         print(f"search: {result['scored']} candidates scored under {result['budget']}; best search-split top-1 "
-              f"{result['score']:.2f}%, params {result['params']:,}, MACs {_fmt_count(result['macs'])}; "
+              f"{result['score']:.2f}%, params {result['params']:,}, MACs {format_count(result['macs'])}; "
               f"best architecture in {args.out}/best.json")
         if result["incumbent"]:
             inc = result["incumbent"]
@@ -318,12 +312,14 @@ def cmd_truth(args) -> None:
 
 def cmd_compare(args) -> None:
     from glit.files import write_text_atomic
-    from glit.recipes.compare import compare_html, compare_runs, format_compare
+    from glit.recipes.compare import compare_runs
+    from glit.report.compare import render as compare_page
+    from glit.text import compare_table
 
     result = compare_runs(args.runs)
     if args.html:
-        write_text_atomic(args.html, compare_html(result))
-    print(dumps(result) if args.json else format_compare(result))
+        write_text_atomic(args.html, compare_page(result))
+    print(dumps(result) if args.json else compare_table(result))
 
 
 def cmd_rank(args) -> None:

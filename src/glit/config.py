@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import re
+import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import yaml
+from pydantic import TypeAdapter, ValidationError
 
 from glit.cost import CONVENTIONS
 from glit.errors import GlitError
@@ -36,7 +39,8 @@ NEEDS_SUPERNET = ("supernet", "finetune")
 def key(default=None, rule: tuple | None = None, meaning: str = "", *, factory=None):
     """A config key: its default (or ``factory`` for a list), its rule ``(check, allowed)`` that ``validate``
     applies with a one-line error naming the key, and one line of meaning. Plain dataclass fields with metadata (no
-    pydantic): loading, ``--set``, stored configs and validation all read these declarations."""
+    pydantic models): loading, ``--set``, stored configs and validation all read these declarations, and pydantic
+    checks each value against the field's declared type (``_typed``)."""
     kw = {"default_factory": factory} if factory is not None else {"default": default}
     return field(metadata={"rule": rule, "meaning": meaning}, **kw)
 
@@ -115,7 +119,7 @@ class AugConfig:
                     "rrc (RandomResizedCrop) | pad (pad 1/8 of the size, random crop) | none")
     crop_scale_min: float = key(0.08, (lambda v: 0 < v <= 1, "a number in (0, 1]"))
     flip: bool = True
-    randaugment: str = "rand-m9-mstd0.5"  # "" to disable; rand-m{magnitude}-n{ops}-mstd{std}
+    randaugment: str | None = "rand-m9-mstd0.5"  # "" or null to disable; rand-m{magnitude}-n{ops}-mstd{std}
     mixup: float = key(0.8, _at_least(0), "Beta(a, a) for Mixup; 0 disables")
     cutmix: float = key(1.0, _at_least(0), "Beta(a, a) for CutMix; 0 disables")
     mix_prob: float = key(1.0, _between(0, 1), "probability that a batch is mixed at all")
@@ -210,11 +214,11 @@ class SearchConfig:
     crossovers: int = key(25, _at_least(0))
     mutate_prob: float = key(0.1, _between(0, 1))
     max_tries: int = key(1000, _at_least(1), "attempts per way of making candidates, per generation")
-    max_macs: str | None = key(
+    max_macs: str | int | float | None = key(
         None,
         (lambda v: v is None or _count(v), "a positive count such as 1.3G, 500M, 2e6 or inf, or null"),
         "e.g. 1.3G; None: the DeiT-style (all-global) architecture's MACs; inf: no limit")
-    max_params: str | None = key(
+    max_params: str | int | float | None = key(
         None,
         (lambda v: v is None or _count(v), "a positive count such as 6M or 2e6, or null"),
         "e.g. 6M; None: no limit")
@@ -234,7 +238,8 @@ class SearchConfig:
     level1_scoring: str = key("fixed", _one_of("fixed", "marginal"))
     marginal_samples: int = key(4, _at_least(1))
     # a latency budget: "4ms", "0.5s" or milliseconds, predicted by the table in latency_lut (glit latency build)
-    max_latency: str | None = key(None, (lambda v: v is None or _time(v), "a time such as 4ms, 0.5s or 250us, or null"))
+    max_latency: str | int | float | None = key(
+        None, (lambda v: v is None or _time(v), "a time such as 4ms, 0.5s or 250us, or null"))
     latency_lut: str | None = None
     # glit run: how many of the level-1 top-k distributions get a level-2 supernet and search of their own (the best
     # level-2 score wins; few-shot NAS by distribution); the random-search baseline's supernet trains as long as all
@@ -384,7 +389,7 @@ def apply(cfg, data: dict, where: str, prefix: str = ""):
         if dataclasses.is_dataclass(current):
             apply(current, value, where, f"{prefix}{key}.")
         else:
-            setattr(cfg, key, _coerce(value, current, names[key], where, prefix + key))
+            setattr(cfg, key, _typed(value, _hints(type(cfg))[key], where, prefix + key))
     return cfg
 
 
@@ -394,7 +399,7 @@ def set_value(cfg: Config, assignment: str) -> None:
         raise GlitError(f"--set {assignment!r}: expected key=value")
     key, text = assignment.split("=", 1)
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = read_yaml(text) if text.strip() else None
     except yaml.YAMLError:
         value = text
     apply(cfg, _nested(key.strip(), value), f"--set {key}")
@@ -442,7 +447,7 @@ def load_config(preset: str | None = None, file: str | None = None, overrides: l
     data = {}
     if file:
         try:
-            data = yaml.safe_load(Path(file).read_text(encoding="utf-8")) or {}
+            data = read_yaml(Path(file).read_text(encoding="utf-8")) or {}
         except OSError as err:
             raise GlitError(f"{file}: cannot read config ({err.strerror})") from None
         except UnicodeDecodeError:
@@ -465,34 +470,54 @@ def load_config(preset: str | None = None, file: str | None = None, overrides: l
     return validate(cfg, "--set")
 
 
-def _fail():
-    raise ValueError
+class _Yaml12(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's core-schema scalars (PyYAML reads YAML 1.1): only true/false are
+    booleans, so ``data.cache=no`` stays the word "no", and ``6e-2`` is a number, not the string it is in 1.1."""
 
 
-def _coerce(value, current, f: dataclasses.Field, where: str, key: str):
-    kind = type(current) if current is not None else None
-    if f.type in ("float", float) or isinstance(current, float) and not isinstance(current, bool):
-        kind = float
-    if value is None or kind is None:
-        return value
-    if kind is str and isinstance(value, bool):  # YAML 1.1 reads yes/no/on/off as booleans
-        return "yes" if value else "no"
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-    elif kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        try:  # YAML 1.1 reads "6e-2" (no dot) as a string
-            return float(value) if isinstance(value, str) else _fail()
-        except ValueError:
-            pass
-    elif kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif isinstance(value, kind):
-        return value
-    raise GlitError(f"{where}: {key} must be {kind.__name__}, got {value!r}")
+_Yaml12.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Yaml12.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+_Yaml12.add_implicit_resolver("tag:yaml.org,2002:float",  # an exponent without a dot: 6e-2, 1E3
+                              re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"), list("-+0123456789."))
+
+
+def read_yaml(text: str):
+    """YAML text as Python values, the one way glit reads YAML (``_Yaml12``)."""
+    return yaml.load(text, Loader=_Yaml12)
+
+
+@functools.cache
+def _hints(cls) -> dict:
+    """A config dataclass's declared field types, resolved (this module uses postponed annotations)."""
+    return typing.get_type_hints(cls)
+
+
+@functools.cache
+def _adapter(hint) -> TypeAdapter:
+    return TypeAdapter(hint)
+
+
+def _typed(value, hint, where: str, key: str):
+    """``value`` as its field's declared type, checked by pydantic in strict mode: an int is a float, but ``true``
+    is not an int, ``3`` is not a string and nothing is parsed from text (YAML's reading, ``read_yaml``, has done
+    that). Strict, because lax mode would accept ``"3"`` or ``true`` for an integer key."""
+    try:
+        return _adapter(hint).validate_python(value, strict=True)
+    except ValidationError:
+        raise GlitError(f"{where}: {key} must be {_type_name(hint)}, got {value!r}") from None
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+
+
+def _type_name(hint) -> str:
+    """``int | None`` -> "an integer or null"; ``list[str]`` -> "a list"."""
+    if typing.get_origin(hint) is list:
+        return "a list"
+    return " or ".join(map(_type_name, typing.get_args(hint))) if typing.get_args(hint) else _TYPE_NAMES[hint]
 
 
 # -- the presets' run configurations -------------------------------------------------------------------------------
@@ -515,6 +540,6 @@ def run_preset(name: str) -> Config:
     """
     lookup(SPACES, name, "preset")
     recipe = resources.files("glit") / "configs" / f"{RECIPES.get(name, name)}.yaml"
-    cfg = apply(Config(), yaml.safe_load(recipe.read_text(encoding="utf-8")), f"glit/configs/{recipe.name}")
+    cfg = apply(Config(), read_yaml(recipe.read_text(encoding="utf-8")), f"glit/configs/{recipe.name}")
     cfg.preset = name
     return cfg

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from glit.config import Config, apply
+from glit.config import Config, apply, read_yaml
 from glit.errors import GlitError
 from glit.files import io_error, remove_stale_temporaries, write_json, write_text_atomic
 from glit.layout import STAGE
@@ -102,7 +102,7 @@ def read_config(file: Path) -> Config:
     """A run's ``config.yaml``. A key that it lacks (one added to glit since) reads as its default, which keeps the
     behaviour from before the key existed: runs written by an older glit still continue."""
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = read_yaml(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         reason = err.strerror if isinstance(err, OSError) else "not UTF-8" if isinstance(err, UnicodeDecodeError) \
             else "malformed YAML"

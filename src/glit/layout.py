@@ -15,16 +15,21 @@ from __future__ import annotations
 from pathlib import Path
 
 FINALISTS = ("searched", "baseline", "random")  # the three retrained models, in the order of their stages
+# summary.json's paired comparisons of the searched model: (key, the other finalist, its name in a table)
+COMPARISONS = (("vs_baseline", "baseline", "DeiT-style"), ("vs_random", "random", "random search"))
 FINAL_DIRS = {"searched": "7-searched", "baseline": "8-baseline", "random": "9-random"}
 RANDOM_DIR = "6-random"  # random search's stage: its supernet, its search and its finalist round inside
 SUPERNET_DIRS = {"level1": "1-supernet", "level2": "4-supernet", "random": f"{RANDOM_DIR}/supernet"}
 SEARCH_DIRS = {"level1": "2-search", "level2": "5-search", "random": f"{RANDOM_DIR}/search"}
 ROUND_DIRS = {"searched": "5-finalists", "random": f"{RANDOM_DIR}/finalists"}  # the finalist rounds
+ROUND_FILE = "finalists.json"  # a finalist round's state and answer (glit.recipes.finalists)
 PICK_DIR = "3-pick"
+OPTIONAL_DIRS = (PICK_DIR, *ROUND_DIRS.values())  # stages a run may leave out (search.level1_topk, search.finalists)
 ONE_LEVEL_SEARCH, ONE_LEVEL_FINAL = "10-one-level", "11-one-level"
 STAGES = (("1-supernet", "level-1 supernet"), ("2-search", "level-1 search"), ("3-pick", "pick the distribution"),
-          ("4-supernet", "level-2 supernet"), ("5-search", "level-2 search"),
+          ("4-supernet", "level-2 supernet"), ("5-search", "level-2 search"), ("5-finalists", "finalist round"),
           ("6-random/supernet", "random search: whole-space supernet"), ("6-random/search", "random search"),
+          ("6-random/finalists", "random search's finalist round"),
           ("7-searched", "retrain the searched architecture"), ("8-baseline", "train the DeiT-style baseline"),
           ("9-random", "retrain the random-search winner"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from glit.layout import FINALISTS
+from glit.layout import COMPARISONS, FINALISTS
 from glit.verdict import describe
 
 
@@ -111,4 +111,37 @@ def ablation_table(result: dict) -> str:
             lines.append("  " + describe(c, rows[0]["name"], r["name"]))
         else:
             lines.append(f"  {rows[0]['name']} vs {r['name']}: {c['difference']:+.2f} points (no per-image results)")
+    return "\n".join(lines)
+
+
+def fmt_mean_std(s: dict) -> str:
+    """``+1.23 ± 0.45`` from a summary of values over seeds (``mean``, ``std``), "-" without values."""
+    if s["mean"] is None:
+        return "-"
+    return f"{s['mean']:+.2f}" + (f" ± {s['std']:.2f}" if s["std"] is not None else "")
+
+
+def fmt_p(s: dict) -> str:
+    """A summary's one-sided ``p_value`` to 3 significant digits, "-" without one."""
+    return "-" if s.get("p_value") is None else f"{s['p_value']:.3g}"
+
+
+def compare_table(result: dict) -> str:
+    """The table ``glit compare`` prints."""
+    lines = [f"{'seed':>6} {'searched':>9} {'baseline':>9} {'random':>9} {'vs DeiT-style':>22} {'vs random':>22}"]
+    for r in result["runs"]:
+        if not r["finished"]:
+            lines.append(f"{str(r['seed']):>6}  not finished ({r['dir']}): not counted")
+            continue
+        diffs = [f"{r[k]['difference']:+.2f} {r[k]['verdict'] or '':<12.12}" for k, _, _ in COMPARISONS]
+        lines.append(f"{str(r['seed']):>6} {r['searched']:>8.2f}% {r['baseline']:>8.2f}% {r['random']:>8.2f}% "
+                     f"{diffs[0]:>22} {diffs[1]:>22}")
+    tops = " ".join(f"{fmt_mean_std(result[f]).lstrip('+'):>9}" for f in FINALISTS)
+    lines.append(f"{'mean':>6} {tops}")
+    for key, _, name in COMPARISONS:
+        s = result[key]
+        lines.append(f"searched - {name}: {fmt_mean_std(s)} points over {s['n']} seeds; one-sided t-test over "
+                     f"seeds p = {fmt_p(s)}")
+    if result["not_finished"]:
+        lines.append(f"{result['not_finished']} run(s) not finished: not counted")
     return "\n".join(lines)

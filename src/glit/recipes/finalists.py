@@ -25,13 +25,14 @@ from glit.data.build import SharedData, load_data
 from glit.errors import GlitError
 from glit.files import write_json
 from glit.folder import prepare_out, write_config
+from glit.layout import ROUND_FILE
 from glit.recipes.search import supernet_checkpoint
 from glit.scoring import EVALUATORS
 from glit.scoring.make import make_fitness
 from glit.space import Arch, SearchSpace
 from glit.train.dist import init_distributed
 
-STATE = "finalists.json"
+STATE = ROUND_FILE
 
 
 def finalist_candidates(search_dirs: list[Path], k: int) -> list[dict]:

@@ -1,7 +1,7 @@
 """The HTML report of ``glit run``: one self-contained file, ``DIR/report.html``, readable in any browser.
 
 ``write_report(run_dir)`` reads the run folder (``run.json``, ``config.yaml``, ``summary.json`` and the stage folders
-``1-supernet`` ... ``9-random``, see ``glit.recipes.run``) and writes the page atomically. Every piece is optional:
+``glit.layout``) and writes the page atomically from the template ``run.html``. Every piece is optional:
 the report of a run still in progress, or one whose optional ``3-pick`` stage never ran, shows what exists and says
 what does not. The plots are PNGs embedded as base64 data URLs, the style sheet is inline, and there is no script,
 so the file can be mailed or archived on its own. All text from the run folder is HTML-escaped.
@@ -13,7 +13,6 @@ import functools
 import math
 import shlex
 import statistics
-from html import escape
 from importlib import resources
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from markupsafe import Markup
 
 from glit.files import write_text_atomic
 from glit.genes import DETAIL_GENES, LOCAL_OPS
-from glit.layout import FINAL_DIRS, FINALISTS, PICK_DIR, SEARCH_DIRS, STAGES, SUPERNET_DIRS
+from glit.layout import FINAL_DIRS, FINALISTS, OPTIONAL_DIRS, PICK_DIR, ROUND_DIRS, SEARCH_DIRS, STAGES, SUPERNET_DIRS
 from glit.report import plots
 from glit.report.read import (
     RunData,
@@ -31,6 +30,7 @@ from glit.report.read import (
     read_run,
 )
 from glit.text import fmt_pct, fmt_seconds, incumbent_text
+from glit.units import format_count
 
 
 def write_report(run_dir: Path) -> Path:
@@ -43,12 +43,7 @@ def write_report(run_dir: Path) -> Path:
 
 
 def fmt_count(n) -> str:
-    if not finite(n):
-        return "—"
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:,.2f} {unit}"
-    return f"{n:,.0f}"
+    return format_count(n) if finite(n) else "—"
 
 
 def fmt_macs(n) -> str:
@@ -59,44 +54,37 @@ def _points(d: float) -> str:
     return f"{'+' if d >= 0 else '−'}{abs(d):.2f} points"
 
 
-def _comparison(a: dict, b: dict, b_name: str) -> str | None:
+def _clause(a: dict, b: dict, b_name: str) -> dict | None:
     """An honest clause: the searched model's test top-1 against another finalist's, with the MACs ratio."""
     if not (finite(a.get("top1")) and finite(b.get("top1"))):
         return None
     d = a["top1"] - b["top1"]
     ratio = f" at {a['macs'] / b['macs']:.0%} of its MACs" if finite(a.get("macs")) and b.get("macs") else ""
-    if abs(d) < 0.005:
-        return f"<b>matches</b> {b_name} ({b['top1']:.2f}%){ratio}"
-    if d > 0:
-        return f"<b class='better'>beats</b> {b_name} ({b['top1']:.2f}%) by <b class='better'>{_points(d)}</b>{ratio}"
-    return f"<b class='worse'>trails</b> {b_name} ({b['top1']:.2f}%) by <b class='worse'>{_points(d)}</b>{ratio}"
+    kind, cls = ("matches", "tie") if abs(d) < 0.005 else ("beats", "better") if d > 0 else ("trails", "worse")
+    return {"kind": kind, "cls": cls, "name": b_name, "top1": f"{b['top1']:.2f}", "points": _points(d),
+            "ratio": ratio}
 
 
-def _verdict(c: dict, b: dict, b_name: str) -> str:
-    """The paired verdict (``glit.verdict``) on the searched model against another finalist, as a sentence."""
+def _verdict(c: dict, b: dict, b_name: str) -> dict:
+    """The paired verdict (``glit.verdict``) on the searched model against another finalist."""
     low, high = c["ci95"]
-    cls = {"better": "better", "worse": "worse"}.get(c["verdict"], "tie")
     said = {"better": "the searched model is better", "worse": "the searched model is worse",
             "no difference detected": f"no difference detected at {c['images']:,} test images"}[c["verdict"]]
-    return (f"Against {b_name} ({b['top1']:.2f}%): {_points(c['difference'])} (95% interval {low:+.2f} to "
-            f"{high:+.2f}, McNemar p = {c['p_value']:.2g}; {c['only_a']} test images only the searched model gets "
-            f"right, {c['only_b']} only {b_name}): <b class='{cls}'>{said}</b>.")
+    return {"name": b_name, "top1": f"{b['top1']:.2f}", "points": _points(c["difference"]), "low": f"{low:+.2f}",
+            "high": f"{high:+.2f}", "p": f"{c['p_value']:.2g}", "only_a": c["only_a"], "only_b": c["only_b"],
+            "cls": {"better": "better", "worse": "worse"}.get(c["verdict"], "tie"), "said": said}
 
 
-def _headline(fin: dict[str, dict], comparisons: dict | None = None) -> str:
+def _headline(fin: dict[str, dict], comparisons: dict | None = None) -> dict | None:
     searched = fin["searched"]
     if not finite(searched.get("top1")):
-        return ""
-    text = f"The searched architecture reaches <b>{searched['top1']:.2f}%</b> test top-1"
+        return None
     pairs = (("vs_baseline", "baseline", "the DeiT-style baseline"),
              ("vs_random", "random", "the random-search winner"))
     verdicts = [_verdict(comparisons[key], fin[other], name) for key, other, name in pairs
                 if (comparisons or {}).get(key, {}).get("verdict") and finite(fin[other].get("top1"))]
-    if verdicts:
-        return f"<p class='lead'>{text}.</p>" + "".join(f"<p class='lead verdict'>{v}</p>" for v in verdicts)
-    clauses = [c for c in (_comparison(searched, fin[other], name) for _, other, name in pairs) if c]
-    text += (". It " + ", and ".join(clauses) + ".") if clauses else "."
-    return f"<p class='lead'>{text}</p>"
+    clauses = [c for c in (_clause(searched, fin[other], name) for _, other, name in pairs) if c]
+    return {"top1": f"{searched['top1']:.2f}", "verdicts": verdicts, "clauses": clauses}
 
 
 def _noise(run: RunData) -> str:
@@ -117,28 +105,13 @@ def _noise(run: RunData) -> str:
             f"error of a top-1 near {p:.0f}% is about {se:.2f} points, so read smaller differences as a tie.")
 
 
-def _img(b64: str | list[str] | None, alt: str, missing: str) -> str:
-    """One embedded image, or a row of panels (one image each) that a narrow screen stacks."""
-    if b64 is None:
-        return f"<p class='muted'>{escape(missing)}</p>"
-    if isinstance(b64, list):
-        return "<div class='panels'>" + "".join(_img(b, alt, missing) for b in b64) + "</div>"
-    return f"<img alt='{escape(alt)}' src='data:image/png;base64,{b64}'>"
-
-
 def _heads(arch: dict | None) -> str:
     if not arch:
         return "—"
     return " · ".join(str(b.get("num_global_heads")) for b in arch.get("blocks", []))
 
 
-def page(title: str, parts: list[str], footer: str) -> str:
-    """The page: ``page.html`` (jinja2, autoescaped) with the stylesheet ``style.css`` inlined. ``parts`` are HTML
-    fragments whose text this module has escaped (``html.escape``); the title and the footer are plain text."""
-    template = _templates().get_template("page.html")
-    return template.render(title=title, css=Markup(_STYLE.read_text(encoding="utf-8")),
-                           parts=[Markup(p) for p in parts], footer=footer)
-
+# ------------------------------------------------------------------------------------------------- the templates
 
 _STYLE = resources.files("glit.report") / "style.css"
 
@@ -146,7 +119,15 @@ _STYLE = resources.files("glit.report") / "style.css"
 @functools.cache
 def _templates() -> jinja2.Environment:
     return jinja2.Environment(loader=jinja2.PackageLoader("glit.report", "."), autoescape=True,
-                              keep_trailing_newline=True)
+                              keep_trailing_newline=True, trim_blocks=True)
+
+
+def render_page(template: str, **values) -> str:
+    """A page from one of this package's jinja2 templates (``run.html``, ``ablation.html``, ``compare.html``, each
+    extending ``page.html``), autoescaped, with the stylesheet ``style.css`` inlined: the values are plain data and
+    the templates hold all the markup."""
+    css = Markup(_STYLE.read_text(encoding="utf-8"))
+    return _templates().get_template(template).render(css=css, **values)
 
 
 def render(run: RunData) -> str:
@@ -158,140 +139,83 @@ def render(run: RunData) -> str:
         have_plots = False
     info, cfg, fin = run.info, run.config, run.finalists
     preset = info.get("preset") or cfg.get("preset") or "?"
-    parts = [f"<header><h1>GLiT search report <span class='muted'>· preset {escape(str(preset))}</span></h1>"]
     total = sum(run.times.values()) if run.times else None
     meta = [("started", info.get("started")), ("time", fmt_seconds(total) if total is not None else None),
             ("budget", run.budget_text), ("data", _data_text(cfg)), ("seed", cfg.get("seed")),
             ("machine", info.get("machine")), ("torch", info.get("torch")), ("glit", info.get("glit")),
             ("folder", str(run.run_dir))]
-    parts.append("<p class='meta'>" + " &nbsp;·&nbsp; ".join(
-        f"<span>{escape(k)}: <b>{escape(str(v))}</b></span>" for k, v in meta if v is not None) + "</p></header>")
-    if run.summary is None:
-        done = [label for folder, label in STAGES if (run.run_dir / folder).exists()]
-        parts.append("<div class='banner'><b>This run is still in progress, or stopped early:</b> summary.json is "
-                     "missing. The report shows the stages that exist so far"
-                     + (f" (last: {escape(done[-1])})" if done else "") + ".</div>")
-    if not have_plots:
-        parts.append("<div class='banner'>matplotlib is not installed, so the plots are left out "
-                     "(<code>pip install matplotlib</code>, then <code>python -c \"from glit.report import "
-                     "write_report; write_report('DIR')\"</code>).</div>")
-
-    # -- the headline result
-    rows = []
-    for name in FINALISTS:
-        f = fin[name]
-        label = {"searched": "Searched (GLiT)", "baseline": "DeiT-style baseline", "random": "Random search"}[name]
-        score = fmt_pct(f.get("search_score")) if name != "baseline" or finite(f.get("search_score")) else \
-            "<span class='muted' title='outside the level-2 space'>n/a</span>"
-        rows.append([f"<span class='dot' style='background:{plots.FINALIST_COLORS[name]}'></span>{escape(label)}",
-                     f"<b>{escape(fmt_pct(f.get('top1')))}</b>" if f["state"] == "done" else escape(f["state"]),
-                     escape(fmt_count(f.get("params"))), escape(fmt_macs(f.get("macs"))), score,
-                     escape(fmt_seconds(f.get("train_seconds"))), escape(_heads(f.get("arch")))])
-    parts.append("<section><h2>Result</h2>")
-    parts.append(table(["", "Test top-1 (%)", "Params", "MACs (M)", "Search score (%)", "Train time",
-                        "Global heads per block"], rows, cls="headline"))
-    parts.append(_headline(fin, (run.summary or {}).get("comparisons")))
+    done = [label for folder, label in STAGES if (run.run_dir / folder).exists()]
+    labels = {"searched": "Searched (GLiT)", "baseline": "DeiT-style baseline", "random": "Random search"}
+    result = [{"color": plots.FINALIST_COLORS[name], "label": labels[name], "done": fin[name]["state"] == "done",
+               "top1": fmt_pct(fin[name].get("top1")), "state": fin[name]["state"],
+               "params": fmt_count(fin[name].get("params")), "macs": fmt_macs(fin[name].get("macs")),
+               "score": None if name == "baseline" and not finite(fin[name].get("search_score"))
+               else fmt_pct(fin[name].get("search_score")),
+               "train_time": fmt_seconds(fin[name].get("train_seconds")), "heads": _heads(fin[name].get("arch"))}
+              for name in FINALISTS]
+    latency = None
     if all(isinstance(fin[name].get("latency_ms"), dict) for name in FINALISTS):
-        parts.append("<p class='note'>Latency per call (latency budget): " + ", ".join(
-            f"{escape(name)} {fin[name]['latency_ms'].get('predicted', 0):.3g} ms predicted, "
-            f"{fin[name]['latency_ms'].get('measured', 0):.3g} ms measured" for name in FINALISTS)
-            + " (the latency table's device, batch and threads).</p>")
-    parts.append("<p class='note'>All three are trained from scratch with the same recipe and seed and evaluated "
-                 "on the held-out test split, which the search never sees. The search score is the top-1 on the "
-                 "search split (carved from the training set) with weights inherited from a supernet: the "
-                 "level-2 one for the searched architecture, the whole-space one for the random-search winner "
-                 "(so the two are not on one scale). The DeiT-style baseline lies outside both spaces, so it has "
-                 "none. "
-                 + escape(_noise(run)) + "</p></section>")
-
-    # -- the winning architecture
-    parts.append("<section><h2>The searched architecture</h2>")
+        latency = [(name, f"{fin[name]['latency_ms'].get('predicted', 0):.3g}",
+                    f"{fin[name]['latency_ms'].get('measured', 0):.3g}") for name in FINALISTS]
     winner = fin["searched"].get("arch")
-    if winner and run.summary is None and not (run.run_dir / FINAL_DIRS["searched"]).exists():
-        parts.append("<p class='banner'>The level-2 search is still running: this is its best so far.</p>")
-    macs = fin["searched"].get("block_macs")
-    parts.append(block_diagram(winner, macs) if winner else "<p class='muted'>The level-2 search has not started.</p>")
     incumbent = (run.results.get("level2") or {}).get("incumbent")
-    if isinstance(incumbent, dict):
-        parts.append(f"<p class='note'>{escape(incumbent_text(incumbent))}</p>")
-    if run.pick:
-        parts.append("<h3>Level 1: the distribution of global heads</h3>")
-        parts.append(pick_table(run.pick))
-    parts.append("</section>")
-
-    # -- the search
     stats = {key: generation_stats(rows) for key, rows in run.candidates.items()}
     counts = ", ".join(f"{len(run.candidates[k])} {label}" for k, label in
                        (("level1", "level-1"), ("level2", "level-2"), ("random", "random-search")) if run.candidates[k])
-    parts.append("<section><h2>Search</h2>")
-    parts.append(f"<p>Scored candidates: {escape(counts) or 'none yet'}. Every candidate is checked against the "
-                 f"budget ({escape(run.budget_text or 'unknown')}) before it is scored.</p>")
-    parts.append(_space_table(run))
-    if have_plots:
-        parts.append(_img(plots.search_progress(stats["level1"], stats["level2"], stats["random"]),
-                          "best and mean score per generation", "No search has scored a candidate yet."))
-        # Under a latency budget the candidates are plotted against their predicted latency, else their MACs.
-        x = "latency_ms" if run.budget_latency_ms is not None else "macs"
-        finalists = {name: {"macs": fin[name].get("macs"), "search_score": fin[name].get("search_score"),
-                            "top1": fin[name].get("top1"),
-                            "latency_ms": (fin[name].get("latency_ms") or {}).get("predicted")} for name in FINALISTS}
-        parts.append(_img(plots.accuracy_vs_cost(run.candidates["level1"], run.candidates["level2"],
-                                                 run.candidates["random"], run.pareto,
-                                                 run.budget_latency_ms if x == "latency_ms" else run.budget_macs,
-                                                 finalists, x),
-                          f"search score against {plots.AXES[x][0]}", "No candidates to plot yet."))
-        whole = (run.config.get("search") or {}).get("level1_supernet") == "whole"
-        level1 = "trained over the whole space" if whole else "trained on the level-1 paths"
-        parts.append("<p class='note'>Each search scores with its own supernet: level 1 with the level-1 "
-                     f"supernet ({level1}; the search varies only the global-head distribution, the details fixed "
-                     "at their level-1 values), level 2 with the level-2 "
-                     "supernet around the winning distribution, and random search with a supernet over the whole "
-                     "space (every gene free). Compare scores across searches with care. The Pareto front holds the "
-                     "level-2 candidates that no other beats on both score and cost (MACs, or the predicted latency "
-                     "under a latency budget).</p>")
-    parts.append(generation_table(stats))
-    parts.append(_saturation(run))
-    parts.append(_top_candidates(run))
-    if run.summary and isinstance(run.summary.get("health"), dict):
-        parts.append(health_table(run.summary["health"]))
-    parts.append("</section>")
+    command = run.info.get("command") or f"glit run {info.get('preset') or cfg.get('preset') or 'demo'} " \
+                                          f"--out {run.run_dir}"
+    extra = run.info.get("commands")
+    whole = (cfg.get("search") or {}).get("level1_supernet") == "whole"
+    return render_page(
+        "run.html", title=f"GLiT report · {preset}", preset=preset, meta=[(k, v) for k, v in meta if v is not None],
+        in_progress=run.summary is None, last_stage=done[-1] if done else None, have_plots=have_plots,
+        result=result, headline=_headline(fin, (run.summary or {}).get("comparisons")), latency=latency,
+        noise=_noise(run),
+        still_searching=bool(winner) and run.summary is None and not (run.run_dir / FINAL_DIRS["searched"]).exists(),
+        diagram=_block_diagram(winner, fin["searched"].get("block_macs")) if winner else None,
+        incumbent=incumbent_text(incumbent) if isinstance(incumbent, dict) else None,
+        pick=_pick(run.pick) if run.pick else None,
+        counts=counts, budget=run.budget_text, spaces=_spaces(run),
+        plots=_plots(run, stats) if have_plots else {},
+        level1_supernet="trained over the whole space" if whole else "trained on the level-1 paths",
+        generations=_generations(stats), saturation=_saturation(run), tops=_top_candidates(run),
+        health=_health(run.summary["health"]) if run.summary and isinstance(run.summary.get("health"), dict) else None,
+        rounds=_rounds(run),
+        stages=_stages(run), total_time=fmt_seconds(total) if total is not None else None,
+        files=[name for name in ("summary.json", "config.yaml", "run.json", "times.json")
+               if (run.run_dir / name).exists()],
+        command=command, out=_out_of(command, run.run_dir), searched_dir=FINAL_DIRS["searched"],
+        extra_commands=[str(c) for c in extra] if isinstance(extra, list) else [], config_text=run.config_text)
 
-    # -- training
-    parts.append("<section><h2>Training</h2>")
-    if have_plots:
-        parts.append("<h3>The three final models</h3>")
-        parts.append(_img(plots.training_curves(run.final_metrics), "training curves of the final models",
-                          "No final model has finished an epoch yet."))
-        parts.append("<h3>The supernets</h3>")
-        parts.append(_img(plots.supernet_curves(run.supernets["level1"], run.supernets["level2"],
-                                                run.supernets["random"]),
-                          "supernet training curves", "No supernet has finished an epoch yet."))
-    parts.append(_stage_table(run))
-    parts.append("</section>")
 
-    # -- reproduce
-    parts.append("<section><h2>Reproduce</h2>")
-    parts.append(_commands(run))
-    if run.config_text is not None:
-        parts.append(f"<h3>Config <span class='muted'>(config.yaml, resolved)</span></h3>"
-                     f"<pre class='config'>{escape(run.config_text)}</pre>")
-    else:
-        parts.append("<p class='muted'>config.yaml is missing.</p>")
-    parts.append("</section>")
-
-    return page(f"GLiT report · {preset}", parts,
-                "Written by glit.report. One self-contained file: no scripts, no external resources.")
+def _plots(run: RunData, stats: dict) -> dict:
+    """The page's figures (base64 PNGs, None where there is nothing to plot yet)."""
+    fin = run.finalists
+    # Under a latency budget the candidates are plotted against their predicted latency, else their MACs.
+    x = "latency_ms" if run.budget_latency_ms is not None else "macs"
+    finalists = {name: {"macs": fin[name].get("macs"), "search_score": fin[name].get("search_score"),
+                        "top1": fin[name].get("top1"),
+                        "latency_ms": (fin[name].get("latency_ms") or {}).get("predicted")} for name in FINALISTS}
+    return {"progress": plots.search_progress(stats["level1"], stats["level2"], stats["random"]),
+            "cost": plots.accuracy_vs_cost(run.candidates["level1"], run.candidates["level2"],
+                                           run.candidates["random"], run.pareto,
+                                           run.budget_latency_ms if x == "latency_ms" else run.budget_macs,
+                                           finalists, x),
+            "cost_axis": plots.AXES[x][0],
+            "training": plots.training_curves(run.final_metrics),
+            "supernets": plots.supernet_curves(run.supernets["level1"], run.supernets["level2"],
+                                               run.supernets["random"])}
 
 
 SEARCH_LABELS = (("level1", "Level 1", "the level-1 supernet"), ("level2", "Level 2", "the level-2 supernet"),
                  ("random", "Random search", "the whole-space supernet"))
 
 
-def _space_table(run: RunData) -> str:
+def _spaces(run: RunData) -> list[list]:
     """Each search's space: the genes it varies, how many architectures it holds, how many were scored."""
     spaces = run.spaces
     if spaces.get("random") is None:
-        return ""
+        return []
     varied = [g for g in DETAIL_GENES if spaces["random"] and any(len(getattr(c, g)) > 1
                                                                  for c in spaces["random"].blocks)]
     genes = {"level1": "num_global_heads per block (details at their level-1 values)",
@@ -302,32 +226,28 @@ def _space_table(run: RunData) -> str:
         space, scored = spaces[key], len(run.candidates.get(key) or [])
         size = f"{space.size():.3g}" if space is not None else "—"
         share = f"{scored / space.size():.2g}" if space is not None and scored else "—"
-        rows.append([escape(label), escape(genes[key]), escape(size), f"{scored:,}", escape(share)])
-    return "<h3>Search spaces</h3>" + table(["Search", "Varies", "Architectures", "Scored", "Share scored"], rows,
-                                            cls="spaces")
+        rows.append([label, genes[key], size, f"{scored:,}", share])
+    return rows
 
 
-def _top_candidates(run: RunData, k: int = 5) -> str:
+def _top_candidates(run: RunData, k: int = 5) -> list[dict]:
     """The best k candidates of each search, with the supernet that scored them."""
-    parts = []
+    tops = []
     for key, label, scorer in SEARCH_LABELS:
         rows = sorted(run.candidates.get(key) or [], key=lambda r: (-r["score"], r["macs"]))[:k]
-        if not rows:
-            continue
-        body = [[str(i + 1), f"{r['score']:.2f}", escape(fmt_macs(r["macs"])), escape(fmt_count(r.get("params"))),
-                 escape(_heads(r.get("arch")))] for i, r in enumerate(rows)]
-        parts.append(f"<h3>{escape(label)}: top {len(rows)} <span class='muted'>(search-split top-1 with weights "
-                     f"inherited from {escape(scorer)})</span></h3>"
-                     + table(["Rank", "Score (%)", "MACs (M)", "Params", "Global heads per block"], body, cls="top"))
-    return "".join(parts)
+        if rows:
+            tops.append({"label": label, "scorer": scorer,
+                         "rows": [[i + 1, f"{r['score']:.2f}", fmt_macs(r["macs"]), fmt_count(r.get("params")),
+                                   _heads(r.get("arch"))] for i, r in enumerate(rows)]})
+    return tops
 
 
-def _saturation(run: RunData) -> str:
+def _saturation(run: RunData) -> dict | None:
     """Says when a search split is saturated: many candidates within the noise of the best score, so the search
     cannot tell them apart and its pick among them is close to chance."""
     n = _dig(run.config, "data", "search_size")
     if not n:
-        return ""
+        return None
     notes = []
     for key, label in (("level1", "level-1"), ("level2", "level-2"), ("random", "random")):
         scores = [r["score"] for r in run.candidates.get(key) or []]
@@ -340,12 +260,24 @@ def _saturation(run: RunData) -> str:
         if close >= max(5, len(scores) // 10):
             notes.append(f"{close} of the {len(scores)} {label} candidates score within {noise:.2f} points of the "
                          f"best ({best:.2f}%)")
-    if not notes:
-        return ""
-    return ("<p class='banner'><b>The search split is saturated.</b> " + escape("; ".join(notes))
-            + f". On a search split of {n:,} images, two scores closer than that cannot be told apart (95%), so the "
-            "search's pick among those candidates is close to chance; a larger search split "
-            "(<code>data.search_size</code>) or a harder one would separate them.</p>")
+    return {"notes": notes, "n": f"{n:,}"} if notes else None
+
+
+def _rounds(run: RunData) -> list[dict]:
+    """The finalist rounds (``search.finalists``): each finalist's search score and its re-score, and the winner."""
+    rounds = []
+    for name, label in (("searched", "The hierarchy's round (level-2 search)"), ("random", "Random search's round")):
+        state = run.rounds.get(name)
+        if not state:
+            continue
+        won = (state.get("winner") or {}).get("arch")
+        rows = [{"rank": i + 1, "search_score": fmt_pct(f.get("search_score")),
+                 "score": None if not finite(f.get("score")) else f"{f['score']:.4g}",
+                 "heads": _heads(f.get("arch")),
+                 "won": won is not None and f.get("arch") == won} for i, f in enumerate(state.get("finalists") or [])]
+        rounds.append({"label": label, "folder": ROUND_DIRS[name], "k": state.get("k"),
+                       "evaluator": state.get("evaluator"), "finished": won is not None, "rows": rows})
+    return rounds
 
 
 def _data_text(cfg: dict) -> str | None:
@@ -356,7 +288,7 @@ def _data_text(cfg: dict) -> str | None:
     return f"{source} ({data['root']})" if data.get("root") else str(source)
 
 
-def _stage_table(run: RunData) -> str:
+def _stages(run: RunData) -> list[dict]:
     """Where each stage of the pipeline stands. A stage is done once a later one has started (or the summary is
     written), except the stages that write a final file: the pick and the three trainings."""
     level1_epochs = _dig(run.config, "supernet", "optim", "epochs")
@@ -364,17 +296,17 @@ def _stage_table(run: RunData) -> str:
     supernet_epochs = {"level1": level1_epochs, "level2": level2_epochs, "random": level2_epochs}
     train_epochs = _dig(run.config, "train", "epochs")
     role = {folder: (kind, key) for kind, dirs in (("supernet", SUPERNET_DIRS), ("search", SEARCH_DIRS),
-                                                   ("final", FINAL_DIRS)) for key, folder in dirs.items()}
+                                                   ("final", FINAL_DIRS), ("round", ROUND_DIRS))
+            for key, folder in dirs.items()}
     started = [(run.run_dir / folder).exists() for folder, _ in STAGES]
     rows = []
     for i, (folder, label) in enumerate(STAGES):
         if not started[i]:
-            skipped = folder == PICK_DIR and any(started[i + 1:])  # optional: a run may go straight to level 2
-            rows.append([escape(folder), escape(label), f"<span class='muted'>{'skipped' if skipped else 'not started'}"
-                         "</span>", ""])
+            rows.append({"folder": folder, "label": label, "started": False,
+                         "skipped": folder in OPTIONAL_DIRS and any(started[i + 1:])})
             continue
         done, detail = run.summary is not None or any(started[i + 1:]), ""
-        kind, key = role.get(folder, ("pick", None))
+        kind, key = role.get(folder, (None, None))
         if kind == "supernet":
             last, total = (run.supernets[key] or [{}])[-1], supernet_epochs[key]
             detail = f"{last.get('epoch', 0)}{'/' + str(total) if total else ''} epochs" + (
@@ -383,23 +315,23 @@ def _stage_table(run: RunData) -> str:
             result = run.results.get(key) or {}
             detail = f"{len(run.candidates[key])} scored" + (
                 f", best {result['score']:.2f}%" if finite(result.get("score")) else "")
-        elif kind == "pick":
+        elif kind == "round":
+            state = run.rounds.get(key) or {}
+            scored = sum(1 for f in state.get("finalists") or [] if finite(f.get("score")))
+            detail = f"{scored}/{len(state.get('finalists') or [])} finalists scored"
+        elif folder == PICK_DIR:
             done = run.pick is not None
         else:
             f = run.finalists[key]
             done = f["state"] == "done"
             detail = f"{len(run.final_metrics[key])}{'/' + str(train_epochs) if train_epochs else ''} epochs" + (
                 f", test top-1 {f['top1']:.2f}%" if finite(f.get("top1")) else "")
-        state = "<span class='state done'>done</span>" if done else "<span class='state running'>in progress</span>"
-        spent = run.times.get(folder.split("/")[0]) if folder != "6-random/search" else None
-        rows.append([f"<a href='{escape(folder)}/'>{escape(folder)}</a>", escape(label), state, escape(detail),
-                     escape(fmt_seconds(spent)) if spent is not None else ""])
-    files = " · ".join(f"<a href='{name}'>{name}</a>" for name in ("summary.json", "config.yaml", "run.json",
-                                                                   "times.json") if (run.run_dir / name).exists())
-    total = f" In all: {fmt_seconds(sum(run.times.values()))} of wall time." if run.times else ""
-    return ("<h3>Pipeline</h3>" + table(["Folder", "Stage", "State", "", "Time"], rows, cls="stages")
-            + f"<p class='note'>The folders and files are relative to this page.{total} Files: {files}. "
-              "(The random-search baseline's time covers its supernet and its search.)</p>")
+        top = folder.split("/")[0]  # 6-random's time covers its supernet and search: shown on its first row
+        first = folder == next(f for f, _ in STAGES if f.startswith(top))
+        spent = run.times.get(folder, run.times.get(top) if first else None)
+        rows.append({"folder": folder, "label": label, "started": True, "done": done, "detail": detail,
+                     "time": fmt_seconds(spent) if spent is not None else ""})
+    return rows
 
 
 def _get(d: dict, *keys):
@@ -415,47 +347,21 @@ def _dig(d: dict, *keys):
     return d if finite(d) else None
 
 
-def _commands(run: RunData) -> str:
-    command = run.info.get("command") or f"glit run {run.info.get('preset') or run.config.get('preset') or 'demo'}" \
-                                          f" --out {run.run_dir}"
+def _out_of(command: str, run_dir: Path) -> str:
+    """The ``--out`` of the command that made the run, else the folder the report reads."""
     try:
         words = shlex.split(command)
-        out = words[words.index("--out") + 1]
+        return words[words.index("--out") + 1]
     except (ValueError, IndexError):
-        out = str(run.run_dir)
-    lines = [
-        "<p>To reproduce this run, run the command that made it (run it again on the same folder to continue an "
-        "unfinished run; a finished stage is never recomputed):</p>",
-        f"<pre class='cmd'><code>{escape(command)}</code></pre>",
-        "<p>or start a fresh run from the resolved config saved with it, which pins every setting even if the "
-        "preset's defaults change:</p>",
-        f"<pre class='cmd'><code>{escape(f'glit run --config {out}/config.yaml --out {out}-repro')}</code></pre>",
-        "<p class='note'>The same seed, config and data give the same result on CPU. The searched architecture is "
-        f"in <code>{escape(out)}/{FINAL_DIRS['searched']}/arch.json</code>; "
-        f"<code>glit profile --arch {escape(out)}/{FINAL_DIRS['searched']}/arch.json</code> prints its cost.</p>",
-    ]
-    extra = run.info.get("commands")
-    if isinstance(extra, list) and extra:
-        lines.append("<pre class='cmd'><code>" + escape("\n".join(map(str, extra))) + "</code></pre>")
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------------------------------- page pieces
-
-def table(header: list[str], rows: list[list[str]], cls: str = "") -> str:
-    """An HTML table; ``header`` is plain text (escaped here), the cells are HTML already escaped by the caller."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<div class='scroll'><table class='{escape(cls)}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody>" \
-           "</table></div>"
+        return str(run_dir)
 
 
 def _ratio(x) -> str:
     return "—" if x is None else f"×{x:g}"
 
 
-def block_diagram(arch: dict, block_macs: list | None = None) -> str:
-    """A row per block: a bar of head slots (global, then local, as the channels are split), the genes, and each
+def _block_diagram(arch: dict, block_macs: list | None = None) -> dict:
+    """A row per block: its head slots (global, then local, as the channels are split), the genes, and each
     block's MACs where the run recorded them."""
     fam = arch.get("family", {})
     heads = int(fam.get("num_heads") or 0)
@@ -466,51 +372,36 @@ def block_diagram(arch: dict, block_macs: list | None = None) -> str:
     rows = []
     for i, (b, macs) in enumerate(zip(blocks, block_macs)):
         g = int(b.get("num_global_heads") or 0)
-        cells = "".join(f"<span class='head {'g' if h < g else 'l'}'>{'G' if h < g else 'L'}</span>"
-                        for h in range(heads))
-        glob = f"{g} head{'s' * (g != 1)}, qkv {_ratio(b.get('qkv_ratio'))}" if g else "<span class='muted'>—</span>"
-        local = (f"{heads - g} head{'s' * (heads - g != 1)}, {b.get('local_op') or 'conv1d'} E "
-                 f"{_ratio(b.get('conv_ratio'))}, kernel {b.get('kernel_size')}") if g < heads \
-            else "<span class='muted'>—</span>"
-        bar = "" if macs is None else \
-            f"<span class='macsbar' style='width:{60 * macs / top:.0f}px'></span>{macs / 1e6:,.3f}"
-        rows.append([f"{i + 1}", f"<span class='heads'>{cells}</span>", escape(glob) if g else glob,
-                     escape(local) if g < heads else local, escape(_ratio(b.get("mlp_ratio"))), bar])
+        rows.append({
+            "index": i + 1, "slots": [h < g for h in range(heads)],
+            "glob": f"{g} head{'s' * (g != 1)}, qkv {_ratio(b.get('qkv_ratio'))}" if g else None,
+            "local": (f"{heads - g} head{'s' * (heads - g != 1)}, {b.get('local_op') or 'conv1d'} E "
+                      f"{_ratio(b.get('conv_ratio'))}, kernel {b.get('kernel_size')}") if g < heads else None,
+            "mlp": _ratio(b.get("mlp_ratio")),
+            "macs": None if macs is None else f"{macs / 1e6:,.3f}", "bar": f"{60 * (macs or 0) / top:.0f}"})
     n_global = sum(int(b.get("num_global_heads") or 0) for b in blocks)
-    n_all = heads * len(blocks)
-    lead = (f"<p>{len(blocks)} blocks of {heads} head slots (D = {fam.get('embed_dim')}, "
-            f"{fam.get('img_size')} px images in {fam.get('patch_size')} px patches): "
-            f"<b>{n_global}</b> global and <b>{n_all - n_global}</b> local heads in all. "
-            "<span class='legend'><span class='head g'>G</span> global self-attention head "
-            "<span class='head l'>L</span> local head (its module: "
-            + escape("; ".join(f"{op.name}, {op.legend}" for op in LOCAL_OPS.values())) + ")</span></p>")
-    return lead + table(["Block", "Heads", "Global part", "Local part", "MLP", "MACs (M)"], rows, cls="blocks")
+    return {"blocks": len(blocks), "heads": heads, "embed_dim": fam.get("embed_dim"), "img_size": fam.get("img_size"),
+            "patch_size": fam.get("patch_size"), "n_global": n_global, "n_local": heads * len(blocks) - n_global,
+            "legend": "; ".join(f"{op.name}, {op.legend}" for op in LOCAL_OPS.values()), "rows": rows}
 
 
-def generation_table(stats: dict[str, list[dict]]) -> str:
+def _generations(stats: dict[str, list[dict]]) -> dict | None:
     """Best, mean and count per generation, a column group per search."""
     names = [(k, label) for k, label in (("level1", "Level 1"), ("level2", "Level 2"), ("random", "Random"))
              if stats.get(k)]
     if not names:
-        return ""
+        return None
     by_gen = {k: {r["generation"]: r for r in stats[k]} for k, _ in names}
     gens = sorted({g for k, _ in names for g in by_gen[k]})
-    head = "<tr><th rowspan='2'>Generation</th>" + "".join(
-        f"<th colspan='3' class='group'>{escape(label)}</th>" for _, label in names) + "</tr><tr>" + \
-        "<th>best</th><th>mean</th><th>n</th>" * len(names) + "</tr>"
-    body = []
-    for g in gens:
-        cells = [f"<td>{g}</td>"]
-        for k, _ in names:
-            r = by_gen[k].get(g)
-            cells += [f"<td class='first'>{fmt_pct(r['best'])}</td><td>{fmt_pct(r['mean'])}</td><td>{r['count']}</td>"
-                      if r else "<td class='first'></td><td></td><td></td>"]
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return ("<h3>Per generation <span class='muted'>(search-split top-1, %)</span></h3><div class='scroll'>"
-            f"<table class='gens'><thead>{head}</thead><tbody>{''.join(body)}</tbody></table></div>")
+    return {"labels": [label for _, label in names],
+            "rows": [(g, [_generation_cell(by_gen[k].get(g)) for k, _ in names]) for g in gens]}
 
 
-def health_table(health: dict) -> str:
+def _generation_cell(r: dict | None) -> dict | None:
+    return {"best": fmt_pct(r["best"]), "mean": fmt_pct(r["mean"]), "count": r["count"]} if r else None
+
+
+def _health(health: dict) -> dict:
     """How well each supernet ranks a ground truth (``glit truth``), next to the search it drove."""
     names = {"level1": ("Level-1 supernet", "level-1 search (its level-1 members)"),
              "level2": ("Level-2 supernet", "level-2 search"),
@@ -523,40 +414,31 @@ def health_table(health: dict) -> str:
             continue
         ceiling = r.get("noise_ceiling_tau") if finite(r.get("noise_ceiling_tau")) else ceiling
         if not r.get("n"):
-            rows.append([escape(label), escape(drove), "0", f"<span class='muted'>{escape(r.get('error', ''))}</span>",
-                         "", "", "", "", ""])
+            rows.append({"label": label, "drove": drove, "error": r.get("error", "")})
             continue
-        rows.append([escape(label), escape(drove), str(r["n"]),
-                     *(escape(f"{r[k]:.2f}") if finite(r.get(k)) else "—"
-                       for k in ("kendall_tau", "spearman_rho", "macs_kendall_tau")),
-                     escape(f"{r['precision_at_5']:.1f}") if finite(r.get("precision_at_5")) else "—",
-                     escape(f"{r['regret']:+.2f}") if finite(r.get("regret")) else "—",
-                     str(r.get("skipped", "—"))])
-    note = (f"Noise ceiling: Kendall τ {ceiling:.2f} between two training seeds of the same architectures, what a "
-            "perfect supernet could reach given retraining noise. " if finite(ceiling) else "")
-    return ("<h3>Supernet health</h3>" + table(["Supernet", "Drove", "Ranked", "Kendall τ", "Spearman ρ",
-                                                "τ of MACs alone", "Precision at 5", "Regret (points)", "Skipped"],
-                                               rows)
-            + f"<p class='note'>Each supernet scores the architectures of {escape(str(health.get('truth')))} "
-              "(trained from scratch by glit truth) that its search could pick, as the search scores a candidate, "
-              "against their mean test top-1 over seeds. Regret is the true top-1 of its favourite minus the true "
-              "best. τ of MACs alone is how well the architectures' MACs rank them: the trivial predictor a "
-              f"supernet should beat. {note}</p>")
+        rows.append({"label": label, "drove": drove, "error": None, "n": r["n"],
+                     "tau": _num(r, "kendall_tau", "{:.2f}"), "rho": _num(r, "spearman_rho", "{:.2f}"),
+                     "macs_tau": _num(r, "macs_kendall_tau", "{:.2f}"), "p5": _num(r, "precision_at_5", "{:.1f}"),
+                     "regret": _num(r, "regret", "{:+.2f}"), "skipped": r.get("skipped", "—")})
+    return {"rows": rows, "truth": str(health.get("truth")),
+            "ceiling": f"{ceiling:.2f}" if finite(ceiling) else None}
 
 
-def pick_table(pick: dict) -> str:
+def _num(d: dict, key: str, form: str) -> str:
+    return form.format(d[key]) if finite(d.get(key)) else "—"
+
+
+def _pick(pick: dict) -> dict:
     """The level-1 top-k distributions and which one won."""
     winner = [b.get("num_global_heads") for b in (pick.get("winner") or {}).get("blocks", [])]
     rows = []
     for i, c in enumerate(pick.get("candidates") or []):
         arch = c.get("arch") or {}
-        won = [b.get("num_global_heads") for b in arch.get("blocks", [])] == winner
-        rows.append([f"{i + 1}", escape(_heads(arch)), escape(fmt_pct(c.get("score"))),
-                     escape(fmt_pct(c.get("retrain_top1"))), "<b class='better'>winner</b>" if won else ""])
+        rows.append({"rank": i + 1, "heads": _heads(arch), "score": fmt_pct(c.get("score")),
+                     "retrain": fmt_pct(c.get("retrain_top1")),
+                     "won": [b.get("num_global_heads") for b in arch.get("blocks", [])] == winner})
     retrained = any(finite(c.get("retrain_top1")) for c in pick.get("candidates") or [])
     note = ("The top distributions of the level-1 search were each retrained briefly (without the search split) "
             "and scored on the search split; the best went on to level 2." if retrained else
             "The best-scored distribution of the level-1 search went on to level 2.")
-    return f"<p>{note}</p>" + table(["Rank", "Global heads per block", "Search score (%)", "Short retrain top-1 (%)",
-                                     ""], rows, cls="pick")
-
+    return {"note": note, "rows": rows}

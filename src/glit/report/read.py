@@ -11,6 +11,8 @@ from glit.layout import (
     FINAL_DIRS,
     FINALISTS,
     PICK_DIR,
+    ROUND_DIRS,
+    ROUND_FILE,
     RUN_JSON,
     SEARCH_DIRS,
     STAGE,
@@ -35,6 +37,7 @@ class RunData:
     results: dict[str, dict | None] = field(default_factory=dict)
     pareto: list[dict] = field(default_factory=list)
     pick: dict | None = None
+    rounds: dict[str, dict | None] = field(default_factory=dict)  # each finalist round's finalists.json
     final_metrics: dict[str, list[dict]] = field(default_factory=dict)
     finalists: dict[str, dict] = field(default_factory=dict)
     budget_macs: float | None = None
@@ -111,6 +114,9 @@ def read_run(run_dir: Path) -> RunData:
     run.pareto = [r for r in pareto if isinstance(r, dict)] if isinstance(pareto, list) else []
     pick = _json(run_dir / PICK_DIR / "pick.json")
     run.pick = pick if isinstance(pick, dict) else None
+    for key, folder in ROUND_DIRS.items():
+        state = _json(run_dir / folder / ROUND_FILE)
+        run.rounds[key] = state if isinstance(state, dict) else None
     for name in FINALISTS:
         run.final_metrics[name] = _jsonl(run_dir / FINAL_DIRS[name] / "metrics.jsonl")
     run.finalists = {name: _finalist(run, name) for name in FINALISTS}
