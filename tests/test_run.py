@@ -575,6 +575,15 @@ def test_a_run_with_a_finalist_round_gives_random_search_the_same_round(tmp_path
                      timeout=600)
     assert again.returncode == 0 and json.loads((out / "5-finalists" / "finalists.json").read_text()) == \
         rounds["searched"]
+    # glit ablate --study search gives the one-level search the same round, and retrains its winner
+    proc = run_glit("ablate", "demo", "--study", "search", "--out", out, *TINY_RUN, "--set", "run.seeds=1",
+                    "--set", "search.finalists=3", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one = json.loads((out / "10-one-level-finalists" / "finalists.json").read_text())
+    assert one["k"] == 3 and one["evaluator"] == "short" and len(one["finalists"]) == 3
+    assert [f["search"] for f in one["finalists"]] == [str(out / "10-one-level")] * 3
+    row = next(r for r in json.loads((out / "ablation-search.json").read_text())["rows"] if r["name"] == "one-level")
+    assert row["arch"] == one["winner"]["arch"]
 
 
 def test_a_run_searches_every_local_operator_it_is_given(tmp_path):

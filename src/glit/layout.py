@@ -7,7 +7,8 @@ Plain Python (layer 0).
     3-pick/pick.json     the level-1 pick             6-random/search/      random search
     4-supernet[-J]/      level-2 supernet(s)          6-random/finalists/   random search's finalist round
     5-search[-J]/        level-2 search(es)           7-searched/, 8-baseline/, 9-random/   retraining (-seedS)
-    10-one-level/, 11-one-level/   glit ablate --study search: one-level search and its retraining
+    10-one-level/, 10-one-level-finalists/, 11-one-level/   glit ablate --study search: one-level search, its
+                         finalist round and its retraining
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ ROUND_FILE = "finalists.json"  # a finalist round's state and answer (glit.recip
 PICK_DIR = "3-pick"
 OPTIONAL_DIRS = (PICK_DIR, *ROUND_DIRS.values())  # stages a run may leave out (search.level1_topk, search.finalists)
 ONE_LEVEL_SEARCH, ONE_LEVEL_FINAL = "10-one-level", "11-one-level"
+ONE_LEVEL_ROUND = "10-one-level-finalists"  # its finalist round, as the other searches get (search.finalists)
 STAGES = (("1-supernet", "level-1 supernet"), ("2-search", "level-1 search"), ("3-pick", "pick the distribution"),
           ("4-supernet", "level-2 supernet"), ("5-search", "level-2 search"), ("5-finalists", "finalist round"),
           ("6-random/supernet", "random search: whole-space supernet"), ("6-random/search", "random search"),

@@ -6,7 +6,8 @@
   and the DeiT-style reference (``8-baseline``). Then **one-level search** (``10-one-level``): evolution over the
   whole space, every gene free, on the same whole-space supernet as random search, with as many scored candidates as
   both levels of the hierarchy scored (rounded up to whole generations of ``search.population``); its winner is
-  retrained into ``11-one-level``.
+  retrained into ``11-one-level``. With ``search.finalists`` K > 0 the one-level search gets the finalist round that
+  ``glit run`` gives the other two (``10-one-level-finalists``, same K and evaluator), and its winner is retrained.
 - ``locality``: one architecture retrained with each local operator (``glit.genes.LOCAL_OPS``: the paper's 1-D conv,
   window attention, a 2-D conv), into ``locality-<op>``, and the all-global DeiT-style baseline, into ``8-baseline``
   (where ``glit run`` retrains it: a run or a search study in the same folder shares it). The architecture is
@@ -35,8 +36,16 @@ from glit.data.build import SharedData
 from glit.errors import GlitError
 from glit.files import write_json
 from glit.genes import LOCAL_OPS
-from glit.layout import ONE_LEVEL_FINAL, ONE_LEVEL_SEARCH, SUPERNET_DIRS, finalist_folders, seed_folders
+from glit.layout import (
+    ONE_LEVEL_FINAL,
+    ONE_LEVEL_ROUND,
+    ONE_LEVEL_SEARCH,
+    SUPERNET_DIRS,
+    finalist_folders,
+    seed_folders,
+)
 from glit.presets import deit, space_preset
+from glit.recipes.finalists import finalist_round
 from glit.recipes.run import paired_comparison, run
 from glit.recipes.search import search
 from glit.recipes.train import train
@@ -69,6 +78,10 @@ def _search_rows(cfg: Config, out: Path, seeds: list[int], command: str) -> list
     wanted = summary["search"]["level1_candidates"] + summary["search"]["level2_candidates"]
     one = search(cfg, out / SUPERNET_DIRS["random"], out / ONE_LEVEL_SEARCH, resume=True, shared=shared,
                  strategy="evolution", generations=math.ceil(wanted / cfg.search.population))
+    if cfg.search.finalists:  # the round the other two searches had, same K and evaluator
+        won = finalist_round(cfg, [(out / SUPERNET_DIRS["random"], out / ONE_LEVEL_SEARCH)], out / ONE_LEVEL_ROUND,
+                             shared=shared)["winner"]
+        one = {**one, "best": Arch.from_dict(won["arch"]), "score": won["search_score"]}
     archs = {name: Arch.from_dict(summary[name]["arch"]) for name in ("searched", "random", "baseline")}
     entries = [("hierarchical", archs["searched"], finalist_folders(out, "searched", seeds),
                 wanted, summary["searched"]["search_score"]),
