@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 
 test: lint
-	$(BIN)/python -m pytest -n 2 -q --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=15
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache .hypothesis

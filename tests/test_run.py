@@ -518,13 +518,24 @@ def test_the_run_exports_its_searched_model_and_a_supernet_path_exports(finished
     assert not (tmp_path / "x.onnx").exists()
 
 
-def test_glit_compare_over_two_seeds_computes_what_scipy_does(finished, tmp_path):
+@pytest.fixture(scope="module")
+def round_run(tmp_path_factory):
+    """A finished demo run with seed 1, one retraining seed and a finalist round of 3: the round's tests, and the
+    second seed of glit compare's."""
+    out = tmp_path_factory.mktemp("round") / "run"
+    proc = run_glit("run", "demo", "--out", out, *ROUND_RUN, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
+ROUND_RUN = (*TINY_RUN, "--set", "seed=1", "--set", "run.seeds=1", "--set", "search.finalists=3")
+
+
+def test_glit_compare_over_two_seeds_computes_what_scipy_does(finished, round_run, tmp_path):
     from scipy import stats
 
     out, _ = finished
-    second = tmp_path / "seed1"
-    proc = run_glit("run", "demo", "--out", second, *TINY_RUN, "--set", "seed=1", "--set", "run.seeds=1", timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    second, _ = round_run
     unfinished = tmp_path / "seed2"
     shutil.copytree(out, unfinished)
     (unfinished / "summary.json").unlink()
@@ -550,11 +561,8 @@ def test_glit_compare_over_two_seeds_computes_what_scipy_does(finished, tmp_path
     assert_one_line_error(bad, "nowhere", "not a glit run folder")
 
 
-def test_a_run_with_a_finalist_round_gives_random_search_the_same_round(tmp_path):
-    out = tmp_path / "run"
-    proc = run_glit("run", "demo", "--out", out, *TINY_RUN, "--set", "run.seeds=1", "--set", "search.finalists=3",
-                    timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_a_run_with_a_finalist_round_gives_random_search_the_same_round(round_run):
+    out, proc = round_run
     rounds = {name: json.loads((out / folder / "finalists.json").read_text())
               for name, folder in (("searched", "5-finalists"), ("random", "6-random/finalists"))}
     summary = json.loads((out / "summary.json").read_text())
@@ -571,13 +579,11 @@ def test_a_run_with_a_finalist_round_gives_random_search_the_same_round(tmp_path
         assert f"<span class='muted'>({folder})</span>" in page
         assert re.search(rf"<a href='{folder}/'>{folder}</a></td><td>[^<]*</td><td><span class='state done'>done"
                          rf"</span></td><td>3/3 finalists scored</td>", page)
-    again = run_glit("run", "demo", "--out", out, *TINY_RUN, "--set", "run.seeds=1", "--set", "search.finalists=3",
-                     timeout=600)
+    again = run_glit("run", "demo", "--out", out, *ROUND_RUN, timeout=600)
     assert again.returncode == 0 and json.loads((out / "5-finalists" / "finalists.json").read_text()) == \
         rounds["searched"]
     # glit ablate --study search gives the one-level search the same round, and retrains its winner
-    proc = run_glit("ablate", "demo", "--study", "search", "--out", out, *TINY_RUN, "--set", "run.seeds=1",
-                    "--set", "search.finalists=3", timeout=600)
+    proc = run_glit("ablate", "demo", "--study", "search", "--out", out, *ROUND_RUN, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     one = json.loads((out / "10-one-level-finalists" / "finalists.json").read_text())
     assert one["k"] == 3 and one["evaluator"] == "short" and len(one["finalists"]) == 3
