@@ -323,12 +323,13 @@ def cmd_compare(args) -> None:
 
 
 def cmd_rank(args) -> None:
-    from glit.recipes.rank import format_rank, rank
+    from glit.recipes.rank import rank
+    from glit.text import rank_table
 
     result = rank(args.supernet, args.truth, args.data, args.set, level1=args.level1, scoring=args.scoring,
                   evaluator=args.evaluator, subset=args.selection)
     if _is_main():
-        print(dumps(result) if args.json else format_rank(result))
+        print(dumps(result) if args.json else rank_table(result))
 
 
 def _int_list(text: str, flag: str) -> list[int]:

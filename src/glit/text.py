@@ -145,3 +145,45 @@ def compare_table(result: dict) -> str:
     if result["not_finished"]:
         lines.append(f"{result['not_finished']} run(s) not finished: not counted")
     return "\n".join(lines)
+
+
+def rank_table(result: dict) -> str:
+    """The table and figures that ``glit rank`` prints."""
+    how = {"arch": "", "level1": ", each scored by its distribution with the level-1 details",
+           "marginal": ", each scored by its distribution, details marginalised"}[result["scoring"]]
+    evaluator = result.get("evaluator", "supernet")
+    lines = [f"{result['supernet']}{' (level-1 part)' if result['level1'] else ''}{how} against {result['truth']}: "
+             f"{result['n']} architectures scored by the {evaluator} evaluator "
+             f"({result.get('cpu_seconds_per_arch', 0):.1f} CPU s each), {result['skipped']} outside the space "
+             "skipped",
+             f"  {'global heads':<24} {'score':>7} {'truth':>7} {'seeds':>6}"]
+    percent = evaluator in ("supernet", "finetune", "short")  # the others are not accuracies
+    for p in sorted(result["pairs"], key=lambda p: -p["score"]):
+        g = [b["num_global_heads"] for b in p["arch"]["blocks"]]
+        score = f"{p['score']:>6.2f}%" if percent else f"{p['score']:>7.4g}"
+        lines.append(f"  {str(g):<24} {score} {p['truth_top1']:>6.2f}% {len(p['seeds']):>6}")
+
+    def num(x, fmt="{:.3f}"):
+        return "-" if x is None else fmt.format(x)
+
+    lines += [f"  Kendall tau {num(result['kendall_tau'])} (p {num(result['kendall_p'], '{:.2g}')}), "
+              f"Spearman rho {num(result['spearman_rho'])}, n = {result['n']}",
+              f"  among the {result['n_mixes']} mixes of global and local heads: Kendall tau "
+              f"{num(result['kendall_tau_mixes'])}; local bias {num(result['local_bias'], '{:+.3f}')} (tau of the "
+              f"score with the local share {num(result['score_local_tau'])}, of the truth "
+              f"{num(result['truth_local_tau'])})",
+              f"  MACs alone rank them with Kendall tau {num(result['macs_kendall_tau'])} (the trivial predictor to "
+              "beat)",
+              f"  precision at 5 {num(result['precision_at_5'], '{:.2f}')}; regret "
+              f"{num(result['regret'], '{:+.2f}')} points (true top-1 of the supernet's favourite minus the true best)",
+              f"  noise ceiling: Kendall tau {num(result['noise_ceiling_tau'])} between seeds "
+              f"{result['noise_ceiling_seeds'][0]} and {result['noise_ceiling_seeds'][1]} over the "
+              f"{result['noise_ceiling_n']} architectures of the file trained with both"]
+    for what, r in (("", result), (" (short-tse)", result.get("tse", {}))):
+        sel = r.get("selection")
+        if sel:
+            lines.append(f"  selection test{what}: picking the favourite of {sel['subset']} of the {sel['pool']} "
+                         f"gains {sel['gain']:+.2f} points over a random pick (95% CI {sel['gain_ci95'][0]:+.2f} to "
+                         f"{sel['gain_ci95'][1]:+.2f}), regret {sel['regret']:+.2f} to the subset's best (95% CI "
+                         f"{sel['regret_ci95'][0]:+.2f} to {sel['regret_ci95'][1]:+.2f})")
+    return "\n".join(lines)
