@@ -590,6 +590,12 @@ def test_a_run_with_a_finalist_round_gives_random_search_the_same_round(round_ru
     assert [f["search"] for f in one["finalists"]] == [str(out / "10-one-level")] * 3
     row = next(r for r in json.loads((out / "ablation-search.json").read_text())["rows"] if r["name"] == "one-level")
     assert row["arch"] == one["winner"]["arch"]
+    # glit compare adds the one-level row of a run folder that holds the ablation
+    proc = run_glit("compare", out, "--json")
+    r = json.loads(proc.stdout)
+    assert r["one_level"]["per_seed"] == {"1": row["top1"]}
+    assert r["vs_one_level"]["per_seed"] == {"1": row["vs_first"]["difference"]} and r["vs_one_level"]["n"] == 1
+    assert "searched - one-level search" in run_glit("compare", out).stdout
 
 
 def test_a_run_searches_every_local_operator_it_is_given(tmp_path):

@@ -40,6 +40,11 @@ RUN_JSON, SUMMARY, TIMES, REPORT, HEALTH = "run.json", "summary.json", "times.js
 STAGE = "stage.json"  # in every stage folder: the arguments its command was given (glit.folder)
 
 
+def ablation_file(study: str) -> str:
+    """``glit ablate --study STUDY``'s table in the run folder (its page: the same name, ``.html``)."""
+    return f"ablation-{study}.json"
+
+
 def level2_dirs(j: int) -> tuple[str, str]:
     """The supernet and search folders of the j-th level-2 distribution (0: the level-1 winner's)."""
     suffix = "" if j == 0 else f"-{j + 1}"

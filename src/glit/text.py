@@ -142,6 +142,10 @@ def compare_table(result: dict) -> str:
         s = result[key]
         lines.append(f"searched - {name}: {fmt_mean_std(s)} points over {s['n']} seeds; one-sided t-test over "
                      f"seeds p = {fmt_p(s)}")
+    if "vs_one_level" in result:
+        s = result["vs_one_level"]
+        lines.append(f"searched - one-level search: {fmt_mean_std(s)} points over {s['n']} seeds (glit ablate --study "
+                     f"search); one-sided t-test over seeds p = {fmt_p(s)}")
     if result["not_finished"]:
         lines.append(f"{result['not_finished']} run(s) not finished: not counted")
     return "\n".join(lines)

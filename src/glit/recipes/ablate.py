@@ -41,6 +41,7 @@ from glit.layout import (
     ONE_LEVEL_ROUND,
     ONE_LEVEL_SEARCH,
     SUPERNET_DIRS,
+    ablation_file,
     finalist_folders,
     seed_folders,
 )
@@ -68,7 +69,7 @@ def ablate(cfg: Config, study: str, out: str | Path, seeds: int = 1, arch: Arch 
     rows = _search_rows(cfg, out, seed_list, command) if study == "search" else \
         _locality_rows(cfg, out, seed_list, arch)
     result = {"study": study, "preset": cfg.preset, "seeds": seed_list, "command": command, "rows": rows}
-    write_json(out / f"ablation-{study}.json", result)
+    write_json(out / ablation_file(study), result)
     return result
 
 

@@ -4,7 +4,9 @@ For each run: its seed, each finalist's test top-1, and the searched architectur
 DeiT-style baseline and the random-search winner (``summary.json``'s ``comparisons``: McNemar verdicts on the same
 test images). Over the runs: for each difference, its values per seed, ``n``, ``mean``, ``std`` and ``p_value``, a
 one-sample t-test over seeds (scipy's ``ttest_1samp``, one-sided: is the mean difference above 0?). A run without
-``summary.json`` is listed as not finished and never counted. Reads files only; trains nothing. The terminal
+``summary.json`` is listed as not finished and never counted. A run folder that also holds ``glit ablate --study
+search``'s table (one retraining seed) adds ``one_level`` and ``vs_one_level`` (hierarchy minus one-level search),
+over the runs that have it. Reads files only; trains nothing. The terminal
 table is ``glit.text.compare_table``, the page ``glit.report.compare``.
 """
 
@@ -19,7 +21,7 @@ import yaml
 from scipy import stats
 
 from glit.errors import GlitError
-from glit.layout import COMPARISONS, FINALISTS, SUMMARY
+from glit.layout import COMPARISONS, FINALISTS, SUMMARY, ablation_file
 
 
 def compare_runs(dirs: list[str | Path]) -> dict:
@@ -40,6 +42,12 @@ def compare_runs(dirs: list[str | Path]) -> dict:
         for key, _, _ in COMPARISONS:
             c = s["comparisons"][key]
             row[key] = {"difference": c["difference"], "verdict": c.get("verdict"), "p_value": c.get("p_value")}
+        one = _one_level(d)
+        if one is not None:
+            row["one_level"] = one["top1"]
+            c = one["vs_first"]
+            row["vs_one_level"] = {"difference": c["difference"], "verdict": c.get("verdict"),
+                                   "p_value": c.get("p_value")}
         runs.append(row)
     done = [r for r in runs if r["finished"]]
     seeds = [r["seed"] for r in done]
@@ -50,7 +58,26 @@ def compare_runs(dirs: list[str | Path]) -> dict:
         result[f] = summarise([r[f] for r in done], seeds, test=False)
     for key, _, _ in COMPARISONS:
         result[key] = summarise([r[key]["difference"] for r in done], seeds, test=True)
+    ablated = [r for r in done if "vs_one_level" in r]
+    if ablated:  # the runs with glit ablate --study search: the hierarchy against one-level search
+        result["one_level"] = summarise([r["one_level"] for r in ablated], [r["seed"] for r in ablated], test=False)
+        result["vs_one_level"] = summarise([r["vs_one_level"]["difference"] for r in ablated],
+                                           [r["seed"] for r in ablated], test=True)
     return result
+
+
+def _one_level(run_dir: Path) -> dict | None:
+    """The one-level row of the run's ``glit ablate --study search`` table, if it has one for the run's own seed."""
+    try:
+        table = json.loads((run_dir / ablation_file("search")).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        raise GlitError(f"{run_dir / ablation_file('search')}: unreadable ablation table ({err})") from None
+    row = next((r for r in table.get("rows", []) if r.get("name") == "one-level"), None)
+    if row is None or len(row.get("top1_seeds", [])) != 1 or not row.get("vs_first", {}).get("verdict"):
+        return None  # over several retraining seeds it is not one pipeline seed's figure
+    return row
 
 
 def summarise(values: list[float], seeds: list, test: bool) -> dict:
