@@ -1,5 +1,6 @@
 # make demo: set up .venv and run the main job on the embedded digits data.
-# make test: set up .venv and run ruff and the test suite.
+# make test: set up .venv and run ruff and the test suite. --dist loadfile keeps each test file on one worker, so a
+# module-scoped fixture (a finished demo run, a trained supernet) is built once, not once per worker.
 # Override the torch pin with e.g. `make demo TORCH=2.5.1` (the default is a local CPU wheel on our machines).
 TORCH ?= 2.13.0
 PYTHON ?= python3
@@ -25,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 
 test: lint
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=15
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -14,30 +14,6 @@ def pytest_configure(config):
     torch.set_num_threads(1)
 
 
-def pytest_collection_modifyitems(items):
-    """Under ``pytest -n 2 --dist loadgroup`` (make test), the tests that share a module-scoped fixture (a finished
-    demo run, a trained supernet) go to one worker, so that each such fixture is built once, not once per worker.
-    Tests linked through any shared fixture form one group."""
-    parent: dict[str, str] = {}
-
-    def root(name: str) -> str:
-        while parent.setdefault(name, name) != name:
-            name = parent[name]
-        return name
-
-    shared = {}
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        names = [f"{item.module.__name__}::{n}" for n, defs in (info.name2fixturedefs.items() if info else ())
-                 if defs and defs[-1].scope == "module" and defs[-1].baseid] if info else []
-        for a, b in zip(names, names[1:]):
-            parent[root(a)] = root(b)
-        shared[item] = names
-    for item, names in shared.items():
-        if names:
-            item.add_marker(pytest.mark.xdist_group(root(names[0])))
-
-
 @pytest.fixture
 def toy_family() -> Family:
     """16 px images, 4 px patches (16 + 1 tokens), D 24, H 3 (8 channels per head), 2 blocks, 5 classes."""
