@@ -114,6 +114,10 @@ def ablation_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+# the claim's differences in glit compare's result: summary.json's comparisons, then glit ablate's one-level row
+CLAIMS = (*((key, name) for key, _, name in COMPARISONS), ("vs_one_level", "one-level search"))
+
+
 def fmt_mean_std(s: dict) -> str:
     """``+1.23 ± 0.45`` from a summary of values over seeds (``mean``, ``std``), "-" without values."""
     if s["mean"] is None:
@@ -138,14 +142,11 @@ def compare_table(result: dict) -> str:
                      f"{diffs[0]:>22} {diffs[1]:>22}")
     tops = " ".join(f"{fmt_mean_std(result[f]).lstrip('+'):>9}" for f in FINALISTS)
     lines.append(f"{'mean':>6} {tops}")
-    for key, _, name in COMPARISONS:
-        s = result[key]
-        lines.append(f"searched - {name}: {fmt_mean_std(s)} points over {s['n']} seeds; one-sided t-test over "
-                     f"seeds p = {fmt_p(s)}")
-    if "vs_one_level" in result:
-        s = result["vs_one_level"]
-        lines.append(f"searched - one-level search: {fmt_mean_std(s)} points over {s['n']} seeds (glit ablate --study "
-                     f"search); one-sided t-test over seeds p = {fmt_p(s)}")
+    for key, name in CLAIMS:
+        s = result.get(key)
+        if s is not None:
+            lines.append(f"searched - {name}: {fmt_mean_std(s)} points over {s['n']} seeds; one-sided t-test over "
+                         f"seeds p = {fmt_p(s)}")
     if result["not_finished"]:
         lines.append(f"{result['not_finished']} run(s) not finished: not counted")
     return "\n".join(lines)

@@ -17,10 +17,10 @@ import math
 import statistics
 from pathlib import Path
 
-import yaml
 from scipy import stats
 
 from glit.errors import GlitError
+from glit.folder import read_config
 from glit.layout import COMPARISONS, FINALISTS, SUMMARY, ablation_file
 
 
@@ -32,7 +32,7 @@ def compare_runs(dirs: list[str | Path]) -> dict:
     for d in map(Path, dirs):
         if not (d / "config.yaml").is_file():
             raise GlitError(f"{d}: not a glit run folder (no config.yaml)")
-        seed = (yaml.safe_load((d / "config.yaml").read_text()) or {}).get("seed")
+        seed = read_config(d / "config.yaml").seed
         summary_file = d / SUMMARY
         if not summary_file.is_file():
             runs.append({"dir": str(d), "seed": seed, "finished": False})

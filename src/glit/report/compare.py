@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from glit.layout import COMPARISONS, FINALISTS
 from glit.report.html import render_page
-from glit.text import fmt_mean_std, fmt_p
+from glit.text import CLAIMS, fmt_mean_std, fmt_p
 
 
 def render(result: dict) -> str:
@@ -17,7 +17,6 @@ def render(result: dict) -> str:
     means = [fmt_mean_std(result[f]).lstrip("+") for f in FINALISTS] + [fmt_mean_std(result[k])
                                                                          for k, _, _ in COMPARISONS]
     claims = [{"name": name, "mean_std": fmt_mean_std(result[k]), "n": result[k]["n"], "p": fmt_p(result[k])}
-              for k, name in [(k, name) for k, _, name in COMPARISONS] + [("vs_one_level", "one-level search")]
-              if k in result]
+              for k, name in CLAIMS if k in result]
     return render_page("compare.html", title="glit compare", finished=result["finished"], rows=rows, means=means,
                        claims=claims)
