@@ -131,25 +131,37 @@ def fmt_p(s: dict) -> str:
 
 
 def compare_table(result: dict) -> str:
-    """The table ``glit compare`` prints."""
-    lines = [f"{'seed':>6} {'searched':>9} {'baseline':>9} {'random':>9} {'vs DeiT-style':>22} {'vs random':>22}"]
+    """The table ``glit compare`` prints: a row per seed (each model's test top-1, then each claim's difference and
+    its paired verdict on the test images), the means, and each claim's one-sided t-test over seeds. The one-level
+    columns appear when some run folder holds ``glit ablate --study search``'s table."""
+    one_level = result.get("one_level") is not None
+    models = (*FINALISTS, "one_level") if one_level else FINALISTS
+    claims = CLAIMS if one_level else CLAIMS[:-1]
+    lines = [f"{'seed':>6} " + " ".join(f"{m.replace('_', '-'):>9}" for m in models) + " "
+             + " ".join(f"{'vs ' + name:>24}" for _, name in claims)]
     for r in result["runs"]:
         if not r["finished"]:
             lines.append(f"{str(r['seed']):>6}  not finished ({r['dir']}): not counted")
             continue
-        diffs = [f"{r[k]['difference']:+.2f} {r[k]['verdict'] or '':<12.12}" for k, _, _ in COMPARISONS]
-        lines.append(f"{str(r['seed']):>6} {r['searched']:>8.2f}% {r['baseline']:>8.2f}% {r['random']:>8.2f}% "
-                     f"{diffs[0]:>22} {diffs[1]:>22}")
-    tops = " ".join(f"{fmt_mean_std(result[f]).lstrip('+'):>9}" for f in FINALISTS)
-    lines.append(f"{'mean':>6} {tops}")
-    for key, name in CLAIMS:
-        s = result.get(key)
-        if s is not None:
-            lines.append(f"searched - {name}: {fmt_mean_std(s)} points over {s['n']} seeds; one-sided t-test over "
-                         f"seeds p = {fmt_p(s)}")
+        tops = " ".join(f"{fmt_pct(r.get(m)):>8}%" if r.get(m) is not None else f"{'-':>9}" for m in models)
+        diffs = " ".join(f"{_short_verdict(r.get(k)):>24}" for k, _ in claims)
+        lines.append(f"{str(r['seed']):>6} {tops} {diffs}")
+    lines.append(f"{'mean':>6} " + " ".join(f"{fmt_mean_std(result[m]).lstrip('+'):>9}" for m in models))
+    for key, name in claims:
+        s = result[key]
+        lines.append(f"searched - {name}: {fmt_mean_std(s)} points over {s['n']} seed{'s' * (s['n'] != 1)}; "
+                     f"one-sided t-test over seeds p = {fmt_p(s)}")
     if result["not_finished"]:
         lines.append(f"{result['not_finished']} run(s) not finished: not counted")
     return "\n".join(lines)
+
+
+def _short_verdict(c: dict | None) -> str:
+    """``+7.96 better``, ``-0.71 no difference``: one seed's difference and its paired verdict, in a column."""
+    if c is None:
+        return "-"
+    word = (c["verdict"] or "").removesuffix(" detected")
+    return f"{c['difference']:+.2f} {word}".strip()
 
 
 def rank_table(result: dict) -> str:
