@@ -203,6 +203,8 @@ CASES = [
         "train.epochs=abc", "train.epoch=3", "search.level2_topk=9", "search.max_macs=nan",
         "search.level1_scoring=marginal", "supernet.optim.compile=true", "search.local_ops=[nope]",
         "search.local_ops=[]", "aug.flip=yes", "run.truth=[a]", "log.tensorboard=null")],
+    ("round-and-topk-retrain", (*TRAIN, "--set", "search.finalists=2", "--set", "search.topk_retrain_epochs=1",
+                                "--out", "NEW"), ("search.topk_retrain_epochs", "search.finalists")),
     ("no-gpu-here", (*TRAIN, "--set", "device=cuda", "--out", "NEW"), ("device=cuda", "no CUDA GPU")),
     ("search-generations-0", (*SEARCH, "--generations", "0", "--out", "NEW"), ("search.generations",)),
     ("search-population-0", (*SEARCH, "--population", "0", "--out", "NEW"), ("search.population",)),

@@ -528,7 +528,8 @@ def round_run(tmp_path_factory):
     return out, proc
 
 
-ROUND_RUN = (*TINY_RUN, "--set", "seed=1", "--set", "run.seeds=1", "--set", "search.finalists=3")
+ROUND_RUN = (*TINY_RUN, "--set", "seed=1", "--set", "run.seeds=1", "--set", "search.finalists=3",
+             "--set", "search.topk_retrain_epochs=0")
 
 
 def test_glit_compare_over_two_seeds_computes_what_scipy_does(finished, round_run, tmp_path):
@@ -561,26 +562,38 @@ def test_glit_compare_over_two_seeds_computes_what_scipy_does(finished, round_ru
     assert_one_line_error(bad, "nowhere", "not a glit run folder")
 
 
+def heads(arch: dict) -> list[int]:
+    """The distribution of an architecture (its JSON): global heads per block."""
+    return [b["num_global_heads"] for b in arch["blocks"]]
+
+
 def test_a_run_with_a_finalist_round_gives_random_search_the_same_round(round_run):
     out, proc = round_run
     rounds = {name: json.loads((out / folder / "finalists.json").read_text())
-              for name, folder in (("searched", "5-finalists"), ("random", "6-random/finalists"))}
+              for name, folder in (("searched", "2-finalists"), ("random", "6-random/finalists"))}
     summary = json.loads((out / "summary.json").read_text())
     for name, r in rounds.items():
         assert r["k"] == 3 and r["evaluator"] == "short" and len(r["finalists"]) == 3  # the default evaluator
-        assert summary[name]["arch"] == r["winner"]["arch"]  # the round's winner is the one retrained
         assert summary["finalists"][name]["finalists"] == r["finalists"]
+    # the hierarchy's round is at level 1: three distinct distributions, its winner the one level 2 searches around
+    searched = rounds["searched"]
+    assert [f["search"] for f in searched["finalists"]] == [str(out / "2-search")] * 3
+    assert len({json.dumps(heads(f["arch"])) for f in searched["finalists"]}) == 3
+    assert json.loads((out / "3-pick" / "pick.json").read_text())["winner"] == searched["winner"]["arch"]
+    assert heads(summary["searched"]["arch"]) == heads(searched["winner"]["arch"])
+    # random search's round winner is the one retrained
+    assert summary["random"]["arch"] == rounds["random"]["winner"]["arch"]
     assert [f["search"] for f in rounds["random"]["finalists"]] == [str(out / "6-random" / "search")] * 3
     times = json.loads((out / "times.json").read_text())
-    assert {"5-finalists", "6-random/finalists"} <= times.keys() and "[11/11]" in proc.stdout
+    assert {"2-finalists", "6-random/finalists"} <= times.keys() and "[11/11]" in proc.stdout
     page = (out / "report.html").read_text(encoding="utf-8")  # the report shows both rounds and their winners
     assert "<h2>Finalist round</h2>" in page and page.count("<b class='better'>winner</b>") >= 2
-    for folder in ("5-finalists", "6-random/finalists"):
+    for folder in ("2-finalists", "6-random/finalists"):
         assert f"<span class='muted'>({folder})</span>" in page
         assert re.search(rf"<a href='{folder}/'>{folder}</a></td><td>[^<]*</td><td><span class='state done'>done"
                          rf"</span></td><td>3/3 finalists scored</td>", page)
     again = run_glit("run", "demo", "--out", out, *ROUND_RUN, timeout=600)
-    assert again.returncode == 0 and json.loads((out / "5-finalists" / "finalists.json").read_text()) == \
+    assert again.returncode == 0 and json.loads((out / "2-finalists" / "finalists.json").read_text()) == \
         rounds["searched"]
     # glit ablate --study search gives the one-level search the same round, and retrains its winner
     proc = run_glit("ablate", "demo", "--study", "search", "--out", out, *ROUND_RUN, timeout=600)

@@ -261,7 +261,8 @@ class SearchConfig:
     finetune_lr: float = key(0.1, _positive())
     short_epochs: int = key(1, _at_least(1))
     # glit run and glit search: a finalist round (glit.recipes.finalists): the top `finalists` distinct candidates of
-    # each search re-scored by `finalist_evaluator`, the best winning (0: off, the search's own answer wins)
+    # a search re-scored by `finalist_evaluator`, the best winning (0: off, the search's own answer wins). glit run
+    # gives it to the level-1 search (the distribution), to random search and, in glit ablate, to one-level search
     finalists: int = key(0, _at_least(0))
     finalist_evaluator: str = key("short", _one_of(*EVALUATORS))
     # glit run, level 2: keep the level-1 winner unless a candidate beats its score by this many binomial standard
@@ -330,6 +331,8 @@ CROSS_RULES = (
      "retraining)"),
     ("supernet.adam_step", lambda c: c.supernet.adam_step == "tensor" or c.supernet.optim.amp != "fp16",
      "tensor with supernet.optim.amp=fp16 (the grad scaler unscales only what AdamW's own step sees; use bf16)"),
+    ("search.topk_retrain_epochs", lambda c: not (c.search.topk_retrain_epochs and c.search.finalists),
+     "0 with search.finalists > 0 (both pick the level-1 distribution by training; the round is the newer way)"),
     ("search.level1_scoring", lambda c: c.search.level1_scoring == "fixed" or c.search.level1_supernet == "whole",
      "fixed unless search.level1_supernet=whole (marginal scoring draws details from a whole-space supernet)"),
 )

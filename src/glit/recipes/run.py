@@ -7,17 +7,21 @@ Stages, each in its own folder under ``--out DIR``:
 2. ``2-search``: the level-1 evolutionary search under the budget, over the level-1 space (the detail genes at their
    level-1 values), or with ``search.level1_scoring`` "marginal" each distribution scored as the mean of several
    detail settings drawn for it (``glit.search.marginal``); its top-k distributions are kept;
-3. ``3-pick``: the winning distribution: the best-scored one, or with ``search.topk_retrain_epochs`` > 0 the best
-   after a short retraining of each (trained without the search split and scored on it, never on the test split);
+   With ``search.finalists`` K > 0, ``2-finalists``: the finalist round (``glit.recipes.finalists``): the level-1
+   search's top K distinct distributions (each with its detail genes at their level-1 values) re-scored by
+   ``search.finalist_evaluator``, the best winning. The round is at level 1 because the distribution is what the
+   supernet mis-ranks and what matters most (bench/RESULTS.md, issue 27: a round after level 2 re-scored K
+   candidates of one distribution, which differ in a gene or two);
+3. ``3-pick``: the winning distribution: the round's winner, or without a round the best-scored one, or with
+   ``search.topk_retrain_epochs`` > 0 the best after a short retraining of each of the top-k (trained without the
+   search split and scored on it, never on the test split);
 4. ``4-supernet``: the level-2 supernet around the winner (the details vary), warm-started from the level-1
    supernet's paths when ``search.warm_start``, and trained for ``search.level2_epochs``; with
    ``search.level2_topk`` k > 1, also ``4-supernet-2`` ... ``4-supernet-k`` around the next best distributions of
    the level-1 top-k (and ``5-search-2`` ...), the best search score of the k level-2 searches winning;
 5. ``5-search``: the level-2 evolutionary search. The level-1 winner (its detail genes at their level-1 values) is
    the incumbent: it is scored first and stays the answer unless a candidate beats it by more than
-   ``search.incumbent_margin`` standard errors of the search split;
-   With ``search.finalists`` K > 0, ``5-finalists``: the finalist round (``glit.recipes.finalists``): the level-2
-   search's top K distinct candidates re-scored by ``search.finalist_evaluator``, the best going to retraining;
+   ``search.incumbent_margin`` standard errors of the search split; its answer goes to retraining;
 6. ``6-random``: the random-search baseline over the same whole space (every gene of every block free):
    ``6-random/supernet``, a supernet over that space, warm-started from the level-1 supernet and trained like the
    level-2 one; then ``6-random/search``, as many candidates as both levels scored together, drawn uniformly under
@@ -127,18 +131,23 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
                                space=level1_part(cfg.preset, trained), marginal=marginal, shared=shared,
                                strategy="evolution")
 
+    rounds = {}
+    if cfg.search.finalists:  # re-score the level-1 search's top distributions with a costlier evaluator
+        with clock(ROUND_DIRS["searched"], f"level 1's finalist round: the top {cfg.search.finalists} distributions "
+                                           f"re-scored by {cfg.search.finalist_evaluator}"):
+            rounds["searched"] = finalist_round(cfg, [(level1_dir, level1_search_dir)],
+                                                out / ROUND_DIRS["searched"], shared=shared)
+
     # 3: the winning distribution
     with clock(PICK_DIR, "the level-1 pick"):
-        winner = pick_distribution(cfg, out, shared)
+        winner = pick_distribution(cfg, out, shared, rounds.get("searched"))
     print(f"level-1 pick: global heads per block {[b.num_global_heads for b in winner.blocks]}", flush=True)
 
     # 4-5: level 2, the details around the winning distribution (and the next best ones, with search.level2_topk)
     warm = level1_dir if cfg.search.warm_start else None  # None: supernet.warm_start
     level2_runs = []
-    level2_folders = []
     for j, incumbent in enumerate(level2_distributions(cfg, out, winner)):
         supernet_dir, search_dir = level2_dirs(j)
-        level2_folders.append((out / supernet_dir, out / search_dir))
         with clock(supernet_dir, "level-2 supernet"):
             train_supernet(cfg, out / supernet_dir, resume=True, shared=shared,
                            space=stage_space(cfg, 2, incumbent), optim=level2_optim(cfg), warm_start=warm)
@@ -146,11 +155,6 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
             level2_runs.append(search(cfg, out / supernet_dir, out / search_dir, resume=True,
                                       incumbent=incumbent, shared=shared, strategy="evolution"))
     evo = max(level2_runs, key=lambda r: r["score"])  # ties go to the first, the level-1 winner's
-    rounds = {}
-    if cfg.search.finalists:  # re-score the level-2 searches' top candidates with a costlier evaluator
-        with clock(ROUND_DIRS["searched"], f"finalist round: the top {cfg.search.finalists} re-scored by "
-                                           f"{cfg.search.finalist_evaluator}"):
-            rounds["searched"] = finalist_round(cfg, level2_folders, out / ROUND_DIRS["searched"], shared=shared)
 
     # 6: the random-search baseline: the whole space, its own supernet (as many epochs as all level-2 supernets),
     # as many candidates as both levels together
@@ -169,8 +173,9 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
     # 7-9: retrain the three finalists with the same recipe and seed, evaluate on the test split
     archs = {"searched": evo["best"], "baseline": deit(trained.family), "random": rnd["best"]}
     scores = {"searched": evo["score"], "baseline": None, "random": rnd["score"]}
-    for name, r in rounds.items():  # the round's winners go to retraining
-        archs[name], scores[name] = Arch.from_dict(r["winner"]["arch"]), r["winner"]["search_score"]
+    if "random" in rounds:  # its round's winner goes to retraining (the hierarchy's round chose the distribution)
+        archs["random"], scores["random"] = Arch.from_dict(rounds["random"]["winner"]["arch"]), \
+            rounds["random"]["winner"]["search_score"]
     results = {}
     titles = {"searched": "retrain the searched architecture", "baseline": "retrain the DeiT-style baseline",
               "random": "retrain the random-search winner"}
@@ -339,13 +344,16 @@ def level2_distributions(cfg: Config, out: Path, winner: Arch) -> list[Arch]:
     return [winner, *[a for a in topk if a != winner]][:k]
 
 
-def pick_distribution(cfg: Config, out: Path, shared: SharedData | None = None) -> Arch:
-    """The level-1 winner: the best-scored distribution, or the best of the top-k after a short retraining."""
+def pick_distribution(cfg: Config, out: Path, shared: SharedData | None = None, round_: dict | None = None) -> Arch:
+    """The level-1 winner: the finalist round's (``round_``, what ``finalists.json`` holds), or the best-scored
+    distribution, or the best of the top-k after a short retraining."""
     folder = out / PICK_DIR
     topk = json.loads((out / SEARCH_DIRS["level1"] / "topk.json").read_text())
     candidates = [{"arch": row["arch"], "score": row["score"], "retrain_top1": None} for row in topk]
     epochs = cfg.search.topk_retrain_epochs
-    if epochs > 0:
+    if round_ is not None:
+        best = round_["winner"]
+    elif epochs > 0:
         short = updated(cfg, {"train.epochs": epochs, "train.images": None})  # exactly that many epochs
         for i, row in enumerate(candidates):
             result = train(short, Arch.from_dict(row["arch"]), folder / f"top{i + 1}", resume=True, holdout=True,
