@@ -137,16 +137,16 @@ def compare_table(result: dict) -> str:
     one_level = result.get("one_level") is not None
     models = (*FINALISTS, "one_level") if one_level else FINALISTS
     claims = CLAIMS if one_level else CLAIMS[:-1]
-    lines = [f"{'seed':>6} " + " ".join(f"{m.replace('_', '-'):>9}" for m in models) + " "
+    lines = [f"{'seed':>6} " + " ".join(f"{m.replace('_', '-'):>13}" for m in models) + " "
              + " ".join(f"{'vs ' + name:>24}" for _, name in claims)]
     for r in result["runs"]:
         if not r["finished"]:
             lines.append(f"{str(r['seed']):>6}  not finished ({r['dir']}): not counted")
             continue
-        tops = " ".join(f"{fmt_pct(r.get(m)):>8}%" if r.get(m) is not None else f"{'-':>9}" for m in models)
+        tops = " ".join(f"{fmt_pct(r.get(m)):>12}%" if r.get(m) is not None else f"{'-':>13}" for m in models)
         diffs = " ".join(f"{_short_verdict(r.get(k)):>24}" for k, _ in claims)
         lines.append(f"{str(r['seed']):>6} {tops} {diffs}")
-    lines.append(f"{'mean':>6} " + " ".join(f"{fmt_mean_std(result[m]).lstrip('+'):>9}" for m in models))
+    lines.append(f"{'mean':>6} " + " ".join(f"{fmt_mean_std(result[m]).lstrip('+'):>13}" for m in models))
     for key, name in claims:
         s = result[key]
         lines.append(f"searched - {name}: {fmt_mean_std(s)} points over {s['n']} seed{'s' * (s['n'] != 1)}; "
