@@ -266,7 +266,8 @@ def _saturation(run: RunData) -> dict | None:
 def _rounds(run: RunData) -> list[dict]:
     """The finalist rounds (``search.finalists``): each finalist's search score and its re-score, and the winner."""
     rounds = []
-    for name, label in (("searched", "The hierarchy's round (level 1: the distribution)"), ("random", "Random search's round")):
+    for name, label in (("searched", "The hierarchy's round (level 1: the distribution)"),
+                        ("random", "Random search's round")):
         state = run.rounds.get(name)
         if not state:
             continue
