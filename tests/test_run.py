@@ -608,7 +608,9 @@ def test_a_run_with_a_finalist_round_gives_random_search_the_same_round(round_ru
     r = json.loads(proc.stdout)
     assert r["one_level"]["per_seed"] == {"1": row["top1"]}
     assert r["vs_one_level"]["per_seed"] == {"1": row["vs_first"]["difference"]} and r["vs_one_level"]["n"] == 1
-    assert "searched - one-level search" in run_glit("compare", out).stdout
+    table = run_glit("compare", out).stdout  # the one-level column, and its difference with its verdict
+    assert "one-level" in table.splitlines()[0] and f"{row['top1']:.2f}%" in table
+    assert f"searched - one-level search: {row['vs_first']['difference']:+.2f} points over 1 seed;" in table
 
 
 def test_a_run_searches_every_local_operator_it_is_given(tmp_path):

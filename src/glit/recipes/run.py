@@ -174,8 +174,8 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
     archs = {"searched": evo["best"], "baseline": deit(trained.family), "random": rnd["best"]}
     scores = {"searched": evo["score"], "baseline": None, "random": rnd["score"]}
     if "random" in rounds:  # its round's winner goes to retraining (the hierarchy's round chose the distribution)
-        archs["random"], scores["random"] = Arch.from_dict(rounds["random"]["winner"]["arch"]), \
-            rounds["random"]["winner"]["search_score"]
+        won = rounds["random"]["winner"]
+        archs["random"], scores["random"] = Arch.from_dict(won["arch"]), won["search_score"]
     results = {}
     titles = {"searched": "retrain the searched architecture", "baseline": "retrain the DeiT-style baseline",
               "random": "retrain the random-search winner"}
