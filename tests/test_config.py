@@ -45,3 +45,22 @@ def test_a_yaml_file_names_itself_and_the_key(tmp_path):
 def test_each_preset_round_trips_through_its_stored_yaml(preset):
     cfg = load_config(preset)
     assert apply(Config(), read_yaml(cfg.to_yaml()), "config.yaml") == cfg
+
+
+def test_a_retired_key_reads_from_an_old_run_config_only_at_its_off_value(tmp_path):
+    """``search.topk_retrain_epochs`` (retired for the finalist round): a run folder written before holds it at 0 and
+    still reads, as the same config; any other value is refused, naming the key and its replacement."""
+    import yaml
+
+    from glit.folder import read_config
+
+    cfg = load_config("cifar")
+    data = cfg.to_dict()
+    data["search"]["topk_retrain_epochs"] = 0
+    old = tmp_path / "config.yaml"
+    old.write_text(yaml.safe_dump(data))
+    assert read_config(old).to_dict() == cfg.to_dict()
+    data["search"]["topk_retrain_epochs"] = 2
+    old.write_text(yaml.safe_dump(data))
+    with pytest.raises(GlitError, match=r"config.yaml: search.topk_retrain_epochs was retired \(search.finalists"):
+        read_config(old)

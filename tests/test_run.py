@@ -19,7 +19,7 @@ TINY_RUN = ("--set", "supernet.optim.epochs=2", "--set", "supernet.optim.batch_s
             "--set", "supernet.eval_archs=1", "--set", "train.epochs=2", "--set", "train.batch_size=64",
             "--set", "search.population=4", "--set", "search.generations=2", "--set", "search.parents=2",
             "--set", "search.mutations=2", "--set", "search.crossovers=2", "--set", "search.topk=2",
-            "--set", "search.topk_retrain_epochs=1", "--set", "data.search_size=200", "--set", "run.seeds=2",
+            "--set", "data.search_size=200", "--set", "run.seeds=2",
             "--set", "search.level2_epochs=2", "--set", "search.finalists=0")
 STAGES = ("1-supernet", "2-search", "3-pick", "4-supernet", "5-search", "6-random/supernet", "6-random/search",
           "7-searched", "8-baseline", "9-random")
@@ -366,15 +366,13 @@ def test_killed_moved_and_continued_from_elsewhere_equals_an_uninterrupted_run(f
     assert without_timings(a) == without_timings(b)
 
 
-def test_level1_winner_is_the_best_topk_distribution_after_a_short_retraining(finished):
+def test_without_a_round_the_level1_winner_is_the_best_scored_distribution(finished):
     out, _ = finished
     pick = json.loads((out / "3-pick" / "pick.json").read_text())
-    assert len(pick["candidates"]) == 2  # search.topk
-    for i, row in enumerate(pick["candidates"]):
-        result = json.loads((out / "3-pick" / f"top{i + 1}" / "result.json").read_text())
-        assert result["split"] == "search" and row["retrain_top1"] == result["top1"]  # never the test split
-    best = max(pick["candidates"], key=lambda r: r["retrain_top1"])
-    assert pick["winner"] == best["arch"]
+    topk = json.loads((out / "2-search" / "topk.json").read_text())
+    assert len(pick["candidates"]) == 2 and pick["decided_by"] == "search"  # search.topk
+    assert [c["score"] for c in pick["candidates"]] == [row["score"] for row in topk]
+    assert pick["winner"] == topk[0]["arch"]
 
 
 def test_marginal_level1_scoring_two_level2_searches_and_the_paper_space_run_end_to_end(tmp_path):
@@ -425,8 +423,7 @@ def test_one_decode_per_run_and_none_when_everything_is_done(tmp_path, monkeypat
     real = build._load
     monkeypatch.setattr(build, "_load", lambda cfg: loads.append(cfg.data.cache) or real(cfg))
     cfg = load_config("demo", overrides=[a for a in TINY_RUN if a != "--set"] + [
-        "supernet.optim.epochs=1", "train.epochs=1", "search.generations=1", "search.topk_retrain_epochs=0",
-        "data.workers=0"])
+        "supernet.optim.epochs=1", "train.epochs=1", "search.generations=1", "data.workers=0"])
     run(cfg, tmp_path / "run")
     assert loads == ["no", "auto"]  # the tree listed once before anything is written, then decoded once for all
     run(cfg, tmp_path / "run")
@@ -528,8 +525,7 @@ def round_run(tmp_path_factory):
     return out, proc
 
 
-ROUND_RUN = (*TINY_RUN, "--set", "seed=1", "--set", "run.seeds=1", "--set", "search.finalists=3",
-             "--set", "search.topk_retrain_epochs=0")
+ROUND_RUN = (*TINY_RUN, "--set", "seed=1", "--set", "run.seeds=1", "--set", "search.finalists=3")
 
 
 def test_glit_compare_over_two_seeds_computes_what_scipy_does(finished, round_run, tmp_path):
@@ -579,7 +575,8 @@ def test_a_run_with_a_finalist_round_gives_random_search_the_same_round(round_ru
     searched = rounds["searched"]
     assert [f["search"] for f in searched["finalists"]] == [str(out / "2-search")] * 3
     assert len({json.dumps(heads(f["arch"])) for f in searched["finalists"]}) == 3
-    assert json.loads((out / "3-pick" / "pick.json").read_text())["winner"] == searched["winner"]["arch"]
+    pick = json.loads((out / "3-pick" / "pick.json").read_text())
+    assert pick["winner"] == searched["winner"]["arch"] and pick["decided_by"] == "round"
     assert heads(summary["searched"]["arch"]) == heads(searched["winner"]["arch"])
     # random search's round winner is the one retrained
     assert summary["random"]["arch"] == rounds["random"]["winner"]["arch"]
@@ -618,7 +615,7 @@ def test_a_run_searches_every_local_operator_it_is_given(tmp_path):
     hold a layer of each), and the searches score architectures with each."""
     out = tmp_path / "ops"
     proc = run_glit("run", "demo", "--out", out, *TINY_RUN, "--set", "search.local_ops=[conv1d,window_attn]",
-                    "--set", "run.seeds=1", "--set", "search.topk_retrain_epochs=0", "--set", "train.epochs=1",
+                    "--set", "run.seeds=1", "--set", "train.epochs=1",
                     "--set", "supernet.optim.epochs=1", "--set", "search.level2_epochs=1", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for folder in ("1-supernet", "4-supernet", "6-random/supernet"):

@@ -226,8 +226,6 @@ class SearchConfig:
     bn_batches: int = key(10, _at_least(1), "training batches for BatchNorm recalibration of each candidate")
     batch_size: int = key(256, _at_least(1), "scoring batch")
     topk: int = key(5, _at_least(1), "level 1: distributions kept")
-    topk_retrain_epochs: int = key(0, _at_least(0),
-                                   "level 1: retrain each kept distribution this long and keep the best (0: off)")
     # glit run, level 1: "fixed" trains the level-1 supernet on the level-1 paths only (detail genes at their level-1
     # values, SPEC 1.3); "whole" trains it on paths of the whole space (every gene sampled), and the level-1 search
     # still scores each distribution with the level-1 detail genes
@@ -331,8 +329,6 @@ CROSS_RULES = (
      "retraining)"),
     ("supernet.adam_step", lambda c: c.supernet.adam_step == "tensor" or c.supernet.optim.amp != "fp16",
      "tensor with supernet.optim.amp=fp16 (the grad scaler unscales only what AdamW's own step sees; use bf16)"),
-    ("search.topk_retrain_epochs", lambda c: not (c.search.topk_retrain_epochs and c.search.finalists),
-     "0 with search.finalists > 0 (both pick the level-1 distribution by training; the round is the newer way)"),
     ("search.level1_scoring", lambda c: c.search.level1_scoring == "fixed" or c.search.level1_supernet == "whole",
      "fixed unless search.level1_supernet=whole (marginal scoring draws details from a whole-space supernet)"),
 )
@@ -379,12 +375,27 @@ def valid_keys(obj, prefix: str = "") -> list[str]:
     return [name for name, _, _ in _keys(obj, prefix)]
 
 
+# Keys glit no longer has: each with the value that meant "off" and what replaced it. A run's config.yaml written
+# before the key was retired holds it at that value, and still reads (the key dropped); any other value is an error
+# that names the replacement, never a silent change of behaviour.
+RETIRED = {
+    "search.topk_retrain_epochs": (0, "search.finalists, the finalist round, picks the level-1 distribution by "
+                                      "training now"),
+}
+
+
 def apply(cfg, data: dict, where: str, prefix: str = ""):
-    """Apply a nested dict of overrides to a config dataclass, in place. Unknown keys are errors."""
+    """Apply a nested dict of overrides to a config dataclass, in place. Unknown keys are errors; a retired key
+    (``RETIRED``) at its "off" value is dropped."""
     if not isinstance(data, dict):
         raise GlitError(f"{where}: expected a mapping at {prefix.rstrip('.') or 'top level'}")
     names = {f.name: f for f in dataclasses.fields(cfg)}
     for key, value in data.items():
+        if prefix + str(key) in RETIRED:
+            off, instead = RETIRED[prefix + str(key)]
+            if value == off:
+                continue
+            raise GlitError(f"{where}: {prefix + str(key)} was retired ({instead}); remove it or set it to {off}")
         if key not in names:
             valid = ", ".join(valid_keys(cfg, prefix))
             raise GlitError(f"{where}: unknown key {prefix + str(key)!r} (valid keys: {valid})")

@@ -12,9 +12,7 @@ Stages, each in its own folder under ``--out DIR``:
    ``search.finalist_evaluator``, the best winning. The round is at level 1 because the distribution is what the
    supernet mis-ranks and what matters most (bench/RESULTS.md, issue 27: a round after level 2 re-scored K
    candidates of one distribution, which differ in a gene or two);
-3. ``3-pick``: the winning distribution: the round's winner, or without a round the best-scored one, or with
-   ``search.topk_retrain_epochs`` > 0 the best after a short retraining of each of the top-k (trained without the
-   search split and scored on it, never on the test split);
+3. ``3-pick``: the winning distribution: the round's winner, or without a round the best-scored one;
 4. ``4-supernet``: the level-2 supernet around the winner (the details vary), warm-started from the level-1
    supernet's paths when ``search.warm_start``, and trained for ``search.level2_epochs``; with
    ``search.level2_topk`` k > 1, also ``4-supernet-2`` ... ``4-supernet-k`` around the next best distributions of
@@ -140,7 +138,7 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
 
     # 3: the winning distribution
     with clock(PICK_DIR, "the level-1 pick"):
-        winner = pick_distribution(cfg, out, shared, rounds.get("searched"))
+        winner = pick_distribution(out, rounds.get("searched"))
     print(f"level-1 pick: global heads per block {[b.num_global_heads for b in winner.blocks]}", flush=True)
 
     # 4-5: level 2, the details around the winning distribution (and the next best ones, with search.level2_topk)
@@ -344,27 +342,16 @@ def level2_distributions(cfg: Config, out: Path, winner: Arch) -> list[Arch]:
     return [winner, *[a for a in topk if a != winner]][:k]
 
 
-def pick_distribution(cfg: Config, out: Path, shared: SharedData | None = None, round_: dict | None = None) -> Arch:
-    """The level-1 winner: the finalist round's (``round_``, what ``finalists.json`` holds), or the best-scored
-    distribution, or the best of the top-k after a short retraining."""
+def pick_distribution(out: Path, round_: dict | None = None) -> Arch:
+    """The level-1 winner: the finalist round's (``round_``, what ``finalists.json`` holds), or else the level-1
+    search's best-scored distribution. ``pick.json`` records it, the search's top-k, and which of the two decided."""
     folder = out / PICK_DIR
     topk = json.loads((out / SEARCH_DIRS["level1"] / "topk.json").read_text())
-    candidates = [{"arch": row["arch"], "score": row["score"], "retrain_top1": None} for row in topk]
-    epochs = cfg.search.topk_retrain_epochs
-    if round_ is not None:
-        best = round_["winner"]
-    elif epochs > 0:
-        short = updated(cfg, {"train.epochs": epochs, "train.images": None})  # exactly that many epochs
-        for i, row in enumerate(candidates):
-            result = train(short, Arch.from_dict(row["arch"]), folder / f"top{i + 1}", resume=True, holdout=True,
-                           shared=shared)
-            row["retrain_top1"] = result["top1"]
-        best = max(candidates, key=lambda r: r["retrain_top1"])
-    else:
-        best = candidates[0]
-    winner = Arch.from_dict(best["arch"])
+    candidates = [{"arch": row["arch"], "score": row["score"]} for row in topk]
+    winner = Arch.from_dict(round_["winner"]["arch"] if round_ else candidates[0]["arch"])
     folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "pick.json", {"winner": winner.to_dict(), "candidates": candidates})
+    write_json(folder / "pick.json", {"winner": winner.to_dict(), "decided_by": "round" if round_ else "search",
+                                      "candidates": candidates})
     return winner
 
 

@@ -23,13 +23,12 @@ from glit.train.optim import describe_length, sized
 PREDICTIONS = "predictions.json"  # per-image correctness on the test (or search) split, "0"/"1" in loader order
 
 
-def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdout: bool = False,
-          dist: Dist | None = None, shared: SharedData | None = None) -> dict:
-    """Train ``arch`` from scratch on the whole training set and report top-1 on the test split. With ``holdout``
-    (the hierarchy's optional short retraining of the top-k), train without the search split and report top-1 on
-    it instead: choices made during the search never see the test split. ``dist`` (default: the process group that
-    torchrun describes, or one process) lets ``glit truth`` train one model per process under torchrun; ``shared``
-    the data already decoded by an earlier stage (``glit.data.build.SharedData``)."""
+def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, dist: Dist | None = None,
+          shared: SharedData | None = None) -> dict:
+    """Train ``arch`` from scratch on the whole training set and report top-1 on the test split. (Choices made
+    during a search train without the search split and score on it: ``glit.scoring.short``.) ``dist`` (default: the
+    process group that torchrun describes, or one process) lets ``glit truth`` train one model per process under
+    torchrun; ``shared`` the data already decoded by an earlier stage (``glit.data.build.SharedData``)."""
     out = Path(out)
     dist = dist or init_distributed(cfg.device)
     resume_from = prepare_out(out, cfg, resume, dist, command="glit train")
@@ -40,9 +39,9 @@ def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdou
         if done.blocks != arch.blocks:
             raise GlitError(f"{out}: holds a run of another arch; use another --out, or the same --arch")
         split = checkpoint.get("split", {})
-        images = split.get("fit_size", 0) + (0 if holdout else split.get("search_size", 0))
+        images = split.get("fit_size", 0) + split.get("search_size", 0)
         if checkpoint["epoch"] >= sized(cfg.train, images).epochs:
-            return _result(done, checkpoint["metrics"], holdout)  # a finished run: nothing to load or train
+            return _result(done, checkpoint["metrics"])  # a finished run: nothing to load or train
 
     data = load_data(cfg, shared)
     if checkpoint is not None and not same_split(checkpoint.get("split"), data.record):
@@ -50,7 +49,7 @@ def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdou
                         "--out, or the run's data")
     arch = arch_for_data(arch, data.num_classes)
     img = arch.family.img_size
-    train_set, test_set = (data.fit, data.search) if holdout else (data.full, data.test)
+    train_set, test_set = data.full, data.test
     o = sized(cfg.train, len(train_set))
     loader = train_loader(cfg, train_set, img, o.batch_size // dist.world, dist.rank, dist.world)
     if dist.main:
@@ -67,14 +66,14 @@ def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, holdou
     last = {}
 
     def evaluate_fn(m):  # keeps the latest per-image results for predictions.json
-        r = evaluate(m, test, dist, None, o.amp, desc="search" if holdout else "test", per_image=True)
+        r = evaluate(m, test, dist, None, o.amp, desc="test", per_image=True)
         last["correct"] = r.pop("correct")
         return r
 
     history = fit(model, cfg, o, loader, out, dist, evaluate_fn=evaluate_fn,
                   num_classes=data.num_classes, checkpoint=checkpoint, desc="train",
                   payload={"kind": "model", "arch": arch.to_dict(), "split": data.record})
-    result = _result(arch, history, holdout)
+    result = _result(arch, history)
     if dist.main:
         if "correct" in last:  # the final epoch's, for paired comparisons of models (glit.verdict)
             write_json(out / PREDICTIONS, {"split": result["split"], "images": len(last["correct"]),
@@ -91,8 +90,8 @@ def read_correct(out: str | Path) -> list[bool] | None:
     return [c == "1" for c in json.loads(path.read_text())["correct"]]
 
 
-def _result(arch: Arch, history: list[dict], holdout: bool) -> dict:
+def _result(arch: Arch, history: list[dict]) -> dict:
     c = cost(arch)
-    return {"top1": history[-1].get("top1") if history else None, "split": "search" if holdout else "test",
+    return {"top1": history[-1].get("top1") if history else None, "split": "test",
             "params": c.params, "macs": c.macs, "block_macs": [b.total.macs for b in c.blocks], "epochs": len(history),
             "train_seconds": sum(h["seconds"] for h in history if "seconds" in h)}

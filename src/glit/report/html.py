@@ -438,8 +438,13 @@ def _pick(pick: dict) -> dict:
         rows.append({"rank": i + 1, "heads": _heads(arch), "score": fmt_pct(c.get("score")),
                      "retrain": fmt_pct(c.get("retrain_top1")),
                      "won": [b.get("num_global_heads") for b in arch.get("blocks", [])] == winner})
+    # retrain_top1: runs of glit before search.topk_retrain_epochs was retired, which retrained the top-k briefly
     retrained = any(finite(c.get("retrain_top1")) for c in pick.get("candidates") or [])
-    note = ("The top distributions of the level-1 search were each retrained briefly (without the search split) "
-            "and scored on the search split; the best went on to level 2." if retrained else
-            "The best-scored distribution of the level-1 search went on to level 2.")
-    return {"note": note, "rows": rows}
+    if pick.get("decided_by") == "round":
+        note = "The finalist round's winner (see the finalist round below) went on to level 2."
+    elif retrained:
+        note = ("The top distributions of the level-1 search were each retrained briefly (without the search "
+                "split) and scored on the search split; the best went on to level 2.")
+    else:
+        note = "The best-scored distribution of the level-1 search went on to level 2."
+    return {"note": note, "rows": rows, "retrained": retrained}
