@@ -113,8 +113,8 @@ def make_run(root: Path, top1: dict[str, float] = TOP1) -> Path:
     rows1 = _candidates(level1, 1, budget, base=55.0)
     _search(run / "2-search", rows1, budget, level1)
     top = sorted(rows1, key=lambda r: -r["score"])[:3]
-    _write(run / "3-pick" / "pick.json", {"winner": top[0]["arch"], "candidates": [
-        {"arch": r["arch"], "score": r["score"], "retrain_top1": None} for r in top]})
+    _write(run / "3-pick" / "pick.json", {"winner": top[0]["arch"], "decided_by": "search", "candidates": [
+        {"arch": r["arch"], "score": r["score"]} for r in top]})
     level2 = glit.space_preset("demo", 2, distribution=glit.Arch.from_dict(top[0]["arch"]))
     searched = _search(run / "5-search", _candidates(level2, 2, budget), budget, level2)
     whole = glit.space_preset("demo", 2)
@@ -179,6 +179,8 @@ def test_report_of_a_finished_run(finished_run):
     assert page.count("<span class='head l'>L</span>") == 1 + sum(heads - b["num_global_heads"]
                                                                  for b in winner["blocks"])
     assert "Level 1: the distribution of global heads" in page  # 3-pick is shown when present
+    assert "The best-scored distribution of the level-1 search went on to level 2." in page  # no round here
+    assert "Short retrain top-1" not in page  # a column only for runs that retrained the top-k (a retired key)
     assert "still in progress" not in page
     # the pipeline: supernet epochs out of supernet.optim.epochs (level 1) or search.level2_epochs (the other two)
     for folder, epochs in (("1-supernet", "2/2"), ("4-supernet", "2/4"), ("6-random/supernet", "2/4"),

@@ -577,6 +577,7 @@ def test_a_run_with_a_finalist_round_gives_random_search_the_same_round(round_ru
     assert len({json.dumps(heads(f["arch"])) for f in searched["finalists"]}) == 3
     pick = json.loads((out / "3-pick" / "pick.json").read_text())
     assert pick["winner"] == searched["winner"]["arch"] and pick["decided_by"] == "round"
+    assert "winner (see the finalist round below) went on to level 2" in (out / "report.html").read_text()
     assert heads(summary["searched"]["arch"]) == heads(searched["winner"]["arch"])
     # random search's round winner is the one retrained
     assert summary["random"]["arch"] == rounds["random"]["winner"]["arch"]

@@ -174,7 +174,7 @@ def render(run: RunData) -> str:
         still_searching=bool(winner) and run.summary is None and not (run.run_dir / FINAL_DIRS["searched"]).exists(),
         diagram=_block_diagram(winner, fin["searched"].get("block_macs")) if winner else None,
         incumbent=incumbent_text(incumbent) if isinstance(incumbent, dict) else None,
-        pick=_pick(run.pick) if run.pick else None,
+        pick=_pick(run.pick, run.rounds.get("searched")) if run.pick else None,
         counts=counts, budget=run.budget_text, spaces=_spaces(run),
         plots=_plots(run, stats) if have_plots else {},
         level1_supernet="trained over the whole space" if whole else "trained on the level-1 paths",
@@ -429,8 +429,9 @@ def _num(d: dict, key: str, form: str) -> str:
     return form.format(d[key]) if finite(d.get(key)) else "—"
 
 
-def _pick(pick: dict) -> dict:
-    """The level-1 top-k distributions and which one won."""
+def _pick(pick: dict, round_: dict | None = None) -> dict:
+    """The level-1 top-k distributions and which one won (``round_``: the level-1 finalist round's state, for runs
+    whose ``pick.json`` predates its ``decided_by``)."""
     winner = [b.get("num_global_heads") for b in (pick.get("winner") or {}).get("blocks", [])]
     rows = []
     for i, c in enumerate(pick.get("candidates") or []):
@@ -440,7 +441,7 @@ def _pick(pick: dict) -> dict:
                      "won": [b.get("num_global_heads") for b in arch.get("blocks", [])] == winner})
     # retrain_top1: runs of glit before search.topk_retrain_epochs was retired, which retrained the top-k briefly
     retrained = any(finite(c.get("retrain_top1")) for c in pick.get("candidates") or [])
-    if pick.get("decided_by") == "round":
+    if pick.get("decided_by", "round" if round_ and "winner" in round_ else None) == "round":
         note = "The finalist round's winner (see the finalist round below) went on to level 2."
     elif retrained:
         note = ("The top distributions of the level-1 search were each retrained briefly (without the search "
