@@ -20,7 +20,7 @@ from glit.train.fit import fit
 from glit.train.loop import evaluate
 from glit.train.optim import describe_length, sized
 
-PREDICTIONS = "predictions.json"  # per-image correctness on the test (or search) split, "0"/"1" in loader order
+PREDICTIONS = "predictions.json"  # per-image correctness on the test split, "0"/"1" in loader order
 
 
 def train(cfg: Config, arch: Arch, out: str | Path, resume: bool = False, dist: Dist | None = None,
