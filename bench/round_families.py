@@ -1,8 +1,9 @@
 """Is the level-1 family a weaker pool for a finalist round? Measured on the ground truth (issue 27).
 
-The hierarchy's finalist round trains K distributions at the level-1 details (qkv_ratio 1, mlp_ratio 4, conv_ratio 1,
-the middle kernel); random search's round trains K candidates of the whole space. This script splits the truth
-architectures that an evaluator file scored into those two families and prints, per family:
+The hierarchy's finalist round trains K distributions at the level-1 details (the preset's level-1 space,
+``glit.presets.space_preset(PRESET, 1)``: qkv_ratio 1, mlp_ratio 4, conv_ratio 1, the middle kernel); random
+search's round trains K candidates of the whole space. This script splits the truth architectures that an evaluator
+file scored into those two families and prints, per family:
 
 - the mean retrained top-1 (what a uniformly random member gets), with its std;
 - the expected top-1 of a round's pick: the member with the best evaluator score in a K-subset, averaged exactly over
@@ -22,25 +23,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from math import comb
 
 import numpy as np
 from scipy import stats
 
-from glit.health.metrics import expected_pick
-
-LEVEL1 = {"qkv_ratio": 1, "mlp_ratio": 4, "conv_ratio": 1}
-
-
-def is_level1(blocks: list[dict], kernel: int) -> bool:
-    """True when every block has the level-1 details (a gene a block does not use is None)."""
-    want = dict(LEVEL1, kernel_size=kernel)
-    return all(b[gene] in (None, value) for b in blocks for gene, value in want.items())
+from glit.health.metrics import expected_pick, is_mix
+from glit.presets import space_preset
+from glit.space import Arch
 
 
 def pick(pools: list[tuple[list[float], list[float]]], k: int) -> tuple[float, float]:
     """The expected (pick, best) of a K-round, pooled over files, each file's subsets weighted by their number."""
-    from math import comb
-
     weights = [comb(len(s), k) for s, _ in pools if len(s) >= k]
     figures = [expected_pick(s, t, k) for s, t in pools if len(s) >= k]
     total = sum(weights)
@@ -52,7 +46,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("pairs", nargs="+", help="FILE EVALUATOR [FILE EVALUATOR ...]")
     p.add_argument("--k", type=int, default=6, help="the round's size (the cifar preset's search.finalists)")
-    p.add_argument("--kernel", type=int, default=17, help="the level-1 kernel (the cifar preset's middle kernel)")
+    p.add_argument("--preset", default="cifar", help="the space preset whose level-1 space defines the family")
     p.add_argument("--resamples", type=int, default=2000)
     p.add_argument("--mixes", action="store_true",
                    help="only architectures with both global and local heads (drops the all-global DeiT-style and "
@@ -60,14 +54,15 @@ def main() -> None:
     args = p.parse_args()
     if len(args.pairs) % 2:
         p.error("give FILE EVALUATOR pairs")
+    level1 = space_preset(args.preset, 1)  # the level-1 members: every detail gene at its level-1 value
     families: dict[str, list[tuple[list[float], list[float]]]] = {"level-1": [], "whole": []}
     for path, name in zip(args.pairs[::2], args.pairs[1::2]):
         split = {"level-1": ([], []), "whole": ([], [])}
         for pair in json.load(open(path))[name]["pairs"]:
-            heads = [b["num_global_heads"] for b in pair["arch"]["blocks"]]
-            if args.mixes and not (max(heads) > 0 and min(heads) < pair["arch"]["family"]["num_heads"]):
+            arch = Arch.from_dict(pair["arch"])
+            if args.mixes and not is_mix(arch):
                 continue
-            family = "level-1" if is_level1(pair["arch"]["blocks"], args.kernel) else "whole"
+            family = "level-1" if level1.contains(arch) else "whole"
             split[family][0].append(pair["score"])
             split[family][1].append(pair["truth_top1"])
         for family, pool in split.items():

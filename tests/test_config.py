@@ -1,9 +1,11 @@
 """The config schema: values are read as YAML 1.2 scalars and checked against each field's declared type."""
 
 import pytest
+import yaml
 
 from glit.config import Config, apply, load_config, read_yaml
 from glit.errors import GlitError
+from glit.folder import read_config
 
 
 @pytest.mark.parametrize("assignment, key, value", [
@@ -50,10 +52,6 @@ def test_each_preset_round_trips_through_its_stored_yaml(preset):
 def test_a_retired_key_reads_from_an_old_run_config_only_at_its_off_value(tmp_path):
     """``search.topk_retrain_epochs`` (retired for the finalist round): a run folder written before holds it at 0 and
     still reads, as the same config; any other value is refused, naming the key and its replacement."""
-    import yaml
-
-    from glit.folder import read_config
-
     cfg = load_config("cifar")
     data = cfg.to_dict()
     data["search"]["topk_retrain_epochs"] = 0

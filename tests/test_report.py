@@ -314,3 +314,16 @@ def test_no_plot_text_is_clipped(finished_run, monkeypatch):
     assert plots.overflowing_texts(fig) == [long]  # the check sees it
     real(fig)
     assert plots.overflowing_texts(fig) == [] and "\n" in ax.get_title(loc="left")
+
+
+def test_the_level1_note_says_who_decided_even_for_a_pick_json_without_decided_by(finished_run):
+    """``pick.json`` gained ``decided_by`` later: an older run's level-1 round (``2-finalists`` with a winner) still
+    makes the note name the round, and without a round the note names the search."""
+    from glit.report.html import _pick
+
+    pick = json.loads((finished_run / "3-pick" / "pick.json").read_text())
+    del pick["decided_by"]
+    round_state = {"winner": {"arch": pick["winner"]}, "finalists": []}
+    assert _pick(pick, round_state)["note"].startswith("The finalist round's winner")
+    assert _pick(pick, None)["note"].startswith("The best-scored distribution")
+    assert _pick(pick, {"finalists": []})["note"].startswith("The best-scored distribution")  # an unfinished round

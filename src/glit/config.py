@@ -391,14 +391,15 @@ def apply(cfg, data: dict, where: str, prefix: str = ""):
         raise GlitError(f"{where}: expected a mapping at {prefix.rstrip('.') or 'top level'}")
     names = {f.name: f for f in dataclasses.fields(cfg)}
     for key, value in data.items():
-        if prefix + str(key) in RETIRED:
-            off, instead = RETIRED[prefix + str(key)]
+        dotted = prefix + str(key)
+        if dotted in RETIRED:
+            off, instead = RETIRED[dotted]
             if value == off:
                 continue
-            raise GlitError(f"{where}: {prefix + str(key)} was retired ({instead}); remove it or set it to {off}")
+            raise GlitError(f"{where}: {dotted} was retired ({instead}); remove it or set it to {off}")
         if key not in names:
             valid = ", ".join(valid_keys(cfg, prefix))
-            raise GlitError(f"{where}: unknown key {prefix + str(key)!r} (valid keys: {valid})")
+            raise GlitError(f"{where}: unknown key {dotted!r} (valid keys: {valid})")
         current = getattr(cfg, key)
         if dataclasses.is_dataclass(current):
             apply(current, value, where, f"{prefix}{key}.")

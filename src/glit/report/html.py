@@ -441,7 +441,8 @@ def _pick(pick: dict, round_: dict | None = None) -> dict:
                      "won": [b.get("num_global_heads") for b in arch.get("blocks", [])] == winner})
     # retrain_top1: runs of glit before search.topk_retrain_epochs was retired, which retrained the top-k briefly
     retrained = any(finite(c.get("retrain_top1")) for c in pick.get("candidates") or [])
-    if pick.get("decided_by", "round" if round_ and "winner" in round_ else None) == "round":
+    decided_by = pick.get("decided_by") or ("round" if (round_ or {}).get("winner") else "search")
+    if decided_by == "round":
         note = "The finalist round's winner (see the finalist round below) went on to level 2."
     elif retrained:
         note = ("The top distributions of the level-1 search were each retrained briefly (without the search "
