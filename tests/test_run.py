@@ -626,3 +626,55 @@ def test_a_run_searches_every_local_operator_it_is_given(tmp_path):
            for line in (out / folder / "candidates.jsonl").read_text().splitlines()
            for b in json.loads(line)["arch"]["blocks"]}
     assert {"conv1d", "window_attn"} <= ops
+
+
+def test_a_level2_round_on_the_level1_supernet_pools_complete_architectures_of_each_distribution(tmp_path):
+    """``search.finalists_level=2`` with ``search.level2_epochs=0``: no level-2 or random supernet is trained (the
+    level-1 whole-space one scores every search), level 1's best-scored distribution and the next go to level 2
+    without a round, and the round re-scores the answers and best candidates of both level-2 searches; random
+    search, and glit ablate's one-level search, get the same round on the same supernet."""
+    out = tmp_path / "run"
+    args = (*TINY_RUN, "--set", "seed=1", "--set", "run.seeds=1", "--set", "train.epochs=1",
+            "--set", "search.level1_supernet=whole", "--set", "search.level2_epochs=0",
+            "--set", "search.level2_topk=2", "--set", "search.finalists=3", "--set", "search.finalists_level=2",
+            "--set", "search.incumbent_margin=0")
+    proc = run_glit("run", "demo", "--out", out, *args, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for folder in ("2-finalists", "4-supernet", "4-supernet-2", "6-random/supernet"):
+        assert not (out / folder).exists(), folder
+    assert "[11/11]" in proc.stdout  # 1-supernet, 2-search, 3-pick, two level-2 searches, two rounds, 6-random, 7-9
+    level1 = str(out / "1-supernet")
+    pick = json.loads((out / "3-pick" / "pick.json").read_text())
+    assert pick["decided_by"] == "search" and pick["winner"] == pick["candidates"][0]["arch"]
+    searches = [out / "5-search", out / "5-search-2"]
+    distributions = [heads(json.loads((out / "3-pick" / "pick.json").read_text())["candidates"][j]["arch"])
+                     for j in range(2)]
+    for d, want in zip(searches, distributions):  # each level-2 search kept its distribution, on the level-1 supernet
+        rows = [json.loads(line) for line in (d / "candidates.jsonl").read_text().splitlines()]
+        assert rows and all(heads(r["arch"]) == want for r in rows)
+        assert json.loads((d / "stage.json").read_text())["space"] == \
+            space_preset("demo", 2, Arch.from_dict(rows[0]["arch"])).to_dict()
+    rnd = json.loads((out / "6-random" / "finalists" / "finalists.json").read_text())
+    won = json.loads((out / "5-finalists" / "finalists.json").read_text())
+    assert won["k"] == rnd["k"] == 3 and won["evaluator"] == rnd["evaluator"] == "short"
+    # the pool: each search's answer first, then the next best, interleaved; all scored on the level-1 supernet
+    assert [f["search"] for f in won["finalists"]] == [str(d) for d in (*searches, searches[0])]
+    assert [f["arch"] for f in won["finalists"][:2]] == \
+        [Arch.from_json(d / "best.json").to_dict() for d in searches]
+    assert {f["supernet"] for f in won["finalists"] + rnd["finalists"]} == {level1}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["searched"]["arch"] == won["winner"]["arch"]
+    assert summary["searched"]["search_score"] == won["winner"]["search_score"]
+    assert summary["random"]["arch"] == rnd["winner"]["arch"]
+    assert summary["finalists"]["searched"]["level"] == 2 and "level" not in summary["finalists"]["random"]
+    assert summary["search"]["random_candidates"] == \
+        summary["search"]["level1_candidates"] + summary["search"]["level2_candidates"]
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "round (after level 2: complete architectures)" in page
+    assert re.search(r"<tr><td>4-supernet</td><td>[^<]*</td><td><span class='muted'>skipped", page)
+    assert re.search(r"<a href='5-finalists/'>5-finalists</a></td><td>[^<]*</td><td><span class='state done'>done"
+                     r"</span></td><td>3/3 finalists scored</td>", page)
+    proc = run_glit("ablate", "demo", "--study", "search", "--out", out, *args, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one = json.loads((out / "10-one-level-finalists" / "finalists.json").read_text())
+    assert {f["supernet"] for f in one["finalists"]} == {level1} and one["k"] == 3

@@ -251,8 +251,9 @@ class SearchConfig:
     local_ops: list[str] = key(rule=_names_of(LOCAL_OPS), factory=lambda: ["conv1d"])
     warm_start: bool = True  # glit run: warm-start the level-2 supernets from the level-1 supernet
     # glit run: epochs of the two level-2 supernets (around the winner, and over the whole space for the
-    # random-search baseline); None: supernet.optim.epochs
-    level2_epochs: int | None = key(None, _optional(_at_least(1)))
+    # random-search baseline); None: supernet.optim.epochs; 0: no level-2 supernet is trained: the level-2 searches
+    # and random search all score on the level-1 supernet (needs search.level1_supernet=whole)
+    level2_epochs: int | None = key(None, _optional(_at_least(0)))
     # evaluators (glit.scoring): the finetune evaluator's steps on the supernet's training images and its learning
     # rate (times the supernet recipe's), and the short evaluator's epochs of the retraining recipe compressed to them
     finetune_steps: int = key(200, _at_least(1))
@@ -263,6 +264,10 @@ class SearchConfig:
     # gives it to the level-1 search (the distribution), to random search and, in glit ablate, to one-level search
     finalists: int = key(0, _at_least(0))
     finalist_evaluator: str = key("short", _one_of(*EVALUATORS))
+    # glit run: where the hierarchy's round is: 1, on the level-1 search's top distributions (at their level-1
+    # details); 2, after level 2, on complete architectures: each level-2 search's answer and best candidates
+    # (pooled over the search.level2_topk distributions), and level 1's best-scored distribution goes on unrounded
+    finalists_level: int = key(1, (lambda v: v in (1, 2), "1 or 2"))
     # glit run, level 2: keep the level-1 winner unless a candidate beats its score by this many binomial standard
     # errors of the search split (0: the best score wins)
     incumbent_margin: float = key(2.0, _at_least(0))
@@ -331,6 +336,9 @@ CROSS_RULES = (
      "tensor with supernet.optim.amp=fp16 (the grad scaler unscales only what AdamW's own step sees; use bf16)"),
     ("search.level1_scoring", lambda c: c.search.level1_scoring == "fixed" or c.search.level1_supernet == "whole",
      "fixed unless search.level1_supernet=whole (marginal scoring draws details from a whole-space supernet)"),
+    ("search.level2_epochs", lambda c: c.search.level2_epochs != 0 or c.search.level1_supernet == "whole",
+     "at least 1 unless search.level1_supernet=whole (0 searches level 2 on the level-1 supernet, which must then "
+     "have trained the details)"),
 )
 
 

@@ -40,14 +40,13 @@ from glit.layout import (
     ONE_LEVEL_FINAL,
     ONE_LEVEL_ROUND,
     ONE_LEVEL_SEARCH,
-    SUPERNET_DIRS,
     ablation_file,
     finalist_folders,
     seed_folders,
 )
 from glit.presets import deit, space_preset
 from glit.recipes.finalists import finalist_round
-from glit.recipes.run import paired_comparison, run
+from glit.recipes.run import paired_comparison, random_supernet, run
 from glit.recipes.search import search
 from glit.recipes.train import train
 from glit.space import Arch
@@ -77,10 +76,11 @@ def _search_rows(cfg: Config, out: Path, seeds: list[int], command: str) -> list
     shared = SharedData()
     summary = run(cfg, out, command, shared)
     wanted = summary["search"]["level1_candidates"] + summary["search"]["level2_candidates"]
-    one = search(cfg, out / SUPERNET_DIRS["random"], out / ONE_LEVEL_SEARCH, resume=True, shared=shared,
+    supernet = random_supernet(cfg, out)  # random search's whole-space supernet
+    one = search(cfg, supernet, out / ONE_LEVEL_SEARCH, resume=True, shared=shared,
                  strategy="evolution", generations=math.ceil(wanted / cfg.search.population))
     if cfg.search.finalists:  # the round the other two searches had, same K and evaluator
-        won = finalist_round(cfg, [(out / SUPERNET_DIRS["random"], out / ONE_LEVEL_SEARCH)], out / ONE_LEVEL_ROUND,
+        won = finalist_round(cfg, [(supernet, out / ONE_LEVEL_SEARCH)], out / ONE_LEVEL_ROUND,
                              shared=shared)["winner"]
         one = {**one, "best": Arch.from_dict(won["arch"]), "score": won["search_score"]}
     archs = {name: Arch.from_dict(summary[name]["arch"]) for name in ("searched", "random", "baseline")}

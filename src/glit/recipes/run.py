@@ -7,19 +7,22 @@ Stages, each in its own folder under ``--out DIR``:
 2. ``2-search``: the level-1 evolutionary search under the budget, over the level-1 space (the detail genes at their
    level-1 values), or with ``search.level1_scoring`` "marginal" each distribution scored as the mean of several
    detail settings drawn for it (``glit.search.marginal``); its top-k distributions are kept;
-   With ``search.finalists`` K > 0, ``2-finalists``: the finalist round (``glit.recipes.finalists``): the level-1
-   search's top K distinct distributions (each with its detail genes at their level-1 values) re-scored by
-   ``search.finalist_evaluator``, the best winning. The round is at level 1 because the distribution is what the
-   supernet mis-ranks and what matters most (bench/RESULTS.md, issue 27: a round after level 2 re-scored K
-   candidates of one distribution, which differ in a gene or two);
+   With ``search.finalists`` K > 0 and ``search.finalists_level`` 1, ``2-finalists``: the finalist round
+   (``glit.recipes.finalists``): the level-1 search's top K distinct distributions (each with its detail genes at
+   their level-1 values) re-scored by ``search.finalist_evaluator``, the best winning;
 3. ``3-pick``: the winning distribution: the round's winner, or without a round the best-scored one;
 4. ``4-supernet``: the level-2 supernet around the winner (the details vary), warm-started from the level-1
    supernet's paths when ``search.warm_start``, and trained for ``search.level2_epochs``; with
    ``search.level2_topk`` k > 1, also ``4-supernet-2`` ... ``4-supernet-k`` around the next best distributions of
-   the level-1 top-k (and ``5-search-2`` ...), the best search score of the k level-2 searches winning;
+   the level-1 top-k (and ``5-search-2`` ...), the best search score of the k level-2 searches winning. With
+   ``search.level2_epochs`` 0 no level-2 supernet is trained: the level-2 searches score on the level-1 supernet
+   (trained over the whole space), and so does random search;
 5. ``5-search``: the level-2 evolutionary search. The level-1 winner (its detail genes at their level-1 values) is
    the incumbent: it is scored first and stays the answer unless a candidate beats it by more than
-   ``search.incumbent_margin`` standard errors of the search split; its answer goes to retraining;
+   ``search.incumbent_margin`` standard errors of the search split; its answer goes to retraining. With
+   ``search.finalists_level`` 2, ``5-finalists``: the round on complete architectures, each level-2 search's answer
+   and best candidates pooled (``glit.recipes.finalists``), its winner going to retraining instead (bench/RESULTS.md,
+   issue 27: the level-1 details are a weak pool to pick from);
 6. ``6-random``: the random-search baseline over the same whole space (every gene of every block free):
    ``6-random/supernet``, a supernet over that space, warm-started from the level-1 supernet and trained like the
    level-2 one; then ``6-random/search``, as many candidates as both levels scored together, drawn uniformly under
@@ -115,7 +118,8 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
                                       **machine_record(dist)})
 
     shared = shared or SharedData()  # one decode per run: the stages share the data the first of them loads
-    clock = StageClock(out, dist.main, 9 + 2 * (cfg.search.level2_topk - 1) + 2 * bool(cfg.search.finalists))
+    per_distribution = 1 + (cfg.search.level2_epochs != 0)  # a level-2 supernet (unless level 1's) and a search
+    clock = StageClock(out, dist.main, 7 + per_distribution * cfg.search.level2_topk + 2 * bool(cfg.search.finalists))
 
     # 1-2: level 1, the distribution
     whole_space = cfg.search.level1_supernet == "whole"
@@ -130,7 +134,8 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
                                strategy="evolution")
 
     rounds = {}
-    if cfg.search.finalists:  # re-score the level-1 search's top distributions with a costlier evaluator
+    round_level = cfg.search.finalists_level if cfg.search.finalists else None
+    if round_level == 1:  # re-score the level-1 search's top distributions with a costlier evaluator
         with clock(ROUND_DIRS["searched"], f"level 1's finalist round: the top {cfg.search.finalists} distributions "
                                            f"re-scored by {cfg.search.finalist_evaluator}"):
             rounds["searched"] = finalist_round(cfg, [(level1_dir, level1_search_dir)],
@@ -141,26 +146,42 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
         winner = pick_distribution(out, rounds.get("searched"))
     print(f"level-1 pick: global heads per block {[b.num_global_heads for b in winner.blocks]}", flush=True)
 
-    # 4-5: level 2, the details around the winning distribution (and the next best ones, with search.level2_topk)
+    # 4-5: level 2, the details around the winning distribution (and the next best ones, with search.level2_topk);
+    # with search.level2_epochs 0 on the level-1 supernet, which trained them (no 4-supernet folders)
     warm = level1_dir if cfg.search.warm_start else None  # None: supernet.warm_start
-    level2_runs = []
+    level2_searches = []
     for j, incumbent in enumerate(level2_distributions(cfg, out, winner)):
         supernet_dir, search_dir = level2_dirs(j)
-        with clock(supernet_dir, "level-2 supernet"):
-            train_supernet(cfg, out / supernet_dir, resume=True, shared=shared,
-                           space=stage_space(cfg, 2, incumbent), optim=level2_optim(cfg), warm_start=warm)
+        space = stage_space(cfg, 2, incumbent)
+        if cfg.search.level2_epochs == 0:
+            supernet_dir = SUPERNET_DIRS["level1"]
+        else:
+            with clock(supernet_dir, "level-2 supernet"):
+                train_supernet(cfg, out / supernet_dir, resume=True, shared=shared, space=space,
+                               optim=level2_optim(cfg), warm_start=warm)
         with clock(search_dir, "level-2 search"):
-            level2_runs.append(search(cfg, out / supernet_dir, out / search_dir, resume=True,
-                                      incumbent=incumbent, shared=shared, strategy="evolution"))
+            result = search(cfg, out / supernet_dir, out / search_dir, resume=True, incumbent=incumbent,
+                            space=space if cfg.search.level2_epochs == 0 else None, shared=shared,
+                            strategy="evolution")
+        level2_searches.append((out / supernet_dir, out / search_dir, result))
+    level2_runs = [r for _, _, r in level2_searches]
     evo = max(level2_runs, key=lambda r: r["score"])  # ties go to the first, the level-1 winner's
+    if round_level == 2:  # re-score complete architectures: each level-2 search's answer and best candidates
+        with clock(ROUND_DIRS["level2"], f"level 2's finalist round: the top {cfg.search.finalists} architectures "
+                                         f"re-scored by {cfg.search.finalist_evaluator}"):
+            rounds["searched"] = finalist_round(cfg, [(sn, sd) for sn, sd, _ in level2_searches],
+                                                out / ROUND_DIRS["level2"], shared=shared)
 
-    # 6: the random-search baseline: the whole space, its own supernet (as many epochs as all level-2 supernets),
-    # as many candidates as both levels together
+    # 6: the random-search baseline: the whole space, its own supernet (as many epochs as all level-2 supernets;
+    # with none, the level-1 supernet), as many candidates as both levels together
     candidates = level1_search["scored"] + sum(r["scored"] for r in level2_runs)
-    random_dir, random_search_dir = out / SUPERNET_DIRS["random"], out / SEARCH_DIRS["random"]
-    with clock(RANDOM_DIR, f"random search: its whole-space supernet, then {candidates} random candidates"):
-        train_supernet(cfg, random_dir, resume=True, shared=shared, space=stage_space(cfg, 2),
-                       optim=level2_optim(cfg, len(level2_runs)), warm_start=warm)
+    random_dir, random_search_dir = random_supernet(cfg, out), out / SEARCH_DIRS["random"]
+    own = random_dir != level1_dir
+    with clock(RANDOM_DIR, f"random search: {'its' if own else 'the level-1'} whole-space supernet, then "
+                           f"{candidates} random candidates"):
+        if own:
+            train_supernet(cfg, random_dir, resume=True, shared=shared, space=stage_space(cfg, 2),
+                           optim=level2_optim(cfg, len(level2_runs)), warm_start=warm)
         rnd = search(cfg, random_dir, random_search_dir, resume=True, shared=shared,
                      strategy="random", candidates=candidates)
     if cfg.search.finalists:  # the same round, same K and evaluator, for the random-search baseline
@@ -171,9 +192,10 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
     # 7-9: retrain the three finalists with the same recipe and seed, evaluate on the test split
     archs = {"searched": evo["best"], "baseline": deit(trained.family), "random": rnd["best"]}
     scores = {"searched": evo["score"], "baseline": None, "random": rnd["score"]}
-    if "random" in rounds:  # its round's winner goes to retraining (the hierarchy's round chose the distribution)
-        won = rounds["random"]["winner"]
-        archs["random"], scores["random"] = Arch.from_dict(won["arch"]), won["search_score"]
+    # a round's winner goes to retraining (level 1's round chose the distribution, and level 2 searched it)
+    for name in ("random", "searched") if round_level == 2 else ("random",):
+        won = rounds[name]["winner"]
+        archs[name], scores[name] = Arch.from_dict(won["arch"]), won["search_score"]
     results = {}
     titles = {"searched": "retrain the searched architecture", "baseline": "retrain the DeiT-style baseline",
               "random": "retrain the random-search winner"}
@@ -190,7 +212,8 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
                           "random_candidates": rnd["scored"], "level2_incumbent": evo["incumbent"]}}
     if rounds:
         summary["finalists"] = {name: {"evaluator": r["evaluator"], "k": r["k"], "finalists": r["finalists"],
-                                       "kept_search_answer": r["winner"] == r["finalists"][0]}
+                                       "kept_search_answer": r["winner"] == r["finalists"][0],
+                                       **({"level": round_level} if name == "searched" else {})}
                                 for name, r in rounds.items()}
     if len(level2_runs) > 1:
         summary["search"]["level2_runs"] = [
@@ -322,6 +345,12 @@ def stage_space(cfg: Config, level: int, distribution: Arch | None = None) -> Se
     """The space of a supernet stage: the preset's level-1 space, the level-2 space around ``distribution``, or with
     none the whole space (every gene free), under ``search.level2_space``."""
     return space_preset(cfg.preset, level, distribution, cfg.search.level2_space, cfg.search.local_ops)
+
+
+def random_supernet(cfg: Config, out: Path) -> Path:
+    """The supernet random search (and ``glit ablate``'s one-level search) scores on: its own whole-space one, or
+    with ``search.level2_epochs`` 0 the level-1 supernet (trained over the whole space), as level 2 does."""
+    return out / SUPERNET_DIRS["level1" if cfg.search.level2_epochs == 0 else "random"]
 
 
 def level2_optim(cfg: Config, times: int = 1) -> OptimConfig:

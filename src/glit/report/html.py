@@ -267,6 +267,7 @@ def _rounds(run: RunData) -> list[dict]:
     """The finalist rounds (``search.finalists``): each finalist's search score and its re-score, and the winner."""
     rounds = []
     for name, label in (("searched", "The hierarchy's round (level 1: the distribution)"),
+                        ("level2", "The hierarchy's round (after level 2: complete architectures)"),
                         ("random", "Random search's round")):
         state = run.rounds.get(name)
         if not state:
