@@ -327,3 +327,6 @@ def test_the_level1_note_says_who_decided_even_for_a_pick_json_without_decided_b
     assert _pick(pick, round_state)["note"].startswith("The finalist round's winner")
     assert _pick(pick, None)["note"].startswith("The best-scored distribution")
     assert _pick(pick, {"finalists": []})["note"].startswith("The best-scored distribution")  # an unfinished round
+    assert _pick(pick, None, 3, True)["note"].startswith("The 3 best-scored distributions of the level-1 search went")
+    assert "the finalist round after level 2 (below) chose" in _pick(pick, None, 3, True)["note"]
+    assert _pick(pick, None, 2)["note"].endswith("the best level-2 score won.")

@@ -671,6 +671,7 @@ def test_a_level2_round_on_the_level1_supernet_pools_complete_architectures_of_e
         summary["search"]["level1_candidates"] + summary["search"]["level2_candidates"]
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "round (after level 2: complete architectures)" in page
+    assert "The 2 best-scored distributions of the level-1 search went on to level 2" in page
     assert re.search(r"<tr><td>4-supernet</td><td>[^<]*</td><td><span class='muted'>skipped", page)
     assert re.search(r"<a href='5-finalists/'>5-finalists</a></td><td>[^<]*</td><td><span class='state done'>done"
                      r"</span></td><td>3/3 finalists scored</td>", page)

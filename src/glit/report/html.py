@@ -174,7 +174,8 @@ def render(run: RunData) -> str:
         still_searching=bool(winner) and run.summary is None and not (run.run_dir / FINAL_DIRS["searched"]).exists(),
         diagram=_block_diagram(winner, fin["searched"].get("block_macs")) if winner else None,
         incumbent=incumbent_text(incumbent) if isinstance(incumbent, dict) else None,
-        pick=_pick(run.pick, run.rounds.get("searched")) if run.pick else None,
+        pick=_pick(run.pick, run.rounds.get("searched"), _dig(cfg, "search", "level2_topk") or 1,
+                   bool(run.rounds.get("level2"))) if run.pick else None,
         counts=counts, budget=run.budget_text, spaces=_spaces(run),
         plots=_plots(run, stats) if have_plots else {},
         level1_supernet="trained over the whole space" if whole else "trained on the level-1 paths",
@@ -430,9 +431,10 @@ def _num(d: dict, key: str, form: str) -> str:
     return form.format(d[key]) if finite(d.get(key)) else "—"
 
 
-def _pick(pick: dict, round_: dict | None = None) -> dict:
+def _pick(pick: dict, round_: dict | None = None, level2_topk: int = 1, level2_round: bool = False) -> dict:
     """The level-1 top-k distributions and which one won (``round_``: the level-1 finalist round's state, for runs
-    whose ``pick.json`` predates its ``decided_by``)."""
+    whose ``pick.json`` predates its ``decided_by``); ``level2_topk`` of them went to level 2, and with
+    ``level2_round`` a finalist round after level 2 chose among their searches' answers."""
     winner = [b.get("num_global_heads") for b in (pick.get("winner") or {}).get("blocks", [])]
     rows = []
     for i, c in enumerate(pick.get("candidates") or []):
@@ -448,6 +450,11 @@ def _pick(pick: dict, round_: dict | None = None) -> dict:
     elif retrained:
         note = ("The top distributions of the level-1 search were each retrained briefly (without the search "
                 "split) and scored on the search split; the best went on to level 2.")
+    elif level2_topk > 1:
+        then = "the finalist round after level 2 (below) chose among their answers and best candidates" if \
+            level2_round else "the best level-2 score won"
+        note = (f"The {level2_topk} best-scored distributions of the level-1 search went on to level 2, each "
+                f"searched for its details; {then}.")
     else:
         note = "The best-scored distribution of the level-1 search went on to level 2."
     return {"note": note, "rows": rows, "retrained": retrained}
