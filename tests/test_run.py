@@ -667,6 +667,7 @@ def test_a_level2_round_on_the_level1_supernet_pools_complete_architectures_of_e
     assert summary["searched"]["search_score"] == won["winner"]["search_score"]
     assert summary["random"]["arch"] == rnd["winner"]["arch"]
     assert summary["finalists"]["searched"]["level"] == 2 and "level" not in summary["finalists"]["random"]
+    assert [r["won"] for r in summary["search"]["level2_runs"]] == [str(d) == won["winner"]["search"] for d in searches]
     assert summary["search"]["random_candidates"] == \
         summary["search"]["level1_candidates"] + summary["search"]["level2_candidates"]
     page = (out / "report.html").read_text(encoding="utf-8")

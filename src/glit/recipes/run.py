@@ -193,7 +193,7 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
     archs = {"searched": evo["best"], "baseline": deit(trained.family), "random": rnd["best"]}
     scores = {"searched": evo["score"], "baseline": None, "random": rnd["score"]}
     # a round's winner goes to retraining (level 1's round chose the distribution, and level 2 searched it)
-    for name in ("random", "searched") if round_level == 2 else ("random",):
+    for name in [n for n in rounds if n == "random" or round_level == 2]:
         won = rounds[name]["winner"]
         archs[name], scores[name] = Arch.from_dict(won["arch"]), won["search_score"]
     results = {}
@@ -215,10 +215,12 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
                                        "kept_search_answer": r["winner"] == r["finalists"][0],
                                        **({"level": round_level} if name == "searched" else {})}
                                 for name, r in rounds.items()}
-    if len(level2_runs) > 1:
+    if len(level2_runs) > 1:  # won: the search whose answer (or, after a level-2 round, candidate) is retrained
+        won = rounds["searched"]["winner"]["search"] if round_level == 2 else None
         summary["search"]["level2_runs"] = [
             {"distribution": [b.num_global_heads for b in r["best"].blocks], "score": r["score"],
-             "folder": level2_dirs(j)[1], "won": r is evo} for j, r in enumerate(level2_runs)]
+             "folder": level2_dirs(j)[1], "won": str(d) == won if won else r is evo}
+            for j, (_, d, r) in enumerate(level2_searches)]
     for name in FINALISTS:
         c = cost(archs[name])
         tops = [r["top1"] for r in results[name]]
