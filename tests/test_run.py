@@ -642,6 +642,8 @@ def test_a_level2_round_on_the_level1_supernet_pools_complete_architectures_of_e
     assert proc.returncode == 0, proc.stderr[-3000:]
     for folder in ("2-finalists", "4-supernet", "4-supernet-2", "6-random/supernet"):
         assert not (out / folder).exists(), folder
+    assert "The finalist round after level 2 re-scored 3 architectures of 2 level-2 searches with short: " \
+        "finalist " in proc.stdout
     assert "[11/11]" in proc.stdout  # 1-supernet, 2-search, 3-pick, two level-2 searches, two rounds, 6-random, 7-9
     level1 = str(out / "1-supernet")
     pick = json.loads((out / "3-pick" / "pick.json").read_text())

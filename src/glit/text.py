@@ -39,6 +39,18 @@ def incumbent_text(inc: dict) -> str:
             f"{fmt_pct(inc.get('score'))}%.")
 
 
+def round_text(round_: dict, searches: int) -> str:
+    """What the hierarchy's finalist round after level 2 (``summary.json``'s ``finalists.searched``) did."""
+    finalists = round_.get("finalists") or []
+    won = next((i for i, f in enumerate(finalists) if f.get("score") is not None
+                and f["score"] == max(g["score"] for g in finalists)), None)
+    which = "" if won is None else \
+        f": finalist {won + 1} (search score {fmt_pct(finalists[won].get('search_score'))}%) won and was retrained"
+    of = f" of {searches} level-2 searches" if searches > 1 else " of the level-2 search"
+    return (f"The finalist round after level 2 re-scored {len(finalists)} architectures{of} with "
+            f"{round_.get('evaluator')}{which}.")
+
+
 # -- what glit run, glit ablate and the supernet health print ------------------------------------------------------
 
 def run_table(summary: dict) -> str:
@@ -58,7 +70,10 @@ def run_table(summary: dict) -> str:
     lines.append(f"\nBudget: {summary['budget_text']}; the searched architecture has {ratio:.0%} of the DeiT-style "
                  "MACs.")
     incumbent = summary["search"].get("level2_incumbent")
-    if incumbent:
+    level2_round = (summary.get("finalists") or {}).get("searched") or {}
+    if level2_round.get("level") == 2:
+        lines.append(round_text(level2_round, len(summary["search"].get("level2_runs") or [None])))
+    elif incumbent:
         lines.append(incumbent_text(incumbent))
     if summary.get("health"):
         lines.append("\n".join(health_lines(summary["health"])))
