@@ -642,15 +642,12 @@ def test_a_level2_round_on_the_level1_supernet_pools_complete_architectures_of_e
     assert proc.returncode == 0, proc.stderr[-3000:]
     for folder in ("2-finalists", "4-supernet", "4-supernet-2", "6-random/supernet"):
         assert not (out / folder).exists(), folder
-    assert "The finalist round after level 2 re-scored 3 architectures of 2 level-2 searches with short: " \
-        "finalist " in proc.stdout
     assert "[11/11]" in proc.stdout  # 1-supernet, 2-search, 3-pick, two level-2 searches, two rounds, 6-random, 7-9
     level1 = str(out / "1-supernet")
     pick = json.loads((out / "3-pick" / "pick.json").read_text())
     assert pick["decided_by"] == "search" and pick["winner"] == pick["candidates"][0]["arch"]
     searches = [out / "5-search", out / "5-search-2"]
-    distributions = [heads(json.loads((out / "3-pick" / "pick.json").read_text())["candidates"][j]["arch"])
-                     for j in range(2)]
+    distributions = [heads(c["arch"]) for c in pick["candidates"][:2]]
     for d, want in zip(searches, distributions):  # each level-2 search kept its distribution, on the level-1 supernet
         rows = [json.loads(line) for line in (d / "candidates.jsonl").read_text().splitlines()]
         assert rows and all(heads(r["arch"]) == want for r in rows)
@@ -667,6 +664,9 @@ def test_a_level2_round_on_the_level1_supernet_pools_complete_architectures_of_e
     summary = json.loads((out / "summary.json").read_text())
     assert summary["searched"]["arch"] == won["winner"]["arch"]
     assert summary["searched"]["search_score"] == won["winner"]["search_score"]
+    n = won["finalists"].index(won["winner"]) + 1  # the closing table names the round's winner
+    assert f"The finalist round after level 2 re-scored 3 architectures of 2 level-2 searches with short: " \
+        f"finalist {n} (search score {won['winner']['search_score']:.2f}%) won and was retrained." in proc.stdout
     assert summary["random"]["arch"] == rnd["winner"]["arch"]
     assert summary["finalists"]["searched"]["level"] == 2 and "level" not in summary["finalists"]["random"]
     assert [r["won"] for r in summary["search"]["level2_runs"]] == [str(d) == won["winner"]["search"] for d in searches]

@@ -39,11 +39,11 @@ def incumbent_text(inc: dict) -> str:
             f"{fmt_pct(inc.get('score'))}%.")
 
 
-def round_text(round_: dict, searches: int) -> str:
-    """What the hierarchy's finalist round after level 2 (``summary.json``'s ``finalists.searched``) did."""
+def round_text(round_: dict, searches: int, retrained: dict | None) -> str:
+    """What the hierarchy's finalist round after level 2 (``summary.json``'s ``finalists.searched``) did; its winner
+    is the finalist that was retrained (``retrained``, the searched architecture)."""
     finalists = round_.get("finalists") or []
-    won = next((i for i, f in enumerate(finalists) if f.get("score") is not None
-                and f["score"] == max(g["score"] for g in finalists)), None)
+    won = next((i for i, f in enumerate(finalists) if f.get("arch") == retrained), None)
     which = "" if won is None else \
         f": finalist {won + 1} (search score {fmt_pct(finalists[won].get('search_score'))}%) won and was retrained"
     of = f" of {searches} level-2 searches" if searches > 1 else " of the level-2 search"
@@ -72,7 +72,8 @@ def run_table(summary: dict) -> str:
     incumbent = summary["search"].get("level2_incumbent")
     level2_round = (summary.get("finalists") or {}).get("searched") or {}
     if level2_round.get("level") == 2:
-        lines.append(round_text(level2_round, len(summary["search"].get("level2_runs") or [None])))
+        lines.append(round_text(level2_round, len(summary["search"].get("level2_runs") or [None]),
+                                summary["searched"]["arch"]))
     elif incumbent:
         lines.append(incumbent_text(incumbent))
     if summary.get("health"):

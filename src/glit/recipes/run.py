@@ -192,10 +192,9 @@ def run(cfg: Config, out: str | Path, command: str = "", shared: SharedData | No
     # 7-9: retrain the three finalists with the same recipe and seed, evaluate on the test split
     archs = {"searched": evo["best"], "baseline": deit(trained.family), "random": rnd["best"]}
     scores = {"searched": evo["score"], "baseline": None, "random": rnd["score"]}
-    # a round's winner goes to retraining (level 1's round chose the distribution, and level 2 searched it)
-    for name in [n for n in rounds if n == "random" or round_level == 2]:
-        won = rounds[name]["winner"]
-        archs[name], scores[name] = Arch.from_dict(won["arch"]), won["search_score"]
+    for name, r in rounds.items():  # a round's winner is retrained, except level 1's (level 2 searched around it)
+        if name == "random" or round_level == 2:
+            archs[name], scores[name] = Arch.from_dict(r["winner"]["arch"]), r["winner"]["search_score"]
     results = {}
     titles = {"searched": "retrain the searched architecture", "baseline": "retrain the DeiT-style baseline",
               "random": "retrain the random-search winner"}
