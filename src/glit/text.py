@@ -72,7 +72,7 @@ def run_table(summary: dict) -> str:
     incumbent = summary["search"].get("level2_incumbent")
     level2_round = (summary.get("finalists") or {}).get("searched") or {}
     if level2_round.get("level") == 2:
-        lines.append(round_text(level2_round, len(summary["search"].get("level2_runs") or [None]),
+        lines.append(round_text(level2_round, max(1, len(summary["search"].get("level2_runs") or [])),
                                 summary["searched"]["arch"]))
     elif incumbent:
         lines.append(incumbent_text(incumbent))
