@@ -16,10 +16,10 @@ with bootstrap 95% intervals).
 from __future__ import annotations
 
 import argparse
-import json
 
 from scipy import stats
 
+from finalist_round import scores_by_arch  # a sibling benchmark
 from glit.health.metrics import selection
 
 
@@ -31,11 +31,12 @@ def main() -> None:
     args = p.parse_args()
     scores = {"short": [], "short-tse": []}
     truth = []
-    for path in args.files:
-        result = json.load(open(path))
-        scores["short"] += [pair["score"] for pair in result["pairs"]]
-        scores["short-tse"] += [pair["score"] for pair in result["tse"]["pairs"]]
-        truth += [pair["truth_top1"] for pair in result["pairs"]]
+    for path in args.files:  # matched by architecture, not by position
+        tse = scores_by_arch(path, tse=True)
+        for arch, (score, top1) in scores_by_arch(path).items():
+            scores["short"].append(score)
+            scores["short-tse"].append(tse[arch][0])
+            truth.append(top1)
     print(f"{len(truth)} architectures from {len(args.files)} files; subsets of {args.subset}")
     print("| evaluator | Kendall τ (p) | selection gain (95% CI) | selection regret (95% CI) |")
     print("|---|---:|---|---|")

@@ -13,7 +13,7 @@ and prints, per group, the seed-0 retrained top-1 and the one-epoch score, then:
 - **level**: test − calib of the mean retrained top-1 and of the mean score (Welch's t-test, two-sided, scipy);
 - **calibration**: the least-squares line of retrained top-1 on the score over ``--calib``, and the test group's mean
   residual from it: below 0 means one epoch promises the small architectures more than they retrain to (they are
-  overrated). The interval resamples both groups (bootstrap, 95%), refitting the line each time.
+  overrated). The interval resamples both groups (scipy's bootstrap, 95%, percentile), refitting the line each time.
 - Kendall τ of the score with the retrained top-1 over both groups, and of MACs with it.
 
 Seed 0 of every truth file is used, so that every row is one retraining with the same seed (the 24 also have seed 1
@@ -52,10 +52,16 @@ def load(spec: str) -> list[tuple[float, float, float]]:
     return rows
 
 
-def residual_gap(calib: np.ndarray, test: np.ndarray) -> float:
-    """The test group's mean residual from the calib group's line of top-1 on score."""
+def line(calib: np.ndarray) -> tuple[float, float]:
+    """(slope, intercept) of the least-squares line of retrained top-1 on the score."""
     slope, intercept = np.polyfit(calib[:, 1], calib[:, 2], 1)
-    return float(np.mean(test[:, 2] - (slope * test[:, 1] + intercept)))
+    return float(slope), float(intercept)
+
+
+def residuals(fit: tuple[float, float], group: np.ndarray) -> np.ndarray:
+    """Each architecture's retrained top-1 minus what the line ``fit`` predicts from its score."""
+    slope, intercept = fit
+    return group[:, 2] - (slope * group[:, 1] + intercept)
 
 
 def main() -> None:
@@ -76,14 +82,15 @@ def main() -> None:
         t = stats.ttest_ind(test[:, col], calib[:, col], equal_var=False)
         gap = test[:, col].mean() - calib[:, col].mean()
         print(f"level, {what}: test - calib {gap:+.2f} (Welch p = {t.pvalue:.3f})")
-    rng = np.random.default_rng(args.seed)
-    gaps = [residual_gap(calib[rng.integers(len(calib), size=len(calib))],
-                         test[rng.integers(len(test), size=len(test))]) for _ in range(args.resamples)]
-    slope, intercept = np.polyfit(calib[:, 1], calib[:, 2], 1)
-    lo, hi = np.percentile(gaps, [2.5, 97.5])
-    print(f"calibration line over calib: top-1 = {slope:.3f} x score + {intercept:.2f}; test's mean residual "
-          f"{residual_gap(calib, test):+.2f} (95% CI {lo:+.2f} to {hi:+.2f}); per architecture: "
-          + ", ".join(f"{r:+.2f}" for r in test[:, 2] - (slope * test[:, 1] + intercept)))
+    fit, res = line(calib), residuals(line(calib), test)
+    boot = stats.bootstrap((np.arange(len(calib)), np.arange(len(test))),  # both groups resampled, the line refitted
+                           lambda i, j: residuals(line(calib[i.astype(int)]), test[j.astype(int)]).mean(),
+                           vectorized=False, paired=False, n_resamples=args.resamples, method="percentile",
+                           rng=np.random.default_rng(args.seed))
+    lo, hi = boot.confidence_interval
+    print(f"calibration line over calib: top-1 = {fit[0]:.3f} x score + {fit[1]:.2f}; test's mean residual "
+          f"{res.mean():+.2f} (95% CI {lo:+.2f} to {hi:+.2f}); per architecture: "
+          + ", ".join(f"{r:+.2f}" for r in res))
     both = np.vstack([calib, test])
     for col, what in ((1, "score"), (0, "MACs")):
         tau = stats.kendalltau(both[:, col], both[:, 2])
