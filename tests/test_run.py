@@ -569,7 +569,7 @@ def test_a_run_with_a_finalist_round_gives_random_search_the_same_round(round_ru
               for name, folder in (("searched", "2-finalists"), ("random", "6-random/finalists"))}
     summary = json.loads((out / "summary.json").read_text())
     for name, r in rounds.items():
-        assert r["k"] == 3 and r["evaluator"] == "short" and len(r["finalists"]) == 3  # the default evaluator
+        assert r["k"] == 3 and r["evaluator"] == "short-tse" and len(r["finalists"]) == 3  # the default evaluator
         assert summary["finalists"][name]["finalists"] == r["finalists"]
     # the hierarchy's round is at level 1: three distinct distributions, its winner the one level 2 searches around
     searched = rounds["searched"]
@@ -597,7 +597,7 @@ def test_a_run_with_a_finalist_round_gives_random_search_the_same_round(round_ru
     proc = run_glit("ablate", "demo", "--study", "search", "--out", out, *ROUND_RUN, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     one = json.loads((out / "10-one-level-finalists" / "finalists.json").read_text())
-    assert one["k"] == 3 and one["evaluator"] == "short" and len(one["finalists"]) == 3
+    assert one["k"] == 3 and one["evaluator"] == "short-tse" and len(one["finalists"]) == 3
     assert [f["search"] for f in one["finalists"]] == [str(out / "10-one-level")] * 3
     row = next(r for r in json.loads((out / "ablation-search.json").read_text())["rows"] if r["name"] == "one-level")
     assert row["arch"] == one["winner"]["arch"]
@@ -655,7 +655,7 @@ def test_a_level2_round_on_the_level1_supernet_pools_complete_architectures_of_e
             space_preset("demo", 2, Arch.from_dict(rows[0]["arch"])).to_dict()
     rnd = json.loads((out / "6-random" / "finalists" / "finalists.json").read_text())
     won = json.loads((out / "5-finalists" / "finalists.json").read_text())
-    assert won["k"] == rnd["k"] == 3 and won["evaluator"] == rnd["evaluator"] == "short"
+    assert won["k"] == rnd["k"] == 3 and won["evaluator"] == rnd["evaluator"] == "short-tse"
     # the pool: each search's answer first, then the next best, interleaved; all scored on the level-1 supernet
     assert [f["search"] for f in won["finalists"]] == [str(d) for d in (*searches, searches[0])]
     assert [f["arch"] for f in won["finalists"][:2]] == \
@@ -665,7 +665,7 @@ def test_a_level2_round_on_the_level1_supernet_pools_complete_architectures_of_e
     assert summary["searched"]["arch"] == won["winner"]["arch"]
     assert summary["searched"]["search_score"] == won["winner"]["search_score"]
     n = won["finalists"].index(won["winner"]) + 1  # the closing table names the round's winner
-    assert f"The finalist round after level 2 re-scored 3 architectures of 2 level-2 searches with short: " \
+    assert f"The finalist round after level 2 re-scored 3 architectures of 2 level-2 searches with short-tse: " \
         f"finalist {n} (search score {won['winner']['search_score']:.2f}%) won and was retrained." in proc.stdout
     assert summary["random"]["arch"] == rnd["winner"]["arch"]
     assert summary["finalists"]["searched"]["level"] == 2 and "level" not in summary["finalists"]["random"]

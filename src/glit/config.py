@@ -263,7 +263,7 @@ class SearchConfig:
     # a search re-scored by `finalist_evaluator`, the best winning (0: off, the search's own answer wins). glit run
     # gives it to the level-1 search (the distribution), to random search and, in glit ablate, to one-level search
     finalists: int = key(0, _at_least(0))
-    finalist_evaluator: str = key("short", _one_of(*EVALUATORS))
+    finalist_evaluator: str = key("short-tse", _one_of(*EVALUATORS))
     # glit run: where the hierarchy's round is: 1, on the level-1 search's top distributions (at their level-1
     # details); 2, after level 2, on complete architectures: each level-2 search's answer and best candidates
     # (pooled over the search.level2_topk distributions), and level 1's best-scored distribution goes on unrounded
