@@ -7,7 +7,7 @@ same seed's supernet folder (its config, data and split; the score uses no super
 
     glit rank --supernet runs/cifar-f14/1-supernet --truth bench/truth/cifar-small.jsonl --evaluator short --json \\
         > bench/rank/cifar-small-seed14.json
-    python bench/pool_tse.py bench/claims/cifar/seed14 bench/rank/cifar-small-seed14.json
+    python bench/pool_tse.py bench/claims/cifar/seed14 bench/rank/cifar-small-seed14.json [more rank files]
 
 For each round it prints its finalists' scores, the share of truth architectures each one beats, and a one-sided
 Mann-Whitney U test (scipy) of "the finalists score lower than the uniform draws". It also prints Kendall tau of
@@ -29,10 +29,11 @@ from finalist_round import scores_by_arch  # a sibling benchmark
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("seed_dir", help="a claim seed's folder (its summary.json), e.g. bench/claims/cifar/seed14")
-    ap.add_argument("rank", help="glit rank --evaluator short --json on the same seed's supernet folder")
+    ap.add_argument("rank", nargs="+", help="glit rank --evaluator short --json on the same seed's supernet folder "
+                    "(several files are pooled)")
     args = ap.parse_args()
     summary = json.loads((Path(args.seed_dir) / "summary.json").read_text())
-    truth = scores_by_arch(args.rank, tse=True)
+    truth = {arch: pair for file in args.rank for arch, pair in scores_by_arch(file, tse=True).items()}
     tse = np.array([s for s, _ in truth.values()])
     top1 = np.array([t for _, t in truth.values()])
     tau = stats.kendalltau(tse, top1)
