@@ -44,11 +44,11 @@ def main() -> None:
             print(f"{arm}: the round used {round_.get('evaluator')}, not short-tse; skipped")
             continue
         scores = np.array([f["score"] for f in round_["finalists"]])
-        won = next(f["score"] for f in round_["finalists"] if f["arch"] == summary[arm]["arch"])  # retrained
+        won = next(i for i, f in enumerate(round_["finalists"]) if f["arch"] == summary[arm]["arch"])  # retrained
         beats = [float(np.mean(tse < s)) for s in scores]
         u = stats.mannwhitneyu(scores, tse, alternative="less")
         print(f"{arm}: {len(scores)} finalists, short-tse {scores.min():.3f} to {scores.max():.3f} (median "
-              f"{np.median(scores):.3f}); winner {won:.3f}, above {np.mean(tse < won):.0%} of the truth")
+              f"{np.median(scores):.3f}); winner {scores[won]:.3f}, above {beats[won]:.0%} of the truth")
         print(f"  share of the truth each finalist beats: {', '.join(f'{b:.0%}' for b in beats)}; "
               f"finalists below the truth (Mann-Whitney, one-sided): p = {u.pvalue:.2g}")
 

@@ -82,7 +82,8 @@ def main() -> None:
         t = stats.ttest_ind(test[:, col], calib[:, col], equal_var=False)
         gap = test[:, col].mean() - calib[:, col].mean()
         print(f"level, {what}: test - calib {gap:+.2f} (Welch p = {t.pvalue:.3f})")
-    fit, res = line(calib), residuals(line(calib), test)
+    fit = line(calib)
+    res = residuals(fit, test)
     boot = stats.bootstrap((np.arange(len(calib)), np.arange(len(test))),  # both groups resampled, the line refitted
                            lambda i, j: residuals(line(calib[i.astype(int)]), test[j.astype(int)]).mean(),
                            vectorized=False, paired=False, n_resamples=args.resamples, method="percentile",

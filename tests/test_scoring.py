@@ -55,6 +55,12 @@ def test_every_evaluator_ranks_the_demo_truth(ranked, evaluator):
     if evaluator in ("short", "short-tse"):
         assert "tse" in r  # one run of trainings gives both figures, each architecture's TSE score kept
         assert [q["arch"] for q in r["tse"]["pairs"]] == [q["arch"] for q in r["pairs"]]
+        tse = [q["score"] for q in r["tse"]["pairs"]]
+        # minus one epoch's mean cross-entropy over 10 classes (about ln 10 at the start): negative, and higher for
+        # the lower loss, so the round (the highest score wins) picks the candidate that trained fastest
+        assert all(-10 < s < 0 for s in tse)
+        if evaluator == "short-tse":
+            assert scores == tse
     if evaluator in ("supernet", "finetune", "short"):
         assert all(0 <= s <= 100 for s in scores)
 
