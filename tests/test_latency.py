@@ -10,7 +10,7 @@ import pytest
 
 import glit
 from glit import Family, SearchSpace
-from glit.recipes.latency import build_table, check_table, measure_all, robust_median
+from glit.recipes.latency import build_table, calibration_constant, check_table, measure_all, robust_median
 from glit.search.budget import Budget
 from glit.search.latency import LatencyTable, block_key
 from glit.units import parse_ms
@@ -86,6 +86,20 @@ def test_times_parse_and_timing_is_robust():
     assert measure_all([lambda: calls.append(1)], warmup=2, repeats=5, rounds=3)[0] >= 0 and len(calls) == 17
     assert math.isfinite(measure_all([lambda: None], warmup=0, repeats=1, rounds=1)[0])
     assert robust_median([1.0, 1.1, 0.9, 1.0, 50.0]) == 1.0  # a slow outlier is dropped
+
+
+def test_the_calibration_constant_never_makes_a_prediction_negative(table):
+    """The constant is the median gap between whole and parts, but on a loaded machine (parts timed slower than the
+    whole) it may take off at most half of the fastest member's parts, so every prediction stays positive."""
+    assert calibration_constant([0.3, -0.1, 0.2], 10.0) == 0.2
+    assert calibration_constant([], 10.0) == 0.0
+    assert calibration_constant([-40.0, -30.0, -35.0], 10.0) == -5.0  # a loaded build: clamped
+    lut, _ = table
+    parts = lut.fastest(SPACE) - lut.constant_ms  # the fastest member's parts alone
+    assert lut.constant_ms >= -0.5 * parts
+    loaded = LatencyTable(lut.family, lut.stem_ms, lut.head_ms, lut.blocks,
+                          calibration_constant([-100 * parts] * 3, parts))
+    assert min(loaded.predict(SPACE.sample(random.Random(s))) for s in range(20)) >= 0.5 * parts * (1 - 1e-9) > 0
 
 
 def test_parts_are_timed_in_interleaved_rounds():

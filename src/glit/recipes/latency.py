@@ -109,16 +109,21 @@ def build_table(space: SearchSpace, out: str | Path, device: str = "cpu", batch:
             "calibration": calibration, "configurations": len(configs), "anchor_ms": anchor,
             "seconds": round(time.perf_counter() - start, 1), "space": space.to_dict(),
             "built": datetime.datetime.now().isoformat(timespec="seconds")}
-    # The constant is what end-to-end timing adds to (or saves on) the sum of the parts. On a loaded machine the
-    # parts can be timed slower than the whole, and a large negative constant would predict negative latencies
-    # (an unusable budget): it may take off at most half of the fastest member's parts.
-    constant = max(statistics.median(gaps) if gaps else 0.0, -0.5 * parts.fastest(space))
+    constant = calibration_constant(gaps, parts.fastest(space))
     table = dataclasses.replace(parts, constant_ms=constant, info=info, where=str(out))
     write_json(out, table.to_dict())
     if progress:
         print(f"latency: {len(configs)} block configurations, stem, head and {calibration} architectures end to "
               f"end in {fmt_seconds(info['seconds'])}; table in {out}", flush=True)
     return table
+
+
+def calibration_constant(gaps: list[float], fastest_parts_ms: float) -> float:
+    """What end-to-end timing adds to (or saves on) the sum of the parts: the median of ``gaps`` (measured minus
+    predicted, ms), 0 without calibration architectures. On a loaded machine the parts can be timed slower than the
+    whole, and a large negative constant would predict negative latencies (an unusable budget), so it may take off
+    at most half of the fastest member's parts (``fastest_parts_ms``, the sum of its parts)."""
+    return max(statistics.median(gaps) if gaps else 0.0, -0.5 * fastest_parts_ms)
 
 
 def arch_fns(archs: list[Arch], device: torch.device, batch: int, seed: int = 0) -> list:
