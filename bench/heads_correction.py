@@ -20,13 +20,15 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from pool_tse import global_heads  # a sibling benchmark
+
 CS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 5.0)
 
 
 def load(file: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(global heads, score, retrained top-1) of every pair of a ``glit rank --json`` result."""
     pairs = json.load(open(file))["pairs"]
-    heads = np.array([sum(b["num_global_heads"] for b in p["arch"]["blocks"]) for p in pairs], float)
+    heads = np.array([global_heads(p["arch"]) for p in pairs], float)
     return heads, np.array([p["score"] for p in pairs]), np.array([p["truth_top1"] for p in pairs])
 
 
