@@ -59,6 +59,12 @@ def test_every_evaluator_ranks_the_demo_truth(ranked, evaluator):
         # minus one epoch's mean cross-entropy over 10 classes (about ln 10 at the start): negative, and higher for
         # the lower loss, so the round (the highest score wins) picks the candidate that trained fastest
         assert all(-10 < s < 0 for s in tse)
+        # each step's loss is kept, and one epoch (search.short_epochs, 1) of equal batches (drop_last) averages to
+        # the TSE figure: the same training read step by step, for TSE over part of the run (bench/tse_prefix.py)
+        for q in r["tse"]["pairs"]:
+            steps = q["step_losses"]
+            assert len(steps) > 1 and all(0 < x < 10 for x in steps)
+            assert -sum(steps) / len(steps) == pytest.approx(q["score"], rel=1e-5)
         if evaluator == "short-tse":
             assert scores == tse
     if evaluator in ("supernet", "finetune", "short"):

@@ -103,6 +103,8 @@ def rank(supernet: str | Path, truth_file: str | Path, data_dir: str | None = No
     if hasattr(fitness, "results") and dist.world == 1:  # the short evaluator's other figure, same trainings
         tse = [-fitness.results[t.arch]["train_loss_sum"] for t in held]
         extra["tse"] = judge(held, tse, truths)  # with its pairs: bench/finalist_round.py --tse reads them
+        for pair, t in zip(extra["tse"]["pairs"], held):  # each step's loss: TSE over part of the run (bench/)
+            pair["step_losses"] = fitness.results[t.arch]["step_losses"]
         if subset:
             extra["tse"]["selection"] = selection(tse, truth, subset)
     return {**judge(held, scores, truths), **extra, "skipped": len(truths) - len(held), "supernet": str(file),

@@ -6,7 +6,9 @@
 - ``short-tse``: the training-speed estimate of Ru, Lyle, Schut, Fil, van der Wilk and Gal ("Speedy Performance
   Estimation for Neural Architecture Search", NeurIPS 2021): minus the sum of the training losses over the run (the
   sum over epochs of each epoch's mean loss: every candidate takes the same number of steps, so this orders them as
-  the sum over steps does). A model that learns faster early scores higher.
+  the sum over steps does). A model that learns faster early scores higher. Each step's loss is kept too
+  (``step_losses``), so that TSE over a part of the run can be read from the same training (``glit rank --json``
+  writes them into the TSE pairs; ``bench/tse_prefix.py``).
 
 It costs k epochs of training per candidate, and uses no supernet.
 """
@@ -54,9 +56,9 @@ class ShortFitness:
         optimizer = make_optimizer(model, o)
         step = Step(o, cfg.aug, self.data.num_classes, cfg.seed)
         one = Dist(device=self.search.device)  # each rank trains its own candidates alone
-        losses = [train_one_epoch(model, loader, optimizer, e, step, one, desc="short")["loss"]
-                  for e in range(o.epochs)]
-        self.results[arch] = {"top1": top1(model, self.search, o.amp), "train_loss_sum": sum(losses)}
+        epochs = [train_one_epoch(model, loader, optimizer, e, step, one, desc="short") for e in range(o.epochs)]
+        self.results[arch] = {"top1": top1(model, self.search, o.amp), "train_loss_sum": sum(e["loss"] for e in epochs),
+                              "step_losses": [x for e in epochs for x in e["step_losses"]]}
         return self.results[arch]
 
     def __call__(self, archs: list[Arch]) -> list[float]:

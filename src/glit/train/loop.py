@@ -90,11 +90,12 @@ def autocast(device: torch.device, amp: str):
 
 def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, epoch: int, step: Step,
                     dist: Dist, desc: str = "train") -> dict:
-    """One pass over ``loader``. Returns the epoch's mean loss, last lr, images/s and the paths it trained."""
+    """One pass over ``loader``. Returns the epoch's mean loss, last lr, images/s, the paths it trained and each
+    step's loss (``step_losses``, this rank's; kept on the device and read once at the end, so no extra sync)."""
     model.train()
     loader.sampler.set_epoch(epoch)
     steps = len(loader)
-    total_loss, seen, archs = 0.0, 0, []
+    total_loss, seen, archs, step_losses = 0.0, 0, [], []
     window, window_seen = torch.zeros((), dtype=torch.float64, device=dist.device), 0  # losses since the last sync
     start = time.perf_counter()
     bar = tqdm(loader, desc=f"{desc} epoch {epoch + 1}/{step.optim.epochs}", leave=False,
@@ -108,7 +109,9 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
         x, y = x.to(dist.device, non_blocking=True), y.to(dist.device, non_blocking=True)
         mix_rng = torch.Generator().manual_seed(hash((step.seed, global_step, dist.rank)) & (2**63 - 1))
         x, targets = mix_batch(x, y, step.num_classes, step.aug, mix_rng)
-        window += step(model, optimizer, x, targets, arch).double() * x.shape[0]
+        loss = step(model, optimizer, x, targets, arch)
+        step_losses.append(loss)
+        window += loss.double() * x.shape[0]
         window_seen += x.shape[0]
         if (i + 1) % SYNC_EVERY == 0 or i + 1 == steps:  # one host sync per SYNC_EVERY steps, and at the epoch's end
             value = window.item()
@@ -125,7 +128,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
     elapsed = time.perf_counter() - start
     total_loss, seen = all_sum([total_loss, seen], dist)
     return {"loss": total_loss / max(seen, 1), "lr": lr, "images_per_s": seen / elapsed, "seconds": elapsed,
-            "archs": archs}
+            "archs": archs, "step_losses": torch.stack(step_losses).float().tolist() if step_losses else []}
 
 
 @torch.no_grad()
