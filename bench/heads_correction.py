@@ -20,16 +20,17 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from pool_tse import global_heads  # a sibling benchmark
+from finalist_round import scores_by_arch  # sibling benchmarks
+from pool_tse import global_heads
 
 CS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 5.0)
 
 
 def load(file: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(global heads, score, retrained top-1) of every pair of a ``glit rank --json`` result."""
-    pairs = json.load(open(file))["pairs"]
-    heads = np.array([global_heads(p["arch"]) for p in pairs], float)
-    return heads, np.array([p["score"] for p in pairs]), np.array([p["truth_top1"] for p in pairs])
+    """(global heads, score, retrained top-1) of every architecture of a ``glit rank --json`` result."""
+    pairs = scores_by_arch(file)
+    heads = np.array([global_heads(json.loads(arch)) for arch in pairs], float)
+    return heads, np.array([s for s, _ in pairs.values()]), np.array([t for _, t in pairs.values()])
 
 
 def residual(y: np.ndarray, x: np.ndarray) -> np.ndarray:
