@@ -198,6 +198,13 @@ class SupernetConfig:
     # (weight sharing, SPEC 1.3); "per_heads", one module per number of local heads in each block (few-shot: paths
     # with different numbers of local heads share no local weights; same MACs, more parameters)
     local_weights: str = key("shared", _one_of("shared", "per_heads"))
+    # landmark regularisation (glit.train.landmarks; Yu et al., CVPR 2021): a truth.jsonl whose architectures are
+    # ranked against each other every `landmark_every` steps by a hinge on their losses on the step's batch,
+    # weighted `landmark_weight`, with margin `landmark_margin` (cross-entropy units). None: off
+    landmarks: str | None = None
+    landmark_every: int = key(4, _at_least(1))
+    landmark_weight: float = key(1.0, _positive())
+    landmark_margin: float = key(0.1, _at_least(0))
 
 
 @dataclass

@@ -37,6 +37,7 @@ from glit.train.bn import recalibrate_bn
 from glit.train.checkpoint import expect_kind, load_checkpoint, load_weights
 from glit.train.dist import init_distributed
 from glit.train.fit import fit
+from glit.train.landmarks import Landmarks, WithLandmarks, read_landmarks
 from glit.train.loop import Step, autocast, evaluate
 from glit.train.optim import describe_length, element_masked_step, element_step, masked_step, path_step, sized
 
@@ -52,21 +53,32 @@ class SupernetStep(Step):
     ``distill`` the others learn its soft predictions). ``masked``: AdamW touches only the path's elements, so the
     weights, moments and decay of everything off the path stay as they were (``supernet.masked_update``);
     ``element_counts``: and each element's bias correction counts its own updates (``supernet.adam_step``).
+    ``landmarks``: on the steps it names, a pair of landmarks is ranked on the same batch as well
+    (``glit.train.landmarks``), and the update covers their paths too.
     """
 
     sample: Callable[[int], Arch | list[Arch]]
     masked: bool = True
     element_counts: bool = False
     distill: bool = False
+    landmarks: Landmarks | None = None
+    landmark_weight: float = 1.0
+    landmark_margin: float = 0.1
 
-    def path(self, global_step: int) -> Arch | list[Arch]:
-        return self.sample(global_step)
+    def path(self, global_step: int) -> Arch | list[Arch] | WithLandmarks:
+        path = self.sample(global_step)
+        pair = self.landmarks.pair(global_step) if self.landmarks else None
+        return WithLandmarks(path, *pair) if pair else path
 
     def __call__(self, model: Supernet, optimizer: torch.optim.Optimizer, x: Tensor, targets: Tensor,
-                 path: Arch | list[Arch]) -> Tensor:
+                 path: Arch | list[Arch] | WithLandmarks) -> Tensor:
         # 1. the step's paths
+        pair = None
+        if isinstance(path, WithLandmarks):
+            path, pair = path.path, (path.better, path.worse)
         paths = path if isinstance(path, list) else [path]
-        single = len(paths) == 1
+        labels = targets
+        single = len(paths) == 1 and pair is None
         # the path's slices of each weight, for the sliced gradient sync and the per-tensor masked update only
         needs_views = single and (self.sync is not None or (self.masked and not self.element_counts))
         views = model.path_views(paths[0]) if needs_views else None
@@ -78,11 +90,17 @@ class SupernetStep(Step):
             loss = soft_target_cross_entropy(logits.float(), targets)
             if k == 0:
                 first = loss.detach()
-                if self.distill and not single:  # in-place distillation: the others learn the largest's output
+                if self.distill and len(paths) > 1:  # in-place distillation: the others learn the largest's output
                     targets = F.softmax(logits.detach().float(), dim=-1)
             # 3. sync: one path's gradients are all-reduced on its elements only, bucketed, during backward
             with self.sync.backward(views) if self.sync and single else nullcontext():
                 (self.scaler.scale(loss) if self.scaler else loss).backward()
+        if pair:  # the landmarks' hinge: the better one's loss below the worse one's by the margin
+            with autocast(x.device, self.optim.amp):
+                better, worse = (soft_target_cross_entropy(model(x, a).float(), labels) for a in pair)
+            hinge = self.landmark_weight * F.relu(self.landmark_margin + better - worse)
+            (self.scaler.scale(hinge) if self.scaler else hinge).backward()
+            paths = [*paths, *pair]
         if self.sync and not single:
             self.sync.all(model)
         self.clip(model, optimizer)
@@ -93,7 +111,7 @@ class SupernetStep(Step):
         elif self.element_counts:
             if single:
                 element_step(optimizer, model.path_views(paths[0], every=True), apply)
-            else:  # the sandwich rule's union of paths
+            else:  # a union of paths: the sandwich rule's, or with a landmark pair
                 element_masked_step(optimizer, union_masks([model.path_masks(p) for p in paths]), apply)
         elif single and self.scaler is None and not optimizer.param_groups[0]["fused"]:
             path_step(optimizer, views, apply)  # in place, the fast way
@@ -170,6 +188,8 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: S
         raise GlitError(f"{out}: holds a run on other data (its split.json differs from this data's); use another "
                         "--out, or the run's data")
     space = space_for_data(space, data.num_classes)
+    s = cfg.supernet
+    landmarks = read_landmarks(s.landmarks, space, cfg.seed, s.landmark_every) if s.landmarks else None
     img = space.family.img_size
     o = sized(o, len(data.fit))
     loader = train_loader(cfg, data.fit, img, o.batch_size // dist.world, dist.rank, dist.world)
@@ -203,9 +223,10 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: S
     if cfg.supernet.under_budget:
         budget = make_budget(cfg, space)
         budget.check_feasible(space)
-    step = partial(SupernetStep, sample=path_sampler(space, cfg.seed, sandwich, budget, cfg.supernet.sampling),
-                   masked=cfg.supernet.masked_update, element_counts=cfg.supernet.adam_step == "element",
-                   distill=cfg.supernet.distill and sandwich > 0)
+    step = partial(SupernetStep, sample=path_sampler(space, cfg.seed, sandwich, budget, s.sampling),
+                   masked=s.masked_update, element_counts=s.adam_step == "element",
+                   distill=s.distill and sandwich > 0, landmarks=landmarks, landmark_weight=s.landmark_weight,
+                   landmark_margin=s.landmark_margin)
     history = fit(supernet, cfg, o, loader, out, dist, step=step, evaluate_fn=score, num_classes=data.num_classes,
                   checkpoint=checkpoint, desc="supernet",
                   payload={"kind": "supernet", "space": space.to_dict(), "split": data.record,
