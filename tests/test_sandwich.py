@@ -59,18 +59,23 @@ def test_one_sandwich_step_is_the_summed_gradient_with_in_place_distillation(toy
     soft = F.softmax(teacher.detach(), dim=-1)
     for path in paths[1:]:
         torch.sum(-soft * F.log_softmax(by_hand(x, path).float(), dim=-1), dim=-1).mean().backward()
+    update_by_hand_and_compare(net, by_hand, opt2, paths, toy_space)
+
+
+def update_by_hand_and_compare(net, by_hand, optimizer, paths, toy_space) -> dict:
+    """Finish a step by hand on ``by_hand`` (its gradients already summed): clip, then AdamW on the union of
+    ``paths``; assert that ``net`` (trained by the loop) matches it and that weights no path uses did not move.
+    Returns ``net``'s state minus that of a fresh toy supernet's, per weight name."""
     torch.nn.utils.clip_grad_norm_(by_hand.parameters(), OPTIM.clip_grad)
     masks = union_masks([by_hand.path_masks(p) for p in paths])
-    masked_step(opt2, masks, opt2.step)
+    masked_step(optimizer, masks, optimizer.step)
     for (name, a), b in zip(net.state_dict().items(), by_hand.state_dict().values()):
         assert torch.allclose(a, b, rtol=0, atol=1e-12), name
-
-    # Weights that no path of the step uses did not move.
     fresh = toy(toy_space)[0].state_dict()
     names = {p: name for name, p in by_hand.named_parameters()}
     for p, mask in masks.items():
-        name = names[p]
-        assert torch.equal(net.state_dict()[name][~mask], fresh[name][~mask]), name
+        assert torch.equal(net.state_dict()[names[p]][~mask], fresh[names[p]][~mask]), names[p]
+    return {name: net.state_dict()[name] - fresh[name] for name in names.values()}
 
 
 def test_without_distillation_every_path_learns_the_labels(toy_space):
