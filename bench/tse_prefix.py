@@ -10,7 +10,8 @@ score its candidates by training. ``glit rank --evaluator short --json`` keeps e
     python bench/tse_prefix.py bench/rank/cifar-confirm-steps.json [more rank files] [--subset 8]
 
 For each fraction it prints Kendall tau (scipy) of minus the summed losses of the first steps against retrained
-top-1, and the selection test's gain of the pick of ``--subset`` over a random pick (``glit.health.metrics``).
+top-1 (then the same for a few windows that skip the epoch's start, as Ru et al.'s TSE-E skips the first epochs),
+and the selection test's gain of the pick of ``--subset`` over a random pick (``glit.health.metrics``).
 Caveat: a prefix of a one-epoch schedule (warm-up, then cosine decay over the epoch) is not a shorter schedule; the
 prefix's learning rates are those of the epoch's start.
 """
@@ -27,6 +28,7 @@ from scipy import stats
 from glit.health.metrics import selection
 
 FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
+WINDOWS = ((1 / 4, 1 / 2), (1 / 2, 1.0), (3 / 4, 1.0))  # parts of the epoch that skip its start
 
 
 def main() -> None:
@@ -45,14 +47,14 @@ def main() -> None:
     steps = min(len(p["step_losses"]) for p in pairs)
     truth = [p["truth_top1"] for p in pairs]
     print(f"{len(pairs)} architectures, {steps} steps each")
-    print("fraction  steps  Kendall tau (p)    selection gain (95% CI)")
-    for f in FRACTIONS:
-        k = max(1, math.ceil(f * steps))
-        tse = [-sum(p["step_losses"][:k]) for p in pairs]
+    print("part of the epoch  steps    Kendall tau (p)    selection gain (95% CI)")
+    for start, end in [(0, f) for f in FRACTIONS] + list(WINDOWS):
+        first, last = math.floor(start * steps), max(1, math.ceil(end * steps))
+        tse = [-sum(p["step_losses"][first:last]) for p in pairs]
         tau = stats.kendalltau(tse, truth)
         sel = selection(tse, truth, args.subset)
         lo, hi = sel["gain_ci95"]
-        print(f"{f:8.3f}  {k:5d}  {tau.statistic:+.2f} ({tau.pvalue:.2g})      "
+        print(f"{start:6.3f} to {end:5.3f}  {first + 1:3d}-{last:<3d}  {tau.statistic:+.2f} ({tau.pvalue:.2g})      "
               f"{sel['gain']:+.2f} ({lo:+.2f} to {hi:+.2f})")
 
 
