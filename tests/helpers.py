@@ -71,6 +71,16 @@ def demo_arch_file(path: Path, seed: int = 0) -> Path:
     return path
 
 
+def demo_landmarks_file(path: Path, n: int = 4, seed: int = 0) -> Path:
+    """A truth file of ``n`` level-2 demo architectures with made-up, distinct top-1 (``supernet.landmarks``)."""
+    from glit.presets import space_preset
+
+    rng = random.Random(seed)
+    rows = [{"arch": space_preset("demo", 2).sample(rng).to_dict(), "seed": 0, "top1": 40.0 + 3 * i} for i in range(n)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
 def read_metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 

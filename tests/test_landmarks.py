@@ -9,13 +9,12 @@ import random
 import torch
 import torch.nn.functional as F
 
-from glit import SearchSpace
 from glit.recipes.train_supernet import SupernetStep, union_masks
 from glit.train.dist import Dist
 from glit.train.landmarks import Landmarks, WithLandmarks
 from glit.train.loop import train_one_epoch
 from glit.train.optim import lr_at, make_optimizer, set_lr
-from helpers import SMALL_SUPERNET, assert_one_line_error, load_ckpt, read_metrics, run_glit
+from helpers import SMALL_SUPERNET, assert_one_line_error, demo_landmarks_file, load_ckpt, read_metrics, run_glit
 from test_sandwich import NO_AUG, OPTIM, OneBatch, toy, update_by_hand_and_compare
 
 
@@ -66,18 +65,11 @@ def test_pairs_depend_only_on_seed_and_step_and_put_the_better_first(toy_space):
     assert [Landmarks(archs, top1, 4, every=2).pair(s) for s in range(40)] != pairs
 
 
-def truth_rows(space: SearchSpace, n: int) -> list[dict]:
-    rng = random.Random(0)
-    return [{"arch": space.sample(rng).to_dict(), "seed": 0, "top1": 40.0 + 3 * i} for i in range(n)]
-
-
 def test_landmarks_train_end_to_end_and_bad_files_are_one_line_errors(tmp_path):
     args = ["train-supernet", "--preset", "demo", "--level", "2", "--epochs", "1", *SMALL_SUPERNET]
     done = run_glit(*args, "--out", tmp_path / "plain")
     assert done.returncode == 0, done.stderr[-3000:]
-    space = SearchSpace.from_dict(json.loads((tmp_path / "plain" / "space.json").read_text()))
-    truth = tmp_path / "truth.jsonl"
-    truth.write_text("".join(json.dumps(r) + "\n" for r in truth_rows(space, 4)))
+    truth = demo_landmarks_file(tmp_path / "truth.jsonl")
 
     done = run_glit(*args, "--set", f"supernet.landmarks={truth}", "--set", "supernet.landmark_every=1",
                     "--out", tmp_path / "marks")
@@ -89,15 +81,14 @@ def test_landmarks_train_end_to_end_and_bad_files_are_one_line_errors(tmp_path):
 
     missing = run_glit(*args, "--set", f"supernet.landmarks={tmp_path / 'nope.jsonl'}", "--out", tmp_path / "bad1")
     assert_one_line_error(missing, "supernet.landmarks", "nope.jsonl")
-    one = tmp_path / "one.jsonl"
-    one.write_text(json.dumps(truth_rows(space, 1)[0]) + "\n")
+    one = demo_landmarks_file(tmp_path / "one.jsonl", n=1)
     assert_one_line_error(run_glit(*args, "--set", f"supernet.landmarks={one}", "--out", tmp_path / "bad2"),
                           "supernet.landmarks", "one.jsonl", "two architectures")
-    other = tmp_path / "other.jsonl"
-    row = truth_rows(space, 2)
-    for block in row[0]["arch"]["blocks"]:
+    other = demo_landmarks_file(tmp_path / "other.jsonl", n=2)
+    rows = [json.loads(line) for line in other.read_text().splitlines()]
+    for block in rows[0]["arch"]["blocks"]:
         block["mlp_ratio"] = 5  # the demo space allows 2, 4 and 6
-    other.write_text("".join(json.dumps(r) + "\n" for r in row))
+    other.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert_one_line_error(run_glit(*args, "--set", f"supernet.landmarks={other}", "--out", tmp_path / "bad3"),
                           "supernet.landmarks", "other.jsonl", "outside")
     for bad in ("bad1", "bad2", "bad3"):  # nothing written: the file is read before the folder is touched

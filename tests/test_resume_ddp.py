@@ -17,6 +17,7 @@ from helpers import (
     assert_identical,
     cli_env,
     demo_arch_file,
+    demo_landmarks_file,
     kill_when_exists,
     load_ckpt,
     read_metrics,
@@ -60,7 +61,9 @@ def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, command)
                 "--set", "supernet.optim.drop_path=0.1"]
         if command == "train-supernet-options":  # per-element AdamW counts, paths balanced over the global heads and
             args += ["--set", "supernet.adam_step=element", "--set", "supernet.sampling=heads",  # under the budget,
-                     "--set", "supernet.under_budget=true", "--set", "supernet.local_weights=per_heads"]  # few-shot
+                     "--set", "supernet.under_budget=true", "--set", "supernet.local_weights=per_heads",  # few-shot,
+                     "--set", f"supernet.landmarks={demo_landmarks_file(tmp_path / 'marks.jsonl')}",  # landmarks
+                     "--set", "supernet.landmark_every=2"]
     args += ["--set", "aug.crop=pad"]
     args += ["--epochs", epochs]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
@@ -79,12 +82,15 @@ def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, command)
     assert len(read_metrics(killed)) == epochs
 
 
-@pytest.mark.parametrize("adam_step", ["tensor", "element"])
+@pytest.mark.parametrize("adam_step", ["tensor", "element", "element+landmarks"])
 def test_ddp_supernet_ranks_train_the_same_paths_and_end_equal(tmp_path, adam_step):
     """Every rank samples the same path at every step (the 1-process sequence), and the ranks' supernets, BatchNorm
-    statistics included, are identical at the end."""
+    statistics included, are identical at the end; with landmarks, the same pairs too (they are in the paths)."""
     args = ["train-supernet", "--preset", "demo", "--level", "2", "--epochs", "1", *SMALL_SUPERNET,
-            "--set", f"supernet.adam_step={adam_step}"]
+            "--set", f"supernet.adam_step={adam_step.split('+')[0]}"]
+    if adam_step.endswith("landmarks"):
+        args += ["--set", f"supernet.landmarks={demo_landmarks_file(tmp_path / 'marks.jsonl')}",
+                 "--set", "supernet.landmark_every=2"]
     ddp, one = tmp_path / "ddp", tmp_path / "one"
     two = torchrun(WORKER, *args, "--out", ddp, env=cli_env(GLIT_TEST_WEIGHTS=str(tmp_path / "w2")))
     assert two.returncode == 0, two.stderr[-3000:]
