@@ -5,9 +5,9 @@ score a whole level-1 search. If the sum over the first fraction of the steps ra
 score its candidates by training. ``glit rank --evaluator short --json`` keeps each step's loss in its TSE pairs
 (``step_losses``), so one run of trainings gives every prefix:
 
-    glit rank --supernet runs/cifar-f14/1-supernet --truth bench/truth/cifar-confirm.jsonl --evaluator short \\
-        --json > bench/rank/cifar-confirm-steps.json
-    python bench/tse_prefix.py bench/rank/cifar-confirm-steps.json [more rank files] [--subset 8]
+    glit rank --supernet runs/cifar-f16/1-supernet --truth bench/truth/cifar-confirm.jsonl --evaluator short \\
+        --json > bench/rank/cifar-confirm-steps-seed16.json
+    python bench/tse_prefix.py bench/rank/cifar-confirm-steps-seed16.json [more rank files] [--subset 8]
 
 For each fraction it prints Kendall tau (scipy) of minus the summed losses of the first steps against retrained
 top-1 (then the same for a few windows that skip the epoch's start, as Ru et al.'s TSE-E skips the first epochs),
