@@ -168,8 +168,9 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: S
     if space is None:
         space = space_preset(cfg.preset, cfg.level, cfg.distribution, cfg.search.level2_space,
                              cfg.search.local_ops)
-    o = cfg.supernet.optim if optim is None else optim
-    warm_start = cfg.supernet.warm_start if warm_start is None else warm_start
+    s = cfg.supernet
+    o = s.optim if optim is None else optim
+    warm_start = s.warm_start if warm_start is None else warm_start
     stage = {"space": space.to_dict(), "epochs": o.epochs, "images": o.images}
     dist = init_distributed(cfg.device)
     resume_from = prepare_out(out, cfg, resume, dist, command="glit train-supernet", stage=stage)
@@ -188,7 +189,6 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: S
         raise GlitError(f"{out}: holds a run on other data (its split.json differs from this data's); use another "
                         "--out, or the run's data")
     space = space_for_data(space, data.num_classes)
-    s = cfg.supernet
     landmarks = read_landmarks(s.landmarks, space, cfg.seed, s.landmark_every) if s.landmarks else None
     img = space.family.img_size
     o = sized(o, len(data.fit))
@@ -199,15 +199,15 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: S
     calib = eval_loader(cfg, data.fit, img, o.batch_size)  # the same batches on every rank
 
     supernet = Supernet(space, drop_path=o.drop_path, generator=init_generator(cfg.seed),
-                        local_weights=cfg.supernet.local_weights).to(dist.device)
+                        local_weights=s.local_weights).to(dist.device)
     eval_rng = random.Random(f"eval-archs:{cfg.seed}")
-    eval_archs = [space.sample(eval_rng) for _ in range(cfg.supernet.eval_archs)]
+    eval_archs = [space.sample(eval_rng) for _ in range(s.eval_archs)]
 
     def score(model):
         """Top-1 on the search split of a few fixed paths, each after BatchNorm recalibration."""
         top1 = []
         for arch in eval_archs:
-            batches = (x.to(dist.device) for x, _ in _take(calib, cfg.supernet.bn_batches))
+            batches = (x.to(dist.device) for x, _ in _take(calib, s.bn_batches))
             recalibrate_bn(model, arch, batches)
             top1.append(evaluate(model, search, dist, arch, o.amp, desc="score")["top1"])
         return {"top1": sum(top1) / max(len(top1), 1), "top1_paths": top1}
@@ -218,9 +218,9 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: S
     if dist.main:
         write_json(out / "space.json", space.to_dict())
         write_json(out / "split.json", data.record)
-    sandwich = cfg.supernet.sandwich
+    sandwich = s.sandwich
     budget = None
-    if cfg.supernet.under_budget:
+    if s.under_budget:
         budget = make_budget(cfg, space)
         budget.check_feasible(space)
     step = partial(SupernetStep, sample=path_sampler(space, cfg.seed, sandwich, budget, s.sampling),
@@ -230,7 +230,7 @@ def train_supernet(cfg: Config, out: str | Path, resume: bool = False, shared: S
     history = fit(supernet, cfg, o, loader, out, dist, step=step, evaluate_fn=score, num_classes=data.num_classes,
                   checkpoint=checkpoint, desc="supernet",
                   payload={"kind": "supernet", "space": space.to_dict(), "split": data.record,
-                           "local_weights": cfg.supernet.local_weights})
+                           "local_weights": s.local_weights})
     return {"out": str(out), "space": space, "metrics": history[-1] if history else {}}
 
 

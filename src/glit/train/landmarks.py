@@ -40,8 +40,8 @@ class WithLandmarks:
 
 @dataclass(frozen=True)
 class Landmarks:
-    """Architectures and their known top-1; ``pair(step)`` draws the pair of a global step (or None off the steps
-    that rank one)."""
+    """Architectures and their known top-1; ``pair(step)`` draws the pair of a global step, better first (None off
+    the steps that rank one, and when the two drawn have the same top-1: a tie has no order to teach)."""
 
     archs: tuple[Arch, ...]
     top1: tuple[float, ...]
